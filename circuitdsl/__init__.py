@@ -1,0 +1,9 @@
+"""circuitdsl: state a circuit in a neural network, and have the machine check it.
+
+The pipeline, one module per pass::
+
+    .circ text --parse--> AST --resolve--> typed AST --compile--> Circuit (ir.py)
+    Circuit + model adapter --bind--> BoundCircuit --check--> Report --render--> DOT/SVG/HTML
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,104 @@
+"""The registry of claim kinds: which statistics each one measures and its default verdict.
+
+Resolve uses it to validate `threshold` lines and per-claim `( ... )` options; compile
+uses it to give every claim its effective thresholds; the checker computes the
+statistics named here. docs/claims.md documents the formulas.
+
+A threshold line names the claim by the word a spec uses for it (`threshold excites
+z >= 1.5`), so a researcher never needs to know the internal kind names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from circuitdsl.ir import Threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The statistics a group of claims reports and the default thresholds on them."""
+
+    word: str  # how specs refer to this rule in `threshold WORD stat op value`
+    stats: tuple[str, ...]  # every statistic the checker reports for such a claim
+    defaults: tuple[Threshold, ...]
+    summary: str
+
+
+def _t(stat: str, op: str, value: float) -> Threshold:
+    return Threshold(stat, op, value)
+
+
+RULES: dict[str, Rule] = {
+    r.word: r
+    for r in (
+        Rule("excites", ("z", "total"), (_t("z", ">=", 1.0),),
+             "the weight sum is at least 1 RMS of all inputs into the target above zero"),
+        Rule("inhibits", ("z", "total"), (_t("z", "<=", -1.0),),
+             "the weight sum is at least 1 RMS of all inputs into the target below zero"),
+        Rule("weak", ("abs_z", "total"), (_t("abs_z", "<=", 0.5),),
+             "the weight sum is within half an RMS of zero"),
+        Rule("strongest", ("margin", "share"), (_t("margin", ">", 0.0),),
+             "the region's mean weight exceeds every other region's"),
+        Rule("among", ("rank", "strength"), (),
+             "the source ranks among the top k inputs (k from the claim)"),
+        Rule("stronger", ("ratio",), (_t("ratio", ">=", 1.0),),
+             "the first connection's kernel norm is at least the second's"),
+        Rule("along", ("correlation",), (_t("correlation", ">=", 0.3),),
+             "the kernel correlates with the oriented line/arc template"),
+        Rule("equivariant", ("correlation", "pairs"), (_t("correlation", ">=", 0.5),),
+             "kernels match after transforming by the parameter difference"),
+        Rule("within", ("fraction",), (_t("fraction", ">=", 1.0),),
+             "this fraction of the channels lies in the branch"),
+        Rule("banded", ("banding",), (_t("banding", ">=", 0.5),),
+             "the share of kernel variance explained by row (column) means"),
+        Rule("responds", ("z", "activation"), (_t("z", ">=", 2.0),),
+             "activation to the stimulus in SDs of the reference distribution"),
+        Rule("prefers", ("preferred", "error"), (),
+             "the preferred parameter lies within the stated tolerance"),
+        Rule("echo", ("echo_ratio",), (_t("echo_ratio", "<=", 0.1),),
+             "response at the opposite orientation relative to the peak"),
+        Rule("invariant", ("cv",), (_t("cv", "<=", 0.25),),
+             "coefficient of variation of the response across variants"),
+        Rule("predict", ("change",), (),
+             "the measured change has the predicted direction"),
+    )
+}
+
+NAMED_REGIONS = (
+    "top", "bottom", "left", "right", "center",
+    "top_left", "top_right", "bottom_left", "bottom_right",
+)
+TRANSFORMS = ("rotation", "reflection", "scale")
+ACTIVATION_RULE_WORDS = {"responds": "responds", "prefers": "prefers",
+                         "no_echo": "echo", "invariant": "invariant"}
+
+
+def rule_word(kind: str, args: dict[str, object]) -> str:
+    """The registry word governing a claim of `kind` with `args`."""
+    if kind in ("sign", "region", "union"):
+        return str(args["sign"])
+    return {
+        "shape": "along",
+        "strongest": "strongest",
+        "rank": "among",
+        "compare": "stronger",
+        "equivariance": "equivariant",
+        "within": "within",
+        "banding": "banded",
+        "prediction": "predict",
+    }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
+
+
+def effective_thresholds(
+    word: str,
+    spec_level: dict[str, tuple[Threshold, ...]],
+    own: tuple[Threshold, ...],
+    extra: tuple[Threshold, ...] = (),
+) -> tuple[Threshold, ...]:
+    """Registry defaults, overridden stat by stat by the spec, then by the claim."""
+    by_stat: dict[str, Threshold] = {t.stat: t for t in RULES[word].defaults}
+    by_stat.update({t.stat: t for t in extra})
+    by_stat.update({t.stat: t for t in spec_level.get(word, ())})
+    by_stat.update({t.stat: t for t in own})
+    return tuple(by_stat.values())

@@ -1,0 +1,197 @@
+"""Source spans, the one `Diagnostic` type, its code registry, and rendering.
+
+Every user-facing error in circuitdsl -- a syntax error, an unknown layer, a corrupt
+weight file -- is a `Diagnostic`. Passes collect them and raise `DiagnosticError`
+once at the end of the pass; the CLI renders them like a compiler and exits 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """A region of a source file: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    @property
+    def location(self) -> str:
+        """`file:line`, the form used in reports."""
+        return f"{self.file}:{self.line}"
+
+    def to_json(self) -> list[object]:
+        return [self.file, self.line, self.col, self.end_line, self.end_col]
+
+    @classmethod
+    def from_json(cls, data: Sequence[object]) -> Span:
+        file, line, col, end_line, end_col = data
+        return cls(str(file), int(line), int(col), int(end_line), int(end_col))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """A registered diagnostic code with a one-line summary (documented in docs/errors.md)."""
+
+    code: str
+    name: str
+    summary: str
+
+
+# The registry. Codes are stable: tests and docs/errors.md refer to them.
+CODES: dict[str, ErrorCode] = {}
+
+
+def _code(code: str, name: str, summary: str) -> str:
+    CODES[code] = ErrorCode(code, name, summary)
+    return code
+
+
+# Input and syntax (E0xx)
+E_NOT_UTF8 = _code("E001", "not-utf8", "the file is not valid UTF-8 text")
+E_EMPTY = _code("E002", "empty-spec", "the spec contains no statements")
+E_FILE = _code("E003", "file-not-found", "a spec or imported file cannot be read")
+E_SYNTAX = _code("E010", "syntax", "the text does not follow the grammar")
+E_UNEXPECTED_CHAR = _code("E011", "unexpected-character", "a character that starts no token")
+E_UNCLOSED = _code("E012", "unclosed", "a string or brace is not closed")
+# Names and types (E1xx)
+E_UNKNOWN_NAME = _code("E100", "unknown-name", "a feature, family or variable is not defined")
+E_DUPLICATE = _code("E101", "duplicate-name", "a name is defined twice")
+E_PARAM_TYPE = _code("E102", "parameter-type", "a family parameter has a value of the wrong type")
+E_PARAM_ARITY = _code("E103", "parameter-count", "a family member gives the wrong number of values")
+E_UNKNOWN_PARAM = _code("E104", "unknown-parameter", "a family has no parameter of that name")
+E_IMPORT_CYCLE = _code("E105", "import-cycle", "files import each other in a cycle")
+E_UNKNOWN_STAT = _code("E106", "unknown-statistic", "a threshold names a statistic the claim lacks")
+E_DUPLICATE_CLAIM = _code("E107", "duplicate-claim", "two claims have the same id")
+E_BAD_VALUE = _code("E108", "bad-value", "a value is out of its allowed range")
+E_TYPE = _code("E109", "type-mismatch", "an expression combines values of incompatible types")
+E_DUPLICATE_CHANNEL = _code("E110", "duplicate-channel", "a family lists a channel twice")
+E_NOT_A_FAMILY = _code("E111", "not-a-family", "a name used as a family is a single feature")
+E_SELF_CLAIM = _code("E112", "self-claim", "a claim connects a feature to itself")
+# Models and binding (E2xx)
+E_UNKNOWN_MODEL = _code("E200", "unknown-model", "the model name is not known")
+E_UNKNOWN_LAYER = _code("E201", "unknown-layer", "the model has no layer of that name")
+E_CHANNEL_RANGE = _code("E202", "channel-out-of-range", "a channel index exceeds the layer size")
+E_NOT_UPSTREAM = _code("E203", "not-upstream", "a claim's source layer does not feed its target")
+E_WEIGHTS_MISSING = _code("E210", "weights-missing", "no weight file was given or found")
+E_WEIGHTS_CORRUPT = _code("E211", "weights-corrupt", "the weight file cannot be read")
+E_WEIGHTS_MISMATCH = _code("E212", "weights-mismatch", "the weight file does not fit the model")
+E_WEIGHTS_UNSAFE = _code("E213", "weights-unsafe", "the file would execute code to load")
+E_MODEL_FACTORY = _code("E214", "model-factory", "a model factory cannot be imported or called")
+E_NO_MODEL = _code("E215", "no-model", "the spec names no model and none was given")
+E_NOT_SUPPORTED = _code("E216", "not-supported", "the model cannot measure this claim")
+# Command line and output (E3xx)
+E_USAGE = _code("E300", "usage", "command-line arguments are wrong")
+E_OUTPUT = _code("E301", "output", "an output file cannot be written")
+E_GRAPHVIZ = _code("E302", "graphviz-missing", "Graphviz's `dot` program is not installed")
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem, with where it is and what to do about it."""
+
+    code: str
+    message: str
+    span: Span | None = None
+    help: str | None = None
+    severity: str = "error"
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unregistered diagnostic code {self.code!r}")
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        if self.span is None:
+            return ("", 0, 0, self.code)
+        return (self.span.file, self.span.line, self.span.col, self.code)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "name": CODES[self.code].name,
+            "severity": self.severity,
+            "message": self.message,
+            "span": self.span.to_json() if self.span else None,
+            "help": self.help,
+        }
+
+
+class DiagnosticError(Exception):
+    """Raised by a pass that found problems; carries every diagnostic it collected."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(
+            sorted(diagnostics, key=Diagnostic.sort_key)
+        )
+        super().__init__("\n".join(d.message for d in self.diagnostics))
+
+
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:
+    """A `help:` text suggesting the closest candidates to `word`, or None."""
+    pool = sorted(set(candidates))
+    close = difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        close = [lowered[c] for c in difflib.get_close_matches(word.lower(), lowered, n=n)]
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+
+
+def _use_colour(stream: object) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+def render(
+    diagnostics: Iterable[Diagnostic],
+    sources: Mapping[str, str] | None = None,
+    *,
+    colour: bool | None = None,
+) -> str:
+    """Render diagnostics like a compiler: location, message, source line, caret, help."""
+    sources = sources or {}
+    colour = _use_colour(sys.stderr) if colour is None else colour
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+    blocks = []
+    for diag in diagnostics:
+        where = f"{diag.span}: " if diag.span else ""
+        head = f"{where}{paint(diag.severity + '[' + diag.code + ']', '1;31')}: {diag.message}"
+        lines = [head]
+        if diag.span and diag.span.file in sources:
+            source_lines = sources[diag.span.file].splitlines()
+            if 1 <= diag.span.line <= len(source_lines):
+                text = source_lines[diag.span.line - 1].expandtabs(1)
+                gutter = str(diag.span.line)
+                pad = " " * len(gutter)
+                width = (
+                    diag.span.end_col - diag.span.col
+                    if diag.span.end_line == diag.span.line
+                    else len(text) - diag.span.col + 1
+                )
+                caret = "^" + "~" * max(0, width - 1)
+                lines += [
+                    f"{pad} |",
+                    f"{gutter} | {text}",
+                    f"{pad} | {' ' * (diag.span.col - 1)}{paint(caret, '1;31')}",
+                ]
+        lines += [f"  note: {note}" for note in diag.notes]
+        if diag.help:
+            lines.append(f"  {paint('help', '1;36')}: {diag.help}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
