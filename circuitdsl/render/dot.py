@@ -541,7 +541,7 @@ class _DotWriter:
             rows.append(f'<TR><TD><FONT POINT-SIZE="9"><I>{_h(feat.label)}</I></FONT></TD></TR>')
         label = (
             '<<TABLE BORDER="1" COLOR="#555555" STYLE="rounded" CELLBORDER="0" CELLSPACING="0" '
-            'CELLPADDING="2" BGCOLOR="#fafafa">' + "".join(rows) + "</TABLE>>"
+            'CELLPADDING="3" BGCOLOR="#fafafa">' + "".join(rows) + "</TABLE>>"
         )
         attrs = [("label", label), ("tooltip", f"{feat.name} = {feat.ref}")]
         return f"    {_q('f:' + feat.name)} {_attrs(attrs)};"
