@@ -239,7 +239,8 @@ def _claim_line(claim: Claim, result: ClaimResult | None, *, phrase: str | None 
     glyph = STATUS_GLYPH.get(result.status, "?")
     colour = STATUS_COLOR.get(result.status, NEUTRAL_COLOR)
     tail = f" ({_h(stat)})" if stat else ""
-    return f'<FONT COLOR="{colour}">{glyph}</FONT> {text}{tail}'
+    # A non-breaking space: Graphviz drops a plain one after a font change.
+    return f'<FONT COLOR="{colour}">{glyph}</FONT>&#160;{text}{tail}'
 
 
 def _strength(results: Sequence[ClaimResult]) -> float | None:

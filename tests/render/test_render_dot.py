@@ -185,11 +185,11 @@ def test_failing_claims_are_marked(car: Circuit, car_checked: Report) -> None:
     dot = to_dot(car, car_checked)
     wheels = _edge_line(dot, "wheels", "car")
     assert 'style="dashed"' in wheels
-    assert "✗</FONT> inhibits at top (z=0.4)" in wheels
-    assert "✓</FONT> excites at bottom (z=2.9)" in wheels
+    assert "✗</FONT>&#160;inhibits at top (z=0.4)" in wheels
+    assert "✓</FONT>&#160;excites at bottom (z=2.9)" in wheels
     windows = _edge_line(dot, "windows", "car")
     assert 'style="dashed"' not in windows
-    assert "✓</FONT> excites at top (z=2.41)" in windows
+    assert "✓</FONT>&#160;excites at top (z=2.41)" in windows
     assert "7 ✓" in dot and "1 ✗" in dot  # the summary in the title
 
 
@@ -205,7 +205,7 @@ def test_width_follows_measured_strength(car: Circuit, car_checked: Report) -> N
 
 def test_all_passing_report_has_no_dashed_edges(car: Circuit) -> None:
     dot = to_dot(car, car_report(fail_wheels_top=False))
-    assert 'style="dashed"' not in dot and "✗</FONT> " not in dot
+    assert 'style="dashed"' not in dot and "✗</FONT>&#160;" not in dot
 
 
 # ---- families -----------------------------------------------------------------------
