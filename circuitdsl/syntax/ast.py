@@ -7,7 +7,6 @@ later (resolve.py) on these nodes, never inside Lark callbacks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from circuitdsl.diagnostics import Span
 
@@ -70,7 +69,7 @@ class Binary:
     span: Span
 
 
-Expr = Union[Literal, Var, Attr, Call, Unary, Binary]
+Expr = Literal | Var | Attr | Call | Unary | Binary
 
 # ---- declarations ----------------------------------------------------------
 
@@ -231,7 +230,7 @@ class EquivarianceBody:
     span: Span
 
 
-ClaimBody = Union[SignBody, RegionBody, StrongestBody, RankBody, ShapeBody, EquivarianceBody]
+ClaimBody = SignBody | RegionBody | StrongestBody | RankBody | ShapeBody | EquivarianceBody
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,22 +358,22 @@ class PredictStmt:
     span: Span
 
 
-Statement = Union[
-    CircuitDecl,
-    CiteDecl,
-    ModelDecl,
-    ImportDecl,
-    ThresholdDecl,
-    FeatureDecl,
-    FamilyDecl,
-    ClaimStmt,
-    CompareStmt,
-    WithinStmt,
-    BandingStmt,
-    ForStmt,
-    ExpectStmt,
-    PredictStmt,
-]
+Statement = (
+    CircuitDecl
+    | CiteDecl
+    | ModelDecl
+    | ImportDecl
+    | ThresholdDecl
+    | FeatureDecl
+    | FamilyDecl
+    | ClaimStmt
+    | CompareStmt
+    | WithinStmt
+    | BandingStmt
+    | ForStmt
+    | ExpectStmt
+    | PredictStmt
+)
 
 
 @dataclass(frozen=True, slots=True)
