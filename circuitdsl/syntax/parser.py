@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
@@ -577,25 +577,29 @@ def _hint(token: Token, expected: set[str], err: UnexpectedToken) -> str | None:
         guess = d.did_you_mean(text, kw_expected)
         if guess:
             return guess
-    previous = getattr(err, "interactive_parser", None)
-    prev_token = None
-    if previous is not None:
-        stack = previous.parser_state.value_stack
-        prev_token = stack[-1] if stack and isinstance(stack[-1], Token) else None
-    if (
-        prev_token is not None
-        and prev_token.type == "NAME"
-        and len(previous.parser_state.value_stack) == 1
-    ):
-        guess = d.did_you_mean(str(prev_token), _STATEMENT_KEYWORDS)
+    previous = _previous_token(err)
+    statement_start = expected <= {"ARROW", "WITHIN", "LSQB"}
+    if statement_start and previous is not None and previous.type == "NAME":
+        guess = d.did_you_mean(str(previous), _STATEMENT_KEYWORDS)
         if guess:
-            return f"`{prev_token}` does not start a statement; {guess}"
-    if expected == {"COLON"} or (
-        "COLON" in expected and "ARROW" not in expected and token.type in keywords()
-    ):
-        return "a claim needs a colon after its target: `a -> b : excites`"
+            return f"`{previous}` does not start a statement; {guess}"
+    claim_words = {"excites", "inhibits", "weak", "among", "strongest", "equivariant"}
+    if "COLON" in expected and text in claim_words:
+        return f"a claim needs a colon after its target: `a -> b : {text} ...`"
     if "ARROW" in expected and token.type in ("COLON",):
         return "name the target of the claim: `a -> b : excites`"
     if token.type == "NUMBER" and "ANGLE" in expected:
         return f"angles carry a unit: write `{text}deg`"
     return None
+
+
+def _previous_token(err: UnexpectedToken) -> Token | None:
+    """The token just before the error, if the parser state still holds it."""
+    state = getattr(err, "interactive_parser", None)
+    if state is None:
+        return None
+    stack = state.parser_state.value_stack
+    node = stack[-1] if stack else None
+    while isinstance(node, Tree) and node.children:  # already reduced, e.g. to a `ref`
+        node = node.children[-1]
+    return node if isinstance(node, Token) else None
