@@ -93,11 +93,11 @@ class _Resolver:
                 self.import_into(scope, stmt)
             elif isinstance(stmt, ast.FeatureDecl):
                 feature = self.feature(stmt)
-                if feature and self.declare(scope, stmt.name):
+                if self.declare(scope, stmt.name):
                     scope.features[feature.name] = feature
             elif isinstance(stmt, ast.FamilyDecl):
                 result = self.family(stmt)
-                if result and self.declare(scope, stmt.name):
+                if self.declare(scope, stmt.name):
                     family, members = result
                     scope.families[family.name] = family
                     scope.features.update({m.name: m for m in members})
@@ -161,7 +161,8 @@ class _Resolver:
             return None
         return int(value)
 
-    def feature(self, decl: ast.FeatureDecl) -> ir.Feature | None:
+    def feature(self, decl: ast.FeatureDecl) -> ir.Feature:
+        """The feature; after an error, a best-effort one so its uses report nothing more."""
         layers = {t.layer.text for t in decl.terms}
         if len(layers) > 1:
             self.error(
@@ -171,13 +172,12 @@ class _Resolver:
                 decl.span,
                 help="split it into one feature per layer",
             )
-            return None
         channels: list[int] = []
         coefficients: list[float] = []
         for term in decl.terms:
             channel = self.channel(term.channel)
             if channel is None:
-                return None
+                continue
             if channel in channels:
                 self.error(
                     d.E_DUPLICATE_CHANNEL,
@@ -185,7 +185,7 @@ class _Resolver:
                     term.span,
                     help="combine the two terms",
                 )
-                return None
+                continue
             coefficient = float(term.coefficient.value) if term.coefficient else 1.0
             channels.append(channel)
             coefficients.append(-coefficient if term.negated else coefficient)
@@ -200,8 +200,7 @@ class _Resolver:
             decl.span,
         )
 
-    def family(self, decl: ast.FamilyDecl) -> tuple[ir.Family, list[ir.Feature]] | None:
-        ok = True
+    def family(self, decl: ast.FamilyDecl) -> tuple[ir.Family, list[ir.Feature]]:
         param_types: list[tuple[str, str]] = []
         for p in decl.params:
             if p.type.text not in ir.PARAM_TYPES:
@@ -212,19 +211,16 @@ class _Resolver:
                     help=did_you_mean(p.type.text, ir.PARAM_TYPES)
                     or f"use one of {', '.join(ir.PARAM_TYPES)}",
                 )
-                ok = False
             if any(p.name.text == q for q, _ in param_types):
                 self.error(
                     d.E_DUPLICATE, f"parameter `{p.name.text}` is declared twice", p.name.span
                 )
-                ok = False
             param_types.append((p.name.text, p.type.text))
         members: list[ir.Feature] = []
         seen: dict[int, Span] = {}
         for m in decl.members:
             channel = self.channel(m.channel)
             if channel is None:
-                ok = False
                 continue
             if channel in seen:
                 self.error(
@@ -233,7 +229,6 @@ class _Resolver:
                     m.channel.span,
                     notes=(f"first listed at {seen[channel]}",),
                 )
-                ok = False
                 continue
             seen[channel] = m.channel.span
             if len(m.values) != len(param_types):
@@ -245,13 +240,11 @@ class _Resolver:
                     m.span,
                     help=_member_example(param_types, channel),
                 )
-                ok = False
                 continue
             params = []
             for (pname, ptype), lit in zip(param_types, m.values, strict=True):
                 value = self.param_value(pname, ptype, lit)
                 if value is None:
-                    ok = False
                     continue
                 params.append(ir.Param(pname, ptype, value))
             members.append(
@@ -273,9 +266,6 @@ class _Resolver:
                 decl.span,
                 help="list its channels inside the braces: `{ 342: 22.5deg, ... }`",
             )
-            ok = False
-        if not ok:
-            return None
         family = ir.Family(
             decl.name.text,
             decl.layer.text,
