@@ -102,14 +102,16 @@ class Report:
                 body += escape(_evidence(c)) + "</failure>"
             elif c.status == "error":
                 body = f"<error message={quoteattr(c.detail or 'claim could not be measured')}/>"
-            cases.append(f'  <testcase {attrs} file={quoteattr(c.source)}>{body}</testcase>')
+            cases.append(f"  <testcase {attrs} file={quoteattr(c.source)}>{body}</testcase>")
         head = (
             f'<testsuite name={quoteattr(self.circuit or self.spec)} tests="{len(self.claims)}" '
             f'failures="{s["fail"]}" errors="{s["error"]}">'
         )
-        return '<?xml version="1.0" encoding="utf-8"?>\n' + "\n".join(
-            [head, *cases, "</testsuite>"]
-        ) + "\n"
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            + "\n".join([head, *cases, "</testsuite>"])
+            + "\n"
+        )
 
     def to_text(self) -> str:
         """A readable table: verdict, claim, measured vs expected, source line."""
