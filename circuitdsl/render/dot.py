@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from circuitdsl.diagnostics import Span
 from circuitdsl.ir import Circuit, Claim, Family, Feature
 from circuitdsl.render._style import (
     EXCITE_COLOR,
@@ -231,8 +233,14 @@ def _main_stat(result: ClaimResult) -> str:
     return ""
 
 
+def _wrap_h(text: str, width: int = 64) -> str:
+    """`text` escaped, broken into left-aligned lines: Graphviz never wraps by itself."""
+    parts = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return '<BR ALIGN="LEFT"/>'.join(_h(p) for p in parts)
+
+
 def _claim_line(claim: Claim, result: ClaimResult | None, *, phrase: str | None = None) -> str:
-    text = _h(phrase if phrase is not None else claim_phrase(claim))
+    text = _wrap_h(phrase if phrase is not None else claim_phrase(claim))
     if result is None:
         return text
     stat = _main_stat(result)
@@ -375,17 +383,50 @@ class _DotWriter:
         if isinstance(subject, str):
             candidates.append(subject)
         for name in candidates:
+            if name in self.member_of:
+                # One note per family box, not one per member: a quantified `expect`
+                # over ten curve detectors is one statement.
+                return self.member_of[name][0].name
             if name in self.features or name in self.families:
                 return name
         return None
 
+    def _generic_text(self, claim: Claim) -> str:
+        """The claim's text with its member subject replaced by the family's name."""
+        text = " ".join(claim.text.split())
+        subject = claim.args.get("subject") if claim.args else None
+        for name in (*claim.subjects, subject):
+            if isinstance(name, str) and name in self.member_of:
+                text = text.replace(name, self.member_of[name][0].name)
+        return text
+
+    def _used(self) -> set[str]:
+        """Every node name some claim mentions, and the families of mentioned members."""
+        used: set[str] = set()
+        for claim in self.c.claims:
+            names = [n for edge in claim.edges for n in edge] + list(claim.subjects)
+            subject = claim.args.get("subject") if claim.args else None
+            if isinstance(subject, str):
+                names.append(subject)
+            for name in names:
+                used.add(name)
+                if name in self.member_of:
+                    used.add(self.member_of[name][0].name)
+        return used
+
+    def _shown(self, name: str, span: Span | None, used: set[str]) -> bool:
+        # A feature library pulled in by `import` would otherwise fill the picture
+        # with nodes no claim of this circuit is about.
+        imported = span is not None and span.file != self.c.path
+        return name in used or not imported
+
     # ---- node ids and endpoints --------------------------------------------------
-    def _node_id(self, name: str) -> str:
+    def _node_id(self, name: str, *, port: bool = True) -> str:
         if name in self.families:
             return _q(f"F:{name}")
         if name in self.member_of:
             fam, i = self.member_of[name]
-            return f"{_q('F:' + fam.name)}:{_q(f'm{i}')}"
+            return f"{_q('F:' + fam.name)}:{_q(f'm{i}')}" if port else _q(f"F:{fam.name}")
         return _q(f"f:{name}")
 
     def _layer_of(self, name: str) -> str | None:
@@ -421,11 +462,13 @@ class _DotWriter:
 
         # Nodes grouped by layer, so each layer is one rank.
         boxed = {m for fam in self.c.families for m in fam.members}
+        used = self._used()
         by_layer: dict[str, list[str]] = {lay: [] for lay in self.layers}
         for fam in self.c.families:
-            by_layer.setdefault(fam.layer, []).append(self._family_node(fam))
+            if self._shown(fam.name, fam.span, used):
+                by_layer.setdefault(fam.layer, []).append(self._family_node(fam))
         for feat in self.c.features:
-            if feat.name not in boxed:
+            if feat.name not in boxed and self._shown(feat.name, feat.span, used):
                 by_layer.setdefault(feat.layer, []).append(self._feature_node(feat))
         # Endpoints named by claims but declared nowhere still get a (plain) node.
         for edge in self.pair_edges.values():
@@ -493,10 +536,7 @@ class _DotWriter:
             )
         rows.append(f'<TR><TD ALIGN="LEFT">{self._legend()}</TD></TR>')
         if self.loose:
-            lines = '<BR ALIGN="LEFT"/>'.join(
-                _claim_line(c, self.results.get(c.id), phrase=" ".join(c.text.split()))
-                for c in self.loose
-            )
+            lines = '<BR ALIGN="LEFT"/>'.join(self._grouped_lines(self.loose))
             rows.append(
                 f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">{lines}<BR ALIGN="LEFT"/></FONT>'
                 "</TD></TR>"
@@ -586,11 +626,7 @@ class _DotWriter:
         return f"    {_q('F:' + fam.name)} {_attrs([('label', label)])};"
 
     def _note_node(self, subject: str, claims: Sequence[Claim]) -> str:
-        lines = "".join(
-            _claim_line(c, self.results.get(c.id), phrase=" ".join(c.text.split()))
-            + '<BR ALIGN="LEFT"/>'
-            for c in claims
-        )
+        lines = "".join(line + '<BR ALIGN="LEFT"/>' for line in self._grouped_lines(claims))
         label = f'<<FONT POINT-SIZE="9">{lines}</FONT>>'
         results = [self.results[c.id] for c in claims if c.id in self.results]
         worst = _worst(results)
@@ -603,12 +639,41 @@ class _DotWriter:
         ]
         return f"    {_q('N:' + subject)} {_attrs(attrs)};"
 
+    def _grouped_lines(self, claims: Sequence[Claim]) -> list[str]:
+        """One label line per statement: claims a quantifier made from one line merge."""
+        groups: dict[str, list[Claim]] = {}
+        for c in claims:
+            groups.setdefault(self._generic_text(c), []).append(c)
+        lines = []
+        for text, group in groups.items():
+            if len(group) == 1:
+                lines.append(_claim_line(group[0], self.results.get(group[0].id), phrase=text))
+                continue
+            results = [self.results[c.id] for c in group if c.id in self.results]
+            head = _wrap_h(text) + f" ×{len(group)}"
+            if results:
+                worst = _worst(results) or "pass"
+                n_pass = sum(r.status == "pass" for r in results)
+                glyph = f'<FONT COLOR="{STATUS_COLOR[worst]}">{STATUS_GLYPH[worst]}</FONT>'
+                head = f"{glyph}&#160;{head} ({n_pass}/{len(results)} hold)"
+            lines.append(head)
+        return lines
+
     def _pair_edge(self, edge: _PairEdge) -> str:
         results = [self.results[c.id] for c in edge.claims if c.id in self.results]
         sign = _edge_sign(edge.claims)
         colour = _sign_colour(sign)
         kernel = self.kernels.get(f"{edge.source}->{edge.target}")
         rows = []
+        # Graphviz 2.43 garbles the attributes of an edge between two nodes of the same
+        # rank when it has a port ("Arrow type '1.5' unknown"), so such an edge joins
+        # the family boxes and names its members in the label instead.
+        flat = self._layer_of(edge.source) == self._layer_of(edge.target)
+        use_ports = not (flat and (edge.source in self.member_of or edge.target in self.member_of))
+        if not use_ports:
+            rows.append(
+                f'<TR><TD ALIGN="LEFT"><I>{_h(edge.source)} → {_h(edge.target)}</I></TD></TR>'
+            )
         if kernel:
             rows.append(f"<TR><TD>{kernel_table(kernel)}</TD></TR>")
         for c in edge.claims:
@@ -632,7 +697,8 @@ class _DotWriter:
             attrs.append(("arrowhead", "tee"))
         tooltip = "\n".join(c.text for c in edge.claims)
         attrs.append(("tooltip", tooltip))
-        tail, head = self._node_id(edge.source), self._node_id(edge.target)
+        tail = self._node_id(edge.source, port=use_ports)
+        head = self._node_id(edge.target, port=use_ports)
         return f"  {tail} -> {head} {_attrs(attrs)};"
 
     # ---- weight grids ----------------------------------------------------------------
@@ -662,6 +728,7 @@ class _DotWriter:
         all_claims = grid.claims()
         results = [self.results[c.id] for c in all_claims if c.id in self.results]
         signs = [claim_sign(c) for cs in grid.pairs.values() for c in cs]
+        n_claims = len({c.id for cs in grid.pairs.values() for c in cs})
         counts = []
         if signs.count(EXCITES):
             counts.append(f"{signs.count(EXCITES)} excite")
@@ -670,7 +737,11 @@ class _DotWriter:
         caption = (
             f"<B>{_h(grid.source.name)} → {_h(grid.target.name)}</B>  "
             f"{len(src_members)}×{len(dst_members)}"
-            + (f", {len(grid.pairs)} pairs claimed ({', '.join(counts)})" if grid.pairs else "")
+            + (
+                f", {len(grid.pairs)} pairs, {n_claims} claims ({', '.join(counts)})"
+                if grid.pairs
+                else ""
+            )
         )
         if results:
             s = {st: sum(r.status == st for r in results) for st in ("pass", "fail", "error")}

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from render_samples import car_report, oriented_kernel, top_bottom_kernel
 
+from circuitdsl.diagnostics import Span
 from circuitdsl.ir import Circuit, Claim, Family, Feature
 from circuitdsl.render import kernel_table, layer_order, to_dot
 from circuitdsl.render._style import NEG_HEX, POS_HEX, weight_hex
@@ -217,7 +218,7 @@ def test_family_pairs_collapse_into_one_grid(curves: Circuit) -> None:
     assert '"F:early_curve" -> "G:early_curve->curve"' in dot
     assert '"G:early_curve->curve" -> "F:curve"' in dot
     grid = next(ln for ln in dot.splitlines() if ln.strip().startswith('"G:'))
-    assert "9×10" in grid and "30 pairs claimed (15 excite, 15 inhibit)" in grid
+    assert "9×10" in grid and "30 pairs, 30 claims (15 excite, 15 inhibit)" in grid
     assert grid.count("<TR>") >= 9 + 2
     assert "equivariant under rotation(orientation)" in grid
 
@@ -277,3 +278,63 @@ def test_wide_families_wrap_rows() -> None:
     dot = to_dot(Circuit("w", None, (), None, members, (fam,), ()))
     line = next(ln for ln in dot.splitlines() if ln.strip().startswith('"F:big"'))
     assert line.count("<TR>") == 1 + 3  # header + 12 + 12 + 6
+
+
+def test_member_notes_merge_into_one_family_note(curves: Circuit) -> None:
+    members = curves.family("curve").members
+    expects = tuple(
+        Claim(
+            f"{m}.no_echo",
+            "activation",
+            f"expect {m} no echo on curve(orientation = 180deg)",
+            (),
+            (m,),
+            args={"subject": m, "test": "no_echo"},
+        )
+        for m in members
+    )
+    dot = to_dot(replace(curves, claims=curves.claims + expects))
+    assert dot.count('"N:') == 2  # the note node and its dotted link
+    assert "expect curve no echo on curve(orientation = 180deg) ×10" in dot
+    results = tuple(
+        ClaimResult(c.id, "fail" if i == 3 else "pass", c.text, "x:1")
+        for i, c in enumerate(expects)
+    )
+    checked = to_dot(replace(curves, claims=expects), Report("x", "m", None, results))
+    assert "×10 (9/10 hold)" in checked and 'shape="note", color="#c00020"' in checked
+
+
+def test_unused_imported_features_are_left_out(car: Circuit) -> None:
+    lib = Span("specs/lib.circ", 3, 1, 3, 20)
+    extra = (
+        Feature("unused_lib", "mixed4b", (7,), (1.0,), span=lib),
+        Feature("unused_here", "mixed4b", (8,), (1.0,)),
+    )
+    dot = to_dot(replace(car, features=car.features + extra))
+    assert '"f:unused_lib"' not in dot
+    assert '"f:unused_here"' in dot  # declared in the spec itself: the author wants it
+
+
+def test_same_layer_member_edges_avoid_ports(curves: Circuit) -> None:
+    # Graphviz 2.43 mangles attributes of flat edges with ports; such edges join boxes.
+    extra = Feature("hub", "mixed3b", (1,), (1.0,))
+    claim = Claim(
+        "flat",
+        "sign",
+        "curve[379] -> hub : excites",
+        (("curve[379]", "hub"),),
+        args={"sign": "excites"},
+    )
+    dot = to_dot(replace(curves, features=(*curves.features, extra), claims=(claim,)))
+    line = next(ln for ln in dot.splitlines() if '-> "f:hub"' in ln)
+    assert line.lstrip().startswith('"F:curve" -> "f:hub"')
+    assert "curve[379] → hub" in line
+
+
+def test_long_note_lines_wrap() -> None:
+    feat = Feature("a", "l", (0,), (1.0,))
+    text = "expect a responds to " + " ".join(f"word{i}" for i in range(30))
+    claim = Claim("long", "activation", text, (), ("a",), args={"subject": "a"})
+    dot = to_dot(Circuit("w", None, (), None, (feat,), (), (claim,)))
+    note = next(ln for ln in dot.splitlines() if ln.strip().startswith('"N:a"'))
+    assert note.count('<BR ALIGN="LEFT"/>') >= 3
