@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -750,15 +751,28 @@ class _DotWriter:
                 f' <FONT COLOR="{STATUS_COLOR["fail"]}">{s["fail"]} ✗</FONT>'
             )
         width = len(dst_members) + 1
+        # Fixed, equal columns: Graphviz hands any width the caption needs beyond the
+        # columns' own to the first few columns, which skews the matrix.
+        kernel_px = (n * cell + 2) if n else 0
+        plain_caption = re.sub(r"<[^>]+>", "", caption)
+        col_w = max(
+            26, kernel_px + 6, math.ceil((len(plain_caption) * 5.6 - 30) / len(dst_members))
+        )
+        row_h = kernel_px + (12 if results else 0) + 6 if n else 18
+        size = f' WIDTH="{col_w}" HEIGHT="{row_h}" FIXEDSIZE="TRUE"'
         rows = [f'<TR><TD COLSPAN="{width}"><FONT POINT-SIZE="10">{caption}</FONT></TD></TR>']
-        heads = "".join(f'<TD><FONT POINT-SIZE="7">{header(b)}</FONT></TD>' for b in dst_members)
+        heads = "".join(
+            f'<TD WIDTH="{col_w}" HEIGHT="24" FIXEDSIZE="TRUE"><FONT POINT-SIZE="7">'
+            f"{header(b)}</FONT></TD>"
+            for b in dst_members
+        )
         rows.append(f'<TR><TD><FONT POINT-SIZE="7">from \\ to</FONT></TD>{heads}</TR>')
         for a in src_members:
             cells = [f'<TD ALIGN="RIGHT"><FONT POINT-SIZE="7">{header(a)}</FONT></TD>']
             for b in dst_members:
                 cells.append(
                     self._grid_cell(
-                        grid.pairs.get((a, b), []), pair_kernels.get((a, b)), scale, cell
+                        grid.pairs.get((a, b), []), pair_kernels.get((a, b)), scale, cell, size
                     )
                 )
             rows.append("<TR>" + "".join(cells) + "</TR>")
@@ -789,6 +803,7 @@ class _DotWriter:
         kernel: Sequence[Sequence[float]] | None,
         scale: float,
         cell: int,
+        size: str,
     ) -> str:
         results = [self.results[c.id] for c in claims if c.id in self.results]
         worst = _worst(results)
@@ -809,11 +824,11 @@ class _DotWriter:
                     f"<TR><TD>{body}</TD></TR><TR><TD>{mark}</TD></TR></TABLE>"
                 )
             thick = "2" if worst in ("fail", "error") else "1"
-            return f'<TD BORDER="{thick}" COLOR="{border}"{tip_attr}>{body}</TD>'
+            return f'<TD BORDER="{thick}" COLOR="{border}"{size}{tip_attr}>{body}</TD>'
         if not claims:
-            return '<TD><FONT POINT-SIZE="7" COLOR="#cccccc">·</FONT></TD>'
+            return f'<TD{size}><FONT POINT-SIZE="7" COLOR="#cccccc">·</FONT></TD>'
         # No kernel (no report yet): the claimed sign as a tinted cell.
         bg = {EXCITES: "#fbd0c0", INHIBITS: "#c6dbef"}.get(sign or "", "#eeeeee")
         glyph = {EXCITES: "+", INHIBITS: "−"}.get(sign or "", "•")
         text = mark or f'<FONT POINT-SIZE="8">{glyph}</FONT>'
-        return f'<TD BGCOLOR="{bg}" WIDTH="16" HEIGHT="16"{tip_attr}>{text}</TD>'
+        return f'<TD BGCOLOR="{bg}"{size}{tip_attr}>{text}</TD>'
