@@ -40,6 +40,8 @@ UNCHECKED = "#6e7781"
 # Quantified claims put dozens of claims on one source line; more links than this
 # per line would bury the source text.
 MAX_MARKS_PER_LINE = 3
+# More kernel cards than this and the passing ones fold into a <details>.
+MAX_OPEN_KERNELS = 48
 
 
 def _e(text: object) -> str:
@@ -394,11 +396,27 @@ def _kernel_gallery(rows: Sequence[tuple[str, Claim | None, ClaimResult | None]]
         )
         if len(uses) > 4:
             claims += f'<div class="kc">+{len(uses) - 4} more</div>'
-        out.append(
+        card = (
             f'<div class="kcard st-{worst}"><div class="edge">{_e(src)} → {_e(dst)}</div>'
             f'{kernel_svg(kernel)}<div class="kc">{_e(rng)}</div>{claims}</div>'
         )
-    return '<div class="kernels">' + "".join(out) + "</div>"
+        out.append((worst, card))
+    if len(out) <= MAX_OPEN_KERNELS:
+        return '<div class="kernels">' + "".join(card for _, card in out) + "</div>"
+    # A 30x30 family claim measures 900 kernels: show the ones that need attention
+    # and fold the rest away, so the page stays readable (they remain in the file).
+    bad = [card for worst, card in out if worst in ("fail", "error")]
+    rest = [card for worst, card in out if worst not in ("fail", "error")]
+    return (
+        f"<p>{len(bad)} of {len(out)} connections have a failing claim"
+        + (":" if bad else ".")
+        + "</p>"
+        + ('<div class="kernels">' + "".join(bad) + "</div>" if bad else "")
+        + f"<details><summary>the other {len(rest)} kernels</summary>"
+        + '<div class="kernels">'
+        + "".join(rest)
+        + "</div></details>"
+    )
 
 
 def to_html(
