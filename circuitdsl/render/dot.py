@@ -360,11 +360,12 @@ class _DotWriter:
                 fs, ft = self._family_of(src), self._family_of(dst)
                 grid = self.grids.get((fs.name, ft.name)) if fs and ft else None
                 if grid is not None:
-                    if src in self.families:
-                        if claim not in grid.family_claims:
-                            grid.family_claims.append(claim)
-                    else:
+                    if src in self.member_of and dst in self.member_of:
                         grid.pairs.setdefault((src, dst), []).append(claim)
+                    elif claim not in grid.family_claims:
+                        # Family-level (or member-to-family) claims have no cell;
+                        # they are listed under the grid.
+                        grid.family_claims.append(claim)
                     continue
                 edge = self.pair_edges.setdefault((src, dst), _PairEdge(src, dst))
                 if claim not in edge.claims:

@@ -10,7 +10,7 @@ import pytest
 from render_samples import car_report, oriented_kernel, top_bottom_kernel
 
 from circuitdsl.diagnostics import Span
-from circuitdsl.ir import Circuit, Claim, Family, Feature
+from circuitdsl.ir import Circuit, Claim, Family, Feature, Param
 from circuitdsl.render import kernel_table, layer_order, to_dot
 from circuitdsl.render._style import NEG_HEX, POS_HEX, weight_hex
 from circuitdsl.report import ClaimResult, Report
@@ -338,3 +338,34 @@ def test_long_note_lines_wrap() -> None:
     dot = to_dot(Circuit("w", None, (), None, (feat,), (), (claim,)))
     note = next(ln for ln in dot.splitlines() if ln.strip().startswith('"N:a"'))
     assert note.count('<BR ALIGN="LEFT"/>') >= 3
+
+
+def test_member_to_family_claim_is_listed_under_the_grid(curves: Circuit) -> None:
+    mixed = Claim(
+        "mixed",
+        "rank",
+        "early_curve[147] -> curve : among top 3 inputs",
+        (("early_curve[147]", "curve"),),
+        args={"k": 3, "polarity": "any"},
+    )
+    dot = to_dot(replace(curves, claims=(*curves.claims, mixed)))
+    grid = next(ln for ln in dot.splitlines() if ln.strip().startswith('"G:'))
+    assert "among top 3 inputs" in grid
+    assert '"F:early_curve":"m6" -> "F:curve"' not in dot
+
+
+def test_intra_family_claims_are_self_loops_without_ports() -> None:
+    members = tuple(
+        Feature(f"s[{c}]", "mixed3b", (c,), (1.0,), family="s", params=(Param("side", "label", v),))
+        for c, v in ((347, "left"), (327, "right"))
+    )
+    fam = Family("s", "mixed3b", (("side", "label"),), tuple(m.name for m in members))
+    claim = Claim(
+        "refl",
+        "sign",
+        "s[347] -> s[327] : inhibits",
+        (("s[347]", "s[327]"),),
+        args={"sign": "inhibits"},
+    )
+    dot = to_dot(Circuit("r", None, (), None, members, (fam,), (claim,)))
+    assert '"F:s" -> "F:s"' in dot and "s[347] → s[327]" in dot
