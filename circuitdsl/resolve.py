@@ -141,6 +141,11 @@ class _Resolver:
                 if decl.names is None
                 else next(n.span for n in decl.names if n.text == text)
             )
+            same = scope.families.get(text) or scope.features.get(text)
+            if same is not None and same == (
+                source.families.get(text) or source.features.get(text)
+            ):
+                continue  # the same declaration reached twice (diamond imports) is no conflict
             if not self.declare(scope, ast.Name(text, where)):
                 continue
             if text in source.families:

@@ -83,3 +83,22 @@ def test_quantified_claims_follow_the_condition() -> None:
             - 180
         )
         assert diff <= 30 if (a, b) in excites else diff >= 150
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_spec_renders_to_golden_dot(path: Path) -> None:
+    from circuitdsl.render.dot import to_dot
+
+    circuit = circuitdsl.load(path.relative_to(ROOT)).circuit
+    name = str(path.relative_to(ROOT / "specs")).replace("/", "__").removesuffix(".circ")
+    check_golden(GOLDEN / f"{name}.dot", to_dot(circuit))
+
+
+def test_diamond_imports_are_no_conflict(tmp_path: Path) -> None:
+    (tmp_path / "lib.circ").write_text("circuit lib\nfeature a = conv1:0\n")
+    (tmp_path / "mid.circ").write_text('circuit mid\nimport "lib.circ"\nfeature b = conv2:0\n')
+    (tmp_path / "top.circ").write_text(
+        'circuit top\nimport "lib.circ"\nimport "mid.circ"\na -> b : excites\n'
+    )
+    spec = circuitdsl.load(tmp_path / "top.circ")
+    assert [c.id for c in spec.claims] == ["a->b.excites"]
