@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,24 +241,69 @@ def _wrap_h(text: str, width: int = 64) -> str:
     return '<BR ALIGN="LEFT"/>'.join(_h(p) for p in parts)
 
 
-def _claim_line(claim: Claim, result: ClaimResult | None, *, phrase: str | None = None) -> str:
-    text = _wrap_h(phrase if phrase is not None else claim_phrase(claim))
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
+def _member_view(result: ClaimResult, member: str) -> tuple[str, str] | None:
+    """A union claim's verdict on one member's edge, from its own statistic `z[member]`.
+
+    A union fails as a whole when its weakest member does; on the diagram each
+    member's edge shows that member's number and whether it alone meets the threshold.
+    """
+    if result.status == "error":
+        return None
+    for stat, want in result.expected.items():
+        value = result.measured.get(f"{stat}[{member}]")
+        parts = str(want).split()
+        if not isinstance(value, (int, float)) or len(parts) != 2 or parts[0] not in _OPS:
+            continue
+        try:
+            threshold = float(parts[1])
+        except ValueError:
+            continue
+        ok = _OPS[parts[0]](float(value), threshold)
+        return ("pass" if ok else "fail"), f"{stat}={format_number(value)}"
+    return None
+
+
+def _line_view(result: ClaimResult | None, member: str | None) -> tuple[str | None, str]:
+    """(status, `stat=value`) for one claim's line on an edge from `member`."""
     if result is None:
+        return None, ""
+    view = _member_view(result, member) if member else None
+    return view if view else (result.status, _main_stat(result))
+
+
+def _claim_line(
+    claim: Claim,
+    result: ClaimResult | None,
+    *,
+    phrase: str | None = None,
+    member: str | None = None,
+) -> str:
+    text = _wrap_h(phrase if phrase is not None else claim_phrase(claim))
+    status, stat = _line_view(result, member)
+    if status is None:
         return text
-    stat = _main_stat(result)
-    glyph = STATUS_GLYPH.get(result.status, "?")
-    colour = STATUS_COLOR.get(result.status, NEUTRAL_COLOR)
+    glyph = STATUS_GLYPH.get(status, "?")
+    colour = STATUS_COLOR.get(status, NEUTRAL_COLOR)
     tail = f" ({_h(stat)})" if stat else ""
     # A non-breaking space: Graphviz drops a plain one after a font change.
     return f'<FONT COLOR="{colour}">{glyph}</FONT>&#160;{text}{tail}'
 
 
-def _strength(results: Sequence[ClaimResult]) -> float | None:
+def _strength(results: Sequence[ClaimResult], member: str | None = None) -> float | None:
     """The largest |z| measured on an edge: how far the weight sum is from zero."""
     best: float | None = None
     for r in results:
         for stat in ("z", "abs_z"):
-            v = r.measured.get(stat)
+            # A union's own number is its weakest member's; the member's is truer here.
+            v = r.measured.get(f"{stat}[{member}]", r.measured.get(stat))
             if isinstance(v, (int, float)) and math.isfinite(v):
                 best = max(best or 0.0, abs(float(v)))
     return best
@@ -678,22 +724,24 @@ class _DotWriter:
             )
         if kernel:
             rows.append(f"<TR><TD>{kernel_table(kernel)}</TD></TR>")
+        src = edge.source
         for c in edge.claims:
-            rows.append(f'<TR><TD ALIGN="LEFT">{_claim_line(c, self.results.get(c.id))}</TD></TR>')
+            line = _claim_line(c, self.results.get(c.id), member=src)
+            rows.append(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>')
         label = (
             '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
             + "".join(rows)
             + "</TABLE>>"
         )
         attrs = [("color", colour), ("label", label)]
-        strength = _strength(results)
+        strength = _strength(results, src)
         if strength is not None:
             # |z| of 0..4 maps to 1..5pt, so a strong connection reads as heavy.
             attrs.append(("penwidth", f"{1.0 + min(strength, 4.0):.2f}"))
         else:
             attrs.append(("penwidth", "1.5"))
-        worst = _worst(results)
-        if worst in ("fail", "error"):
+        statuses = {_line_view(self.results.get(c.id), src)[0] for c in edge.claims}
+        if statuses & {"fail", "error"}:
             attrs.append(("style", "dashed"))
         if sign == INHIBITS:
             attrs.append(("arrowhead", "tee"))
@@ -759,8 +807,7 @@ class _DotWriter:
         col_w = max(
             26, kernel_px + 6, math.ceil((len(plain_caption) * 5.6 - 30) / len(dst_members))
         )
-        row_h = kernel_px + (12 if results else 0) + 6 if n else 18
-        size = f' WIDTH="{col_w}" HEIGHT="{row_h}" FIXEDSIZE="TRUE"'
+        kernel_h = kernel_px + (12 if results else 0) + 6
         rows = [f'<TR><TD COLSPAN="{width}"><FONT POINT-SIZE="10">{caption}</FONT></TD></TR>']
         heads = "".join(
             f'<TD WIDTH="{col_w}" HEIGHT="24" FIXEDSIZE="TRUE"><FONT POINT-SIZE="7">'
@@ -769,6 +816,9 @@ class _DotWriter:
         )
         rows.append(f'<TR><TD><FONT POINT-SIZE="7">from \\ to</FONT></TD>{heads}</TR>')
         for a in src_members:
+            # Rows without any kernel stay low: a sparse grid should not be mostly air.
+            row_h = kernel_h if any((a, b) in pair_kernels for b in dst_members) else 18
+            size = f' WIDTH="{col_w}" HEIGHT="{row_h}" FIXEDSIZE="TRUE"'
             cells = [f'<TD ALIGN="RIGHT"><FONT POINT-SIZE="7">{header(a)}</FONT></TD>']
             for b in dst_members:
                 cells.append(

@@ -369,3 +369,24 @@ def test_intra_family_claims_are_self_loops_without_ports() -> None:
     )
     dot = to_dot(Circuit("r", None, (), None, members, (fam,), (claim,)))
     assert '"F:s" -> "F:s"' in dot and "s[347] → s[327]" in dot
+
+
+def test_union_edges_show_each_members_own_verdict() -> None:
+    feats = (
+        Feature("a", "l1", (0,), (1.0,)),
+        Feature("b", "l1", (1,), (1.0,)),
+        Feature("t", "l2", (0,), (1.0,)),
+    )
+    union = Claim(
+        "u", "union", "{a, b} -> t : excites", (("a", "t"), ("b", "t")), args={"sign": "excites"}
+    )
+    result = ClaimResult(
+        "u", "fail", union.text, "x:1", {"z": 0.2, "z[a]": 3.0, "z[b]": 0.2}, {"z": ">= 1"}
+    )
+    dot = to_dot(
+        Circuit("u", None, (), None, feats, (), (union,)), Report("x", "m", None, (result,))
+    )
+    a, b = _edge_line(dot, "a", "t"), _edge_line(dot, "b", "t")
+    assert "✓</FONT>&#160;excites (z=3)" in a and 'style="dashed"' not in a
+    assert 'penwidth="4.00"' in a
+    assert "✗</FONT>&#160;excites (z=0.2)" in b and 'style="dashed"' in b
