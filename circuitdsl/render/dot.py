@@ -726,7 +726,10 @@ class _DotWriter:
             rows.append(f"<TR><TD>{kernel_table(kernel)}</TD></TR>")
         src = edge.source
         for c in edge.claims:
-            line = _claim_line(c, self.results.get(c.id), member=src)
+            phrase = claim_phrase(c)
+            if c.kind == "union" and len(c.edges) > 1:
+                phrase += f", one of {len(c.edges)} inputs"
+            line = _claim_line(c, self.results.get(c.id), phrase=phrase, member=src)
             rows.append(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>')
         label = (
             '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'

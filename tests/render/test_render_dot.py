@@ -387,6 +387,6 @@ def test_union_edges_show_each_members_own_verdict() -> None:
         Circuit("u", None, (), None, feats, (), (union,)), Report("x", "m", None, (result,))
     )
     a, b = _edge_line(dot, "a", "t"), _edge_line(dot, "b", "t")
-    assert "✓</FONT>&#160;excites (z=3)" in a and 'style="dashed"' not in a
+    assert "✓</FONT>&#160;excites, one of 2 inputs (z=3)" in a and 'style="dashed"' not in a
     assert 'penwidth="4.00"' in a
-    assert "✗</FONT>&#160;excites (z=0.2)" in b and 'style="dashed"' in b
+    assert "✗</FONT>&#160;excites, one of 2 inputs (z=0.2)" in b and 'style="dashed"' in b
