@@ -443,14 +443,27 @@ def to_html(
     if source is not None:
         source_html, link_line = _source_block(source, circuit.path, rows)
 
-    kwargs = {"layer_order": layer_order, "rankdir": rankdir, "node_images": node_images}
     if dot_available():
         try:
-            diagram = circuit_svg(circuit, report, title=False, **kwargs)  # type: ignore[arg-type]
+            diagram = circuit_svg(
+                circuit,
+                report,
+                layer_order=layer_order,
+                rankdir=rankdir,
+                node_images=node_images,
+                title=False,
+            )
         except DiagnosticError as exc:
             diagram = f'<p class="notice">The diagram could not be drawn: {_e(exc)}</p>'
     else:
-        dot_text = to_dot(circuit, report, title=False, **kwargs)  # type: ignore[arg-type]
+        dot_text = to_dot(
+            circuit,
+            report,
+            layer_order=layer_order,
+            rankdir=rankdir,
+            node_images=node_images,
+            title=False,
+        )
         diagram = (
             '<p class="notice">Graphviz is not installed, so the diagram is not drawn '
             f"({_e(INSTALL_HELP)}). Its DOT source:</p>"
