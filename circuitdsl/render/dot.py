@@ -592,24 +592,20 @@ class _DotWriter:
         return '<<TABLE BORDER="0" CELLSPACING="1" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
     def _legend(self) -> str:
-        edges = (
+        # Plain text, not a nested table: Graphviz stretches nested tables to the
+        # cell's width, which would centre the legend under a long description.
+        text = (
             f'<FONT COLOR="{EXCITE_COLOR}">━ excites</FONT>  '
             f'<FONT COLOR="{INHIBIT_COLOR}">━ inhibits</FONT>  '
             f'<FONT COLOR="{NEUTRAL_COLOR}">━ other claim</FONT>'
         )
-        parts = [f'<TD><FONT POINT-SIZE="9">{edges}</FONT></TD>']
         if self.report is not None:
-            bar = kernel_table([[-1.0, -0.66, -0.33, 0.0, 0.33, 0.66, 1.0]], 1.0, 8)
-            parts += [
-                '<TD><FONT POINT-SIZE="9">   weight −</FONT></TD>',
-                f"<TD>{bar}</TD>",
-                '<TD><FONT POINT-SIZE="9">+   ✓ holds  ✗ fails (dashed edge)</FONT></TD>',
-            ]
-        return (
-            '<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
-            + "".join(parts)
-            + "</TR></TABLE>"
-        )
+            bar = "".join(
+                f'<FONT COLOR="{weight_hex(v, 1.0)}">█</FONT>'
+                for v in (-1.0, -0.66, -0.33, 0.0, 0.33, 0.66, 1.0)
+            )
+            text += f"     weight − {bar} +     ✓ holds  ✗ fails (dashed edge)"
+        return f'<FONT POINT-SIZE="9">{text}</FONT>'
 
     def _image_cell(self, name: str, size: int) -> str:
         path = self.images.get(name)
