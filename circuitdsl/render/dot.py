@@ -631,7 +631,7 @@ class _DotWriter:
         attrs = [("label", label), ("tooltip", f"{feat.name} = {feat.ref}")]
         return f"    {_q('f:' + feat.name)} {_attrs(attrs)};"
 
-    def _member_cell(self, fam: Family, i: int, name: str) -> str:
+    def _member_cell(self, fam: Family, i: int, name: str, min_w: int) -> str:
         feat = self.features.get(name)
         if feat is None:
             body = _h(name)
@@ -647,7 +647,7 @@ class _DotWriter:
                 f'WIDTH="40" HEIGHT="40"><IMG SRC="{_h(self.images[name])}" SCALE="TRUE"/></TD>'
                 f"</TR><TR><TD>{body}</TD></TR></TABLE>"
             )
-        return f'<TD PORT="m{i}" TOOLTIP="{_h(name)}">{image or body}</TD>'
+        return f'<TD PORT="m{i}" WIDTH="{min_w}" TOOLTIP="{_h(name)}">{image or body}</TD>'
 
     def _family_node(self, fam: Family) -> str:
         members = list(fam.members)
@@ -659,9 +659,15 @@ class _DotWriter:
         head += f'<BR/><FONT POINT-SIZE="9" COLOR="#444444">{_h(fam.layer)}'
         head += f" · {len(members)} members" + (f" · {_h(params)}" if params else "") + "</FONT>"
         rows = [f'<TR><TD COLSPAN="{width}" BGCOLOR="#eeeeee">{head}</TD></TR>']
+        # A minimum width per member cell that covers the heading: otherwise Graphviz
+        # gives the heading's extra width to the first few cells only.
+        heading = max(len(fam.name) + len(fam.label or "") + 1, len(re.sub(r"<[^>]+>", "", head)))
+        min_w = max(26, math.ceil(heading * 5.0 / width))
         for start in range(0, len(members), FAMILY_ROW):
             chunk = members[start : start + FAMILY_ROW]
-            cells = "".join(self._member_cell(fam, start + j, m) for j, m in enumerate(chunk))
+            cells = "".join(
+                self._member_cell(fam, start + j, m, min_w) for j, m in enumerate(chunk)
+            )
             rows.append(f"<TR>{cells}</TR>")
         label = (
             '<<TABLE BORDER="1" COLOR="#555555" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" '
@@ -764,7 +770,7 @@ class _DotWriter:
         # a weak pair should look weak next to a strong one.
         scale = kernel_scale(pair_kernels.values())
         n = max((max(len(r) for r in k) for k in pair_kernels.values() if k), default=0)
-        cell = max(2, min(6, 30 // n)) if n else 6
+        cell = max(2, min(8, 36 // n)) if n else 6
 
         def header(name: str) -> str:
             feat = self.features.get(name)
@@ -804,7 +810,7 @@ class _DotWriter:
         kernel_px = (n * cell + 2) if n else 0
         plain_caption = re.sub(r"<[^>]+>", "", caption)
         col_w = max(
-            26, kernel_px + 6, math.ceil((len(plain_caption) * 5.6 - 30) / len(dst_members))
+            26, kernel_px + 6, math.ceil((len(plain_caption) * 5.0 - 30) / len(dst_members))
         )
         kernel_h = kernel_px + (12 if results else 0) + 6
         rows = [f'<TR><TD COLSPAN="{width}"><FONT POINT-SIZE="10">{caption}</FONT></TD></TR>']

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from render_samples import car_report, oriented_kernel, top_bottom_kernel
+from render_samples import car_report, oriented_kernel, small_family_report, top_bottom_kernel
 
 from circuitdsl.diagnostics import Span
 from circuitdsl.ir import Circuit, Claim, Family, Feature, Param
@@ -390,3 +390,8 @@ def test_union_edges_show_each_members_own_verdict() -> None:
     assert "✓</FONT>&#160;excites, one of 2 inputs (z=3)" in a and 'style="dashed"' not in a
     assert 'penwidth="4.00"' in a
     assert "✗</FONT>&#160;excites, one of 2 inputs (z=0.2)" in b and 'style="dashed"' in b
+
+
+def test_golden_family_grid_with_report(golden: Golden) -> None:
+    circuit, report = small_family_report()
+    golden("family_grid_report.dot", to_dot(circuit, report))
