@@ -809,15 +809,24 @@ class _DotWriter:
         # columns' own to the first few columns, which skews the matrix.
         kernel_px = (n * cell + 2) if n else 0
         plain_caption = re.sub(r"<[^>]+>", "", caption)
+        head_chars = max(
+            (
+                len(re.sub(r"<[^>]+>|&[a-z#0-9]+;", "x", part))
+                for b in dst_members
+                for part in header(b).split("<BR/>")
+            ),
+            default=0,
+        )
         col_w = max(
-            26, kernel_px + 6, math.ceil((len(plain_caption) * 5.0 - 30) / len(dst_members))
+            26,
+            kernel_px + 6,
+            math.ceil(head_chars * 4.4 + 6),  # 7pt header text
+            math.ceil((len(plain_caption) * 5.0 - 30) / len(dst_members)),
         )
         kernel_h = kernel_px + (12 if results else 0) + 6
         rows = [f'<TR><TD COLSPAN="{width}"><FONT POINT-SIZE="10">{caption}</FONT></TD></TR>']
         heads = "".join(
-            f'<TD WIDTH="{col_w}" HEIGHT="24" FIXEDSIZE="TRUE"><FONT POINT-SIZE="7">'
-            f"{header(b)}</FONT></TD>"
-            for b in dst_members
+            f'<TD WIDTH="{col_w}"><FONT POINT-SIZE="7">{header(b)}</FONT></TD>' for b in dst_members
         )
         rows.append(f'<TR><TD><FONT POINT-SIZE="7">from \\ to</FONT></TD>{heads}</TR>')
         for a in src_members:
