@@ -651,7 +651,10 @@ class _DotWriter:
 
     def _family_node(self, fam: Family) -> str:
         members = list(fam.members)
-        width = min(len(members), FAMILY_ROW) or 1
+        # Members run across the rank: a row when layers stack top to bottom, a
+        # column when they run left to right.
+        per_row = 1 if self.rankdir in ("LR", "RL") else FAMILY_ROW
+        width = min(len(members), per_row) or 1
         params = ", ".join(f"{n}: {t}" for n, t in fam.param_types)
         head = f"<B>{_h(fam.name)}</B>"
         if fam.label:
@@ -663,8 +666,8 @@ class _DotWriter:
         # gives the heading's extra width to the first few cells only.
         heading = max(len(fam.name) + len(fam.label or "") + 1, len(re.sub(r"<[^>]+>", "", head)))
         min_w = max(26, math.ceil(heading * 5.0 / width))
-        for start in range(0, len(members), FAMILY_ROW):
-            chunk = members[start : start + FAMILY_ROW]
+        for start in range(0, len(members), per_row):
+            chunk = members[start : start + per_row]
             cells = "".join(
                 self._member_cell(fam, start + j, m, min_w) for j, m in enumerate(chunk)
             )

@@ -395,3 +395,10 @@ def test_union_edges_show_each_members_own_verdict() -> None:
 def test_golden_family_grid_with_report(golden: Golden) -> None:
     circuit, report = small_family_report()
     golden("family_grid_report.dot", to_dot(circuit, report))
+
+
+def test_left_to_right_families_stack_members_vertically(curves: Circuit) -> None:
+    dot = to_dot(curves, rankdir="LR")
+    assert 'rankdir="LR"' in dot
+    line = next(ln for ln in dot.splitlines() if ln.strip().startswith('"F:curve"'))
+    assert line.count("<TR>") == 1 + 10  # heading + one row per member
