@@ -186,6 +186,11 @@ def _rows(
     return rows
 
 
+# Claim ids and paths are long unbroken words (`early_curve[92]->curve[342].excites`);
+# without this they push the table off the page.
+_BREAK = "overflow-wrap:anywhere;word-break:break-word"
+
+
 def _claims_table(
     rows: Sequence[tuple[str, Claim | None, ClaimResult | None]],
     *,
@@ -220,12 +225,12 @@ def _claims_table(
         body.append(
             f'<tr id="c{i}" class="claim st-{status or "none"}" style="{tint}">'
             f'<td style="{cell}">{_status_badge(status)}</td>'
-            f'<td style="{cell};font-family:monospace">{_e(cid)}</td>'
-            f'<td style="{cell}">{_e(" ".join(text.split()))}{detail}</td>'
-            f'<td style="{cell};font-family:monospace">{_measured(result)}</td>'
+            f'<td style="{cell};font-family:monospace;{_BREAK};max-width:18em">{_e(cid)}</td>'
+            f'<td style="{cell};min-width:14em">{_e(" ".join(text.split()))}{detail}</td>'
+            f'<td style="{cell};font-family:monospace;max-width:16em">{_measured(result)}</td>'
             f'<td style="{cell};font-family:monospace">{_expected(claim, result)}</td>'
             + (f'<td style="{cell}">{thumb}</td>' if thumbnails else "")
-            + f'<td style="{cell};font-family:monospace;white-space:nowrap">{src}</td></tr>'
+            + f'<td style="{cell};font-family:monospace;{_BREAK};max-width:16em">{src}</td></tr>'
         )
     return (
         '<table class="claims" style="border-collapse:collapse;font-size:13px">'
