@@ -13,8 +13,9 @@ angles in degrees counter-clockwise from +x, as on a clock face read mathematica
 
 Statistic: `correlation` = Pearson correlation between the kernel's positive part
 `max(w, 0)` (negative part `max(-w, 0)` for `inhibits along`) and T over the
-kernel's effective size. Default `correlation >= 0.5` (an arc template
-correlates 0.19 with the opposite arc and 0.35 with the line of the same orientation, on 5x5). A 1x1 kernel is an error.
+kernel's effective size. Default `correlation >= 0.5` (on 5x5 an arc template
+correlates 0.19 with the opposite arc and 0.35 with the line of the same
+orientation). A 1x1 kernel is an error.
 """
 
 from __future__ import annotations
