@@ -1,0 +1,318 @@
+"""The model adapter interface, the registry of model names, and `load_model`.
+
+All model knowledge lives in adapters: layer names, channel counts, which layer feeds
+which, and how to get the weights between two layers. The checker only ever talks to
+a `ModelAdapter`.
+
+Model names understood by `load_model`:
+
+* ``inceptionv1`` -- Lucid's InceptionV1 (`circuitdsl.models.inceptionv1`);
+* ``torchvision:<name>`` -- a torchvision classifier (`torchvision_models`);
+* ``package.module:factory`` -- any `nn.Module` returned by a Python callable
+  (`circuitdsl.models.module`);
+* anything registered with `register_model` (the model zoo registers its models).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from circuitdsl.diagnostics import (
+    E_NOT_SUPPORTED,
+    E_NOT_UPSTREAM,
+    E_UNKNOWN_LAYER,
+    E_UNKNOWN_MODEL,
+    Diagnostic,
+    DiagnosticError,
+    did_you_mean,
+)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One addressable layer: its name, channel count, kernel size and kind.
+
+    kind is one of "conv" (a conv, BatchNorm folded), "relu", "concat", "pool",
+    "lrn", "linear", "add", "block" (a module with submodules), "input", ...
+    """
+
+    name: str
+    channels: int
+    kernel_size: tuple[int, int] | None
+    kind: str
+
+
+class ModelAdapter(ABC):
+    """A model bound to its weights, addressed by layer names.
+
+    Attributes: `name` (as the user gave it), `weights_path` (the file the weights came
+    from, or None), `module` (the `nn.Module`, in eval mode).
+    """
+
+    name: str
+    weights_path: str | None
+    module: nn.Module
+
+    @abstractmethod
+    def layers(self) -> list[LayerInfo]:
+        """Every addressable layer, in network (topological) order."""
+
+    @abstractmethod
+    def layer(self, name: str) -> LayerInfo:
+        """The layer called `name`; E201 with the closest names when there is none."""
+
+    @abstractmethod
+    def is_upstream(self, src: str, dst: str) -> bool:
+        """True when `dst`'s activation depends on `src`'s (src != dst)."""
+
+    @abstractmethod
+    def weights(self, src: str, dst: str) -> torch.Tensor:
+        """Weights from `src` to `dst` as ``[C_dst, C_src, kh, kw]``, cached per pair.
+
+        For a conv fed directly by `src` this is the conv's kernel (BatchNorm folded);
+        otherwise the expanded weights of the linearised network (see
+        `circuitdsl.weights`). Kernel row 0 is the top.
+        """
+
+    @abstractmethod
+    def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
+        """For a concatenation layer, the branch layer and index a channel comes from."""
+
+    @abstractmethod
+    def activations(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        """Run the model on `x` and return the named layers' activations."""
+
+
+def unknown_layer(name: str, known: list[str], model: str, span=None) -> Diagnostic:  # type: ignore[no-untyped-def]
+    """E201 for `name`, with close names or, failing that, a few valid ones."""
+    hint = did_you_mean(name, known)
+    if hint is None:
+        sample = ", ".join(f"`{k}`" for k in known[:8])
+        hint = f"valid layers include {sample}; `circ layers {model}` lists all {len(known)}"
+    else:
+        hint += f" (`circ layers {model}` lists every layer)"
+    return Diagnostic(
+        E_UNKNOWN_LAYER, f"model `{model}` has no layer `{name}`", span=span, help=hint
+    )
+
+
+class TracedAdapter(ModelAdapter):
+    """An adapter for any traceable `nn.Module`: layers are dotted module paths.
+
+    Adapters for particular model families construct the module and pass aliases;
+    everything else (tracing, shapes, weights, hooks) is shared.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        *,
+        weights_path: str | None,
+        example_input: torch.Tensor,
+        aliases: Mapping[str, str] | None = None,
+        hidden: frozenset[str] = frozenset(),
+    ) -> None:
+        from circuitdsl.models.traced import TracedGraph
+
+        self.name = name
+        self.weights_path = weights_path
+        self.module = module.eval()
+        try:
+            self.graph = TracedGraph(
+                self.module, example_input=example_input, aliases=aliases, hidden=hidden
+            )
+        except DiagnosticError:
+            raise
+        except Exception as exc:  # torch.fx reports untraceable code in many ways
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        E_NOT_SUPPORTED,
+                        f"model `{name}` cannot be traced with torch.fx: {str(exc)[:300]}",
+                        help="models with data-dependent control flow in `forward` are not"
+                        " supported; wrap the traceable part in a module of its own",
+                    )
+                ]
+            ) from None
+        self._cache: dict[tuple[str, str], torch.Tensor] = {}
+        names = self.graph.layer_names()
+        self._layers = {
+            n: LayerInfo(
+                n,
+                self.graph.channels(self.graph.layer_node[n]),
+                self.graph.nodes[self.graph.layer_node[n]].kernel_size,
+                self.graph.layer_kind[n],
+            )
+            for n in names
+        }
+        self._order = names
+        self._modules = dict(self.module.named_modules())
+        self._alias_target = dict(aliases or {})
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} ({len(self._order)} layers)>"
+
+    def layers(self) -> list[LayerInfo]:
+        return [self._layers[n] for n in self._order]
+
+    def layer(self, name: str) -> LayerInfo:
+        try:
+            return self._layers[name]
+        except KeyError:
+            raise DiagnosticError([unknown_layer(name, self._order, self.name)]) from None
+
+    def node(self, name: str) -> str:
+        """The fx node whose output is layer `name`."""
+        self.layer(name)
+        return self.graph.layer_node[name]
+
+    def is_upstream(self, src: str, dst: str) -> bool:
+        a, b = self.node(src), self.node(dst)
+        return a != b and a in self.graph.ancestors(b)
+
+    def block(self, src: str, dst: str, *, method: str = "auto"):  # type: ignore[no-untyped-def]
+        """The `circuitdsl.weights.Block` from `src` to `dst` (with stride and offset)."""
+        from circuitdsl.weights import NotLinearisable, expanded_weights
+
+        if not self.is_upstream(src, dst):
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        E_NOT_UPSTREAM,
+                        f"layer `{src}` does not feed layer `{dst}` in model `{self.name}`",
+                        help="a weight claim needs its source layer before its target;"
+                        " swap them or pick layers on one path (`circ layers` lists them"
+                        " in network order)",
+                    )
+                ]
+            )
+        try:
+            return expanded_weights(self.graph, self.node(src), self.node(dst), method=method)
+        except NotLinearisable as exc:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        E_NOT_SUPPORTED,
+                        f"no weights between `{src}` and `{dst}` in `{self.name}`: {exc}",
+                        help="choose layers whose path consists of convolutions, pools,"
+                        " normalisations, nonlinearities, concatenations and additions",
+                    )
+                ]
+            ) from None
+
+    def weights(self, src: str, dst: str) -> torch.Tensor:
+        key = (src, dst)
+        if key not in self._cache:
+            self._cache[key] = self.block(src, dst).weight
+        return self._cache[key]
+
+    def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
+        node = self.node(layer)
+        op = self.graph.nodes[node].op
+        if op.kind != "cat":
+            return None
+        by_node: dict[str, str] = {}
+        for n in reversed(self._order):  # prefer the earliest (canonical) name
+            if n not in self._alias_target:
+                by_node[self.graph.layer_node[n]] = n
+        start = 0
+        for i in op.inputs:
+            c = self.graph.channels(i)
+            if start <= channel < start + c:
+                name = by_node.get(i)
+                return (name, channel - start) if name is not None else None
+            start += c
+        return None
+
+    def activations(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        wanted = {n: self.node(n) for n in layers}
+        nodes = set(wanted.values())
+        out_by_node: dict[str, torch.Tensor] = {}
+        import torch.fx as fx
+
+        interp = fx.Interpreter(self.graph.gm)
+        run_node = interp.run_node
+
+        def record(n: fx.Node) -> object:
+            val = run_node(n)
+            if n.name in nodes and isinstance(val, torch.Tensor):
+                # Later in-place ops (ReLU(inplace=True)) must not change what we return.
+                out_by_node[n.name] = val.detach().clone()
+            return val
+
+        interp.run_node = record  # type: ignore[method-assign]
+        with torch.no_grad():
+            interp.run(x)
+        return {n: out_by_node[node] for n, node in wanted.items()}
+
+
+# ---- registry and load_model ----------------------------------------------------
+
+ModelFactory = Callable[[Path | None], ModelAdapter]
+MODEL_REGISTRY: dict[str, ModelFactory] = {}
+
+
+def register_model(name: str, factory: ModelFactory) -> None:
+    """Make `load_model(name, weights)` call `factory(weights_path_or_None)`."""
+    MODEL_REGISTRY[name] = factory
+
+
+def _inceptionv1(weights: Path | None) -> ModelAdapter:
+    from circuitdsl.models.inceptionv1 import build
+
+    return build(weights)
+
+
+register_model("inceptionv1", _inceptionv1)
+
+
+def known_models() -> list[str]:
+    """Registered names and the `torchvision:` names, for messages and `--help`."""
+    from circuitdsl.models.torchvision_models import SUPPORTED
+
+    return sorted(MODEL_REGISTRY) + [f"torchvision:{n}" for n in SUPPORTED]
+
+
+def load_model(
+    name: str, weights: str | Path | None = None, *, device: str = "cpu"
+) -> ModelAdapter:
+    """Build the adapter for model `name`, with weights from `weights` when given.
+
+    >>> load_model("torchvision:resnet18", "resnet18.pth")  # doctest: +SKIP
+    """
+    path = Path(weights) if weights is not None else None
+    if name in MODEL_REGISTRY:
+        adapter = MODEL_REGISTRY[name](path)
+    elif name.startswith("torchvision:"):
+        from circuitdsl.models.torchvision_models import build as build_tv
+
+        adapter = build_tv(name.split(":", 1)[1], path)
+    elif ":" in name:
+        from circuitdsl.models.module import build as build_module
+
+        adapter = build_module(name, path)
+    else:
+        if name.lower() in MODEL_REGISTRY:
+            return load_model(name.lower(), weights, device=device)
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_UNKNOWN_MODEL,
+                    f"unknown model `{name}`",
+                    help=(did_you_mean(name, known_models()) or "")
+                    + " known models: "
+                    + ", ".join(f"`{m}`" for m in known_models())
+                    + "; or give a factory as `package.module:function`",
+                )
+            ]
+        )
+    if device != "cpu":
+        adapter.module.to(device)
+    return adapter

@@ -1,0 +1,98 @@
+"""`torchvision:<name>` models, addressed by torchvision's own module paths.
+
+Layers are dotted module paths (`inception4c`, `layer3.1.conv2`, `features.28`).
+A conv followed by its BatchNorm (googlenet's `BasicConv2d.conv`, ResNet's
+`conv1`/`bn1` pairs) names the conv with the BatchNorm folded in: its weights are
+``W * gamma / sqrt(var + eps)``. Weights come from `--weights FILE` or, when absent,
+torchvision's own checkpoint in torch's cache directory if it was downloaded before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from circuitdsl.diagnostics import (
+    E_UNKNOWN_MODEL,
+    E_WEIGHTS_MISSING,
+    Diagnostic,
+    DiagnosticError,
+    did_you_mean,
+)
+from circuitdsl.models.base import ModelAdapter, TracedAdapter
+from circuitdsl.models.checkpoint import load_state_dict_into
+
+# name -> extra constructor arguments (googlenet's auxiliary heads are not part of
+# the inference graph, and its published weights expect the input transform).
+SUPPORTED: dict[str, dict[str, object]] = {
+    "googlenet": {"aux_logits": False, "init_weights": False},
+    "inception_v3": {"aux_logits": False, "init_weights": False},
+    "resnet18": {},
+    "resnet34": {},
+    "resnet50": {},
+    "resnet101": {},
+    "vgg11": {},
+    "vgg16": {},
+    "vgg19": {},
+    "alexnet": {},
+}
+
+
+def _cached_checkpoint(name: str) -> Path | None:
+    """torchvision's downloaded checkpoint for `name` in torch's cache, if present."""
+    from torchvision.models import get_model_weights
+
+    try:
+        enum = get_model_weights(name)
+    except ValueError:
+        return None
+    ckpt_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    for w in enum:
+        f = ckpt_dir / Path(w.url).name
+        if f.is_file():
+            return f
+    return None
+
+
+def build(name: str, weights: Path | None, *, allow_random: bool = False) -> ModelAdapter:
+    """The adapter for `torchvision:<name>` with weights from `weights` or torch's cache.
+
+    `allow_random` builds the model with random weights (tests and benchmarks only).
+    """
+    import torchvision
+
+    if name not in SUPPORTED:
+        hint = did_you_mean(name, SUPPORTED) or "supported: " + ", ".join(sorted(SUPPORTED))
+        raise DiagnosticError(
+            [Diagnostic(E_UNKNOWN_MODEL, f"unknown torchvision model `{name}`", help=hint)]
+        )
+    kwargs = dict(SUPPORTED[name])
+    module = torchvision.models.get_model(name, weights=None, **kwargs)
+    if weights is None:
+        weights = _cached_checkpoint(name)
+    if weights is not None:
+        if name == "googlenet":
+            # torchvision's published googlenet weights expect RGB normalised as
+            # Inception does: turn the input transform on, as torchvision does.
+            module.transform_input = True
+        load_state_dict_into(module, weights, model_name=f"torchvision:{name}")
+    elif not allow_random:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_WEIGHTS_MISSING,
+                    f"no weights for `torchvision:{name}`",
+                    help=f"pass `--weights FILE` (a state dict of torchvision's `{name}`), or"
+                    " download torchvision's weights once (`torchvision.models.get_model("
+                    f"'{name}', weights='DEFAULT')`) so that they are in {torch.hub.get_dir()}",
+                )
+            ]
+        )
+    size = 299 if name == "inception_v3" else 224
+    return TracedAdapter(
+        f"torchvision:{name}",
+        module.eval(),
+        weights_path=str(weights) if weights is not None else None,
+        example_input=torch.zeros(1, 3, size, size),
+    )
