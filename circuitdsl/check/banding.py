@@ -1,0 +1,93 @@
+"""`banded L horizontal | vertical` -- weight banding in all kernels into a layer.
+
+For every kernel w (h x w) into layer L (the layer's own conv weights, every
+(output, input) channel pair): `SS_total = sum (w - mean w)^2` and, for horizontal
+bands, `SS_rows = w_cols * sum_r (rowmean_r - mean w)^2` (columns for vertical).
+Statistic: `banding = sum SS_rows / sum SS_total` over all kernels, the share of
+kernel variance explained by row (column) means. Random kernels give
+`(h - 1) / (h w - 1)` (1/6 for 5x5); perfectly banded ones give 1. Default
+`banding >= 0.5`. A layer with 1-row (1-column) kernels is an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.context import Context
+from circuitdsl.ir import Circuit, Claim, Feature
+
+KINDS = ("banding",)
+
+
+def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+    """No feature edges: banding reads a layer's own kernels."""
+    return []
+
+
+def layer_kernels(ctx: Context, layer: str) -> torch.Tensor:
+    """All kernels into `layer`, [C_out, C_in, h, w], from whatever the model exposes."""
+    for obj in (ctx.bound, ctx.adapter):
+        fn = getattr(obj, "input_kernels", None)
+        if callable(fn):
+            return fn(layer)
+    adapter = ctx.adapter
+    module: Any = None
+    if adapter is not None and callable(getattr(adapter, "layer", None)):
+        info = adapter.layer(layer)
+        module = info if isinstance(info, torch.nn.Module) else getattr(info, "module", None)
+    if module is None and adapter is not None:
+        root = getattr(adapter, "module", None) or getattr(adapter, "model", None)
+        if isinstance(root, torch.nn.Module):
+            try:
+                module = root.get_submodule(layer)
+            except AttributeError:
+                module = None
+    if module is not None:
+        for m in [module, *module.modules()]:
+            if isinstance(m, torch.nn.Conv2d):
+                return m.weight.detach()
+    raise Unmeasurable(f"the model does not expose the convolution kernels of layer {layer}")
+
+
+def banding(kernels: torch.Tensor, direction: str) -> float:
+    """Share of kernel variance explained by row (horizontal) or column (vertical) means."""
+    k = kernels.detach().to(torch.float64).flatten(0, -3)  # [n, h, w]
+    axis = 2 if direction == "horizontal" else 1  # average along a row -> row means
+    if k.shape[1] * k.shape[2] <= 1 or k.shape[3 - axis] == 1:
+        raise Unmeasurable(f"{k.shape[1]}x{k.shape[2]} kernels have no {direction} bands")
+    centred = k - k.mean(dim=(1, 2), keepdim=True)
+    ss_total = centred.pow(2).sum()
+    means = centred.mean(dim=axis, keepdim=True)
+    ss_bands = (means.pow(2) * k.shape[axis]).sum()
+    if ss_total <= 0:
+        raise Unmeasurable("the kernels are constant; banding is undefined")
+    return float(ss_bands / ss_total)
+
+
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    """The banding share for each claim's layer."""
+    out = []
+    for c in claims:
+        layer, direction = str(c.args["layer"]), str(c.args.get("direction", "horizontal"))
+        if direction not in ("horizontal", "vertical"):
+            raise Unmeasurable(f"unknown banding direction `{direction}`")
+        k = layer_kernels(ctx, layer)
+        if k.dim() != 4:
+            raise Unmeasurable(f"layer {layer} kernels have shape {tuple(k.shape)}")
+        b = banding(k, direction)
+        h, w = k.shape[-2:]
+        chance = ((h if direction == "horizontal" else w) - 1) / (h * w - 1)
+        detail = (
+            f"{direction} bands explain {fmt(b)} of the variance of {k.shape[0] * k.shape[1]} "
+            f"{h}x{w} kernels into {layer} (random kernels: {fmt(chance)})"
+        )
+        mean_k = k.detach().float().mean(dim=(0, 1))
+        out.append(
+            Outcome(
+                {"banding": b, "chance": chance}, detail, {f"mean into {layer}": mean_k.tolist()}
+            )
+        )
+    return out
