@@ -367,7 +367,8 @@ def heatmap(kernel: torch.Tensor) -> list[str]:
     for row in k.tolist():
         cells = []
         for v in row:
-            level = 0 if peak <= 0 else min(9, round(9 * abs(v) / peak))
+            # round half up: 0.5 of the peak is level 5 of 9
+            level = 0 if peak <= 0 else min(9, int(9 * abs(v) / peak + 0.5))
             ch = " " if level == 0 else (POS_RAMP if v > 0 else NEG_RAMP)[level - 1]
             cells.append(ch * 2)
         rows.append("".join(cells))
