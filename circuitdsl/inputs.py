@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,8 @@ REGIONS = ("top", "bottom", "left", "right", "center")
 # Heat-map ramps, weakest to strongest (level 1..9); a cell is two characters wide so
 # that kernels look square in a terminal. Positive and negative use disjoint sets so
 # the sign is readable without colour.
+_NUM = r"(?:-?[0-9][0-9.eE+-]*|null)"
+_NUMBER_LIST = re.compile(rf"\[\s*({_NUM}(?:,\s*{_NUM})*)\s*\]")
 POS_RAMP = ".:-=+*#%@"
 NEG_RAMP = ",;~oxOX8&"
 
@@ -309,7 +312,9 @@ class InputsReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        """Indented JSON with each list of numbers (a kernel row) on one line."""
+        text = json.dumps(self.to_dict(), indent=2)
+        return _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
     def to_text(self) -> str:
         """Tables of the top inputs of each sign, each followed by its kernels."""

@@ -181,3 +181,10 @@ def test_parse_unit() -> None:
     assert parse_unit("layer3.1.conv2:17") == ("layer3.1.conv2", 17)
     with pytest.raises(DiagnosticError):
         parse_unit(":3")
+
+
+def test_compact_json_is_the_same_data(planted_adapter: Any) -> None:
+    rep = analyse(planted_adapter, "relu3", UNIT, top=3)
+    text = rep.to_json()
+    assert json.loads(text) == json.loads(json.dumps(rep.to_dict()))
+    assert '"kernel_size": [5, 5]' in text  # number lists stay on one line
