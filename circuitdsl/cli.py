@@ -228,10 +228,14 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     )
     _write(draft.text, args.output)
     where = args.output if args.output not in (None, "-") else "stdout"
+    dropped = (
+        "no candidate claim failed"
+        if draft.n_dropped == 0
+        else f"{draft.n_dropped} candidate claim(s) that fail with the default thresholds"
+        " were left out (listed as comments)"
+    )
     print(
-        f"drafted {draft.n_features} features and {draft.n_claims} claims to {where};"
-        f" {draft.n_dropped} candidate claims fail with the default thresholds and were"
-        " left out (listed as comments)",
+        f"drafted {draft.n_features} features and {draft.n_claims} claims to {where}; {dropped}",
         file=sys.stderr,
     )
     return EXIT_OK
