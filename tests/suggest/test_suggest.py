@@ -154,3 +154,12 @@ def test_names_and_candidates() -> None:
         "excites at top",
         "among top 7 inputs",
     ]
+
+
+@pytest.mark.parametrize("command", ["inputs", "suggest"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: circ {command}" in out and "MODEL LAYER:CH" in out and "--from LAYER" in out
