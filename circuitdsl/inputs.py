@@ -134,19 +134,36 @@ def default_source(adapter: Any, layer: str) -> str:
     node = graph.layer_node[layer]
     own_head = _chain_head(graph, node)
     dominators = _dominators(graph, node)
-    best: tuple[int, str] | None = None
-    for info in layers:  # network order: the first name of a node is its canonical one
+    best: str | None = None
+    for info in layers:
         n = graph.layer_node[info.name]
         if n not in dominators:
             continue
         head = _chain_head(graph, n)
         if head == own_head or graph.nodes[head].kind not in SOURCE_KINDS:
             continue
-        if best is None or graph.index[n] > best[0]:
-            best = (graph.index[n], info.name)
+        if best is None or graph.index[n] > graph.index[best]:
+            best = n
     if best is None:
         raise _no_source(adapter, layer)
-    return best[1]
+    names = [info.name for info in layers if graph.layer_node[info.name] == best]
+    return _preferred_name(adapter, names)
+
+
+def _preferred_name(adapter: Any, names: list[str]) -> str:
+    """Of several names for one activation, the conv's own (`layer3.1.conv1`, not `.bn1`).
+
+    A BatchNorm-folded conv is addressable under both module paths; specs name the
+    conv. Otherwise the first name in network order (aliases come after).
+    """
+    root = getattr(adapter, "module", None)
+    for name in names:
+        try:
+            if isinstance(root.get_submodule(name), torch.nn.Conv2d):  # type: ignore[union-attr]
+                return name
+        except (AttributeError, TypeError):
+            continue
+    return names[0]
 
 
 def _no_source(adapter: Any, layer: str) -> DiagnosticError:

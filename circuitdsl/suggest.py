@@ -222,12 +222,20 @@ def suggest(
     }
     sections: list[tuple[str, list[EdgeDraft]]] = []
 
+    def unique(name: str, ref: str) -> str:
+        """`name` for `ref`, suffixed where two layers' names map to one identifier."""
+        base, n = name, 1
+        while name in features and features[name][1] != ref:
+            n += 1
+            name = f"{base}_{n}"
+        features.setdefault(name, (name, ref, None))
+        return name
+
     def add_edges(rep: InputsReport, dst: str) -> list[EdgeDraft]:
         out = []
         for role, items in (("excitatory", rep.excitatory), ("inhibitory", rep.inhibitory)):
             for inp in items:
-                name = feature_name(rep.source, inp.channel)
-                features.setdefault(name, (name, inp.ref, None))
+                name = unique(feature_name(rep.source, inp.channel), inp.ref)
                 out.append(EdgeDraft(name, dst, inp, role, candidate_claims(inp)))
         how = "default source" if rep.source_default else "--from"
         title = (
@@ -246,7 +254,7 @@ def suggest(
         for inp in [*first.excitatory, *first.inhibitory] if not notes else []:
             rep = analyse(adapter, first.source, inp.channel, top=top)
             reports.append(rep)
-            edges += add_edges(rep, feature_name(first.source, inp.channel))
+            edges += add_edges(rep, unique(feature_name(first.source, inp.channel), inp.ref))
 
     name = "draft_" + target
     description = f"inputs of {unit} in {model}, drafted from weights"
