@@ -188,18 +188,3 @@ def test_compact_json_is_the_same_data(planted_adapter: Any) -> None:
     text = rep.to_json()
     assert json.loads(text) == json.loads(json.dumps(rep.to_dict()))
     assert '"kernel_size": [5, 5]' in text  # number lists stay on one line
-
-
-def test_default_source_on_resnet18_names_the_folded_conv() -> None:
-    torchvision = pytest.importorskip("torchvision")
-    from circuitdsl.models.base import TracedAdapter
-
-    m = torchvision.models.resnet18().eval()
-    a = TracedAdapter("resnet18", m, weights_path=None, example_input=torch.zeros(1, 3, 64, 64))
-    # `layer3.1.bn1` and `layer3.1.conv1` are one activation; specs name the conv
-    assert default_source(a, "layer3.1.conv2") == "layer3.1.conv1"
-    assert default_source(a, "layer3.1.conv1") == "layer3.0"  # the residual block's output
-    assert default_source(a, "layer2.0.downsample") == "layer1"
-    assert default_source(a, "layer1.0.conv1") == "relu"  # the stem, after its ReLU
-    rep = analyse(a, "layer3.1.conv2", 5, top=2)
-    assert rep.kernel_size == (3, 3) and rep.n_inputs == 256
