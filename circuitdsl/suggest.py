@@ -246,29 +246,33 @@ def suggest(
         return out
 
     edges = list(add_edges(first, target))
-    if depth == 2:
+    deeper = depth == 2
+    if deeper:
         try:
             default_source(adapter, first.source)
-        except DiagnosticError as err:  # the first layer: depth 1 is all there is
+        except DiagnosticError as err:  # the first conv layer: depth 1 is all there is
             notes.append(f"depth 2 stops at {first.source}: {err.diagnostics[0].message}")
-        for inp in [*first.excitatory, *first.inhibitory] if not notes else []:
+            deeper = False
+    if deeper:
+        for inp in [*first.excitatory, *first.inhibitory]:
             rep = analyse(adapter, first.source, inp.channel, top=top)
             reports.append(rep)
             edges += add_edges(rep, unique(feature_name(first.source, inp.channel), inp.ref))
 
-    name = "draft_" + target
-    description = f"inputs of {unit} in {model}, drafted from weights"
-    common = {
-        "name": name,
-        "description": description,
-        "model": model,
-        "command": command,
-        "features": list(features.values()),
-        "sections": sections,
-        "notes": notes,
-    }
+    def draft_text(claims_of: str) -> str:
+        return render(
+            name="draft_" + target,
+            description=f"inputs of {unit} in {model}, drafted from weights",
+            model=model,
+            command=command,
+            features=list(features.values()),
+            sections=sections,
+            claims_of=claims_of,
+            notes=notes,
+        )
+
     # 1. measure every candidate claim at once
-    results = _check(render(claims_of="candidates", **common), adapter)
+    results = _check(draft_text("candidates"), adapter)
     flat = [(e, c) for e in edges for c in e.candidates]
     if len(results) != len(flat):  # pragma: no cover - a compiler change would break this
         raise RuntimeError(f"{len(flat)} candidate claims compiled to {len(results)}")
@@ -278,7 +282,7 @@ def suggest(
         else:
             e.dropped.append((text, _why(res)))
     # 2. write the survivors, formatted, and make sure the text passes as written
-    text = format_spec(parse(render(claims_of="kept", **common), "<draft>"))
+    text = format_spec(parse(draft_text("kept"), "<draft>"))
     final = _check(text, adapter)
     bad = [r for r in final if r.status != "pass"]
     if bad:  # pragma: no cover - claims are measured independently of each other
