@@ -37,6 +37,8 @@ from typing import Any
 
 import torch
 
+from circuitdsl.check.common import PairData, Unmeasurable, crop, region_mask
+from circuitdsl.claims import NAMED_REGIONS
 from circuitdsl.diagnostics import (
     E_CHANNEL_RANGE,
     E_NOT_SUPPORTED,
@@ -45,6 +47,7 @@ from circuitdsl.diagnostics import (
     Diagnostic,
     DiagnosticError,
 )
+from circuitdsl.ir import Feature
 
 # Graph-node kinds whose output counts as a unit's "output" for the default source.
 SOURCE_KINDS = frozenset({"conv", "bn", "concat", "add"})
@@ -250,9 +253,6 @@ def region_margins(kernel: torch.Tensor) -> dict[str, float]:
     `margin = (mean_R w - max_Q mean_Q w) / RMS(w)`, Q the named regions disjoint from
     R -- the statistic of `check.region` for `strongest` claims. Empty for 1x1 kernels.
     """
-    from circuitdsl.check.common import Unmeasurable, region_mask
-    from circuitdsl.claims import NAMED_REGIONS
-
     kh, kw = kernel.shape
     if kh * kw <= 1:
         return {}
@@ -426,9 +426,6 @@ def analyse(
     top: int = 5,
 ) -> InputsReport:
     """Rank every channel of the source layer by the strength of its kernel into the unit."""
-    from circuitdsl.check.common import PairData
-    from circuitdsl.ir import Feature
-
     if top < 1:
         raise DiagnosticError([Diagnostic(E_USAGE, f"--top must be at least 1 (got {top})")])
     check_unit(adapter, layer, channel)
@@ -439,8 +436,6 @@ def analyse(
     # PairData crops and reduces exactly as the checker will when the draft is checked.
     pair = PairData(block, [Feature("unit", layer, (channel,), (1.0,))])
     eh, ew = pair.eff_size[0]
-    from circuitdsl.check.common import crop
-
     kernels = crop(pair.inputs[0], eh, ew)  # [C_src, eh, ew]
     norms = pair.norms()[0].to(torch.float64)
     totals = pair.totals()[0].to(torch.float64)
