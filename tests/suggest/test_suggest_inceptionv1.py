@@ -106,3 +106,12 @@ def test_draft_passes_and_states_the_plants(
     path.write_text(text)
     assert main(["check", str(path), "--weights", str(weights)]) == 0
     assert main(["fmt", "--check", str(path)]) == 0
+
+
+def test_1x1_branch_unit_gets_no_region_claims(adapter: Any) -> None:
+    rep = analyse(adapter, "mixed4c", 0, top=1)  # mixed4c:0 is in the 1x1 branch
+    assert rep.kernel_size == (1, 1) and rep.excitatory[0].region is None
+    draft = suggest(adapter, "mixed4c", 0, top=1)
+    claims = [line for line in draft.text.splitlines() if " -> " in line and "#" not in line]
+    assert claims and not any(" at " in line for line in claims)
+    assert "region none (1x1)" in draft.text
