@@ -71,8 +71,8 @@ RULES: dict[str, Rule] = {
         Rule(
             "along",
             ("correlation",),
-            (_t("correlation", ">=", 0.3),),
-            "the kernel correlates with the oriented line/arc template",
+            (_t("correlation", ">=", 0.5),),
+            "the kernel's positive part correlates with the oriented line/arc template",
         ),
         Rule(
             "equivariant",

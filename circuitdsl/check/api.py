@@ -1,0 +1,52 @@
+"""Glue for the CLI and the Python API: load a model, bind a circuit, check it."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from circuitdsl.diagnostics import E_NO_MODEL, Diagnostic, DiagnosticError
+from circuitdsl.ir import Circuit
+from circuitdsl.report import Report
+
+
+def check_spec(
+    circuit: Circuit,
+    model_name: str | None = None,
+    weights: str | Path | None = None,
+    *,
+    progress: Any = None,
+) -> Report:
+    """Load `model_name` (default: the spec's `model`), bind `circuit` to it, check it.
+
+    Raises `DiagnosticError` for a missing / unknown model or unreadable weights (the
+    CLI exits 2 on those); claim-level problems become `error` results instead.
+    """
+    from circuitdsl.check.engine import check
+
+    name = model_name or circuit.model
+    if not name:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_NO_MODEL,
+                    "the spec names no model and none was given",
+                    help="add `model inceptionv1` to the spec or pass --model",
+                )
+            ]
+        )
+    load_model = importlib.import_module("circuitdsl.models.base").load_model
+    bind = importlib.import_module("circuitdsl.bind").bind
+    adapter = load_model(name, weights=str(weights) if weights is not None else None)
+    bound = bind(circuit, adapter)
+    report = check(circuit, bound, progress=progress)
+    if report.model != name or (weights is not None and report.weights is None):
+        report = Report(
+            spec=report.spec,
+            model=name,
+            weights=str(weights) if weights is not None else report.weights,
+            claims=report.claims,
+            circuit=report.circuit,
+        )
+    return report

@@ -1,0 +1,306 @@
+"""Shared machinery of the checker: per-layer-pair data, regions, verdicts.
+
+Conventions used by every claim kind (docs/claims.md states them for users):
+
+* A weight block is a tensor `W[C_dst, C_src, kh, kw]` (PyTorch's conv layout, which
+  is cross-correlation: kernel row 0 multiplies the input row *above* the output
+  position, so "top" means the top rows of the kernel as printed).
+* A feature is a direction `sum_j c_j * channel_j` of its layer; the kernel between a
+  source direction `s` and a target direction `t` is `sum_j sum_k t_j s_k W[j, k]`.
+* Statistics are scale-invariant: a connection is measured relative to the
+  distribution of *all* inputs into the same target (every channel of the source
+  layer), so numbers compare across layers and models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from circuitdsl.ir import Circuit, Claim, Feature, Threshold
+
+
+class Unmeasurable(Exception):
+    """A claim that cannot be measured on this model (reported as status `error`)."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a claim handler returns: numbers, a sentence, the kernels it looked at."""
+
+    measured: dict[str, float]
+    detail: str
+    kernels: dict[str, list[list[float]]] = field(default_factory=dict)
+    # Thresholds implied by the claim itself (e.g. `rank <= k`) when the spec gave none.
+    implied: tuple[Threshold, ...] = ()
+    status: str | None = None  # set only to force a status (e.g. "error")
+
+
+def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
+    """Status, expected-text and detail of a claim from its measured statistics.
+
+    A claim passes when every threshold (the claim's own, else the implied ones) holds;
+    a threshold on a statistic the handler did not measure is an error, not a pass.
+    """
+    by_stat = {t.stat: t for t in outcome.implied}
+    by_stat.update({t.stat: t for t in claim.thresholds})
+    expected = {s: str(t) for s, t in by_stat.items()}
+    if outcome.status is not None:
+        return outcome.status, expected, outcome.detail
+    if not by_stat:
+        return "error", expected, "the claim has no threshold to compare against"
+    missing = [s for s in by_stat if s not in outcome.measured]
+    if missing:
+        return (
+            "error",
+            expected,
+            f"statistic {', '.join(missing)} is not measured for a {claim.kind} claim",
+        )
+    for s, t in by_stat.items():
+        value = outcome.measured[s]
+        if isinstance(value, float) and math.isnan(value):
+            return "fail", expected, outcome.detail + f" ({s} is undefined)"
+        if not t.holds(value):
+            return "fail", expected, outcome.detail
+    return "pass", expected, outcome.detail
+
+
+def feature_coeffs(feature: Feature) -> list[tuple[int, float]]:
+    """(channel, coefficient) pairs of a feature."""
+    return list(zip(feature.channels, feature.coefficients, strict=True))
+
+
+def kernel_list(k: torch.Tensor) -> list[list[float]]:
+    """A 2-D kernel as nested lists with values rounded for JSON (row 0 = top)."""
+    return [[round(float(v), 6) for v in row] for row in k.tolist()]
+
+
+def fmt(x: float) -> str:
+    """A number for a detail sentence."""
+    return f"{x:.3g}"
+
+
+# ---- regions -------------------------------------------------------------------------
+
+
+def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
+    """Boolean [kh, kw] mask of a named or explicit region of a kernel.
+
+    Named regions are relative to the centre line of the kernel: `top` = rows strictly
+    above the middle, `bottom` strictly below, `left`/`right` likewise for columns,
+    corners their intersections, `center` = the cells within half a cell of the centre
+    (the middle cell for odd sizes). Explicit regions are `rows r0..r1 cols c0..c1`
+    (inclusive). Raises Unmeasurable where the region is empty for this kernel size.
+    """
+    rows = torch.arange(kh, dtype=torch.float32)[:, None].expand(kh, kw)
+    cols = torch.arange(kw, dtype=torch.float32)[None, :].expand(kh, kw)
+    mr, mc = (kh - 1) / 2, (kw - 1) / 2
+    if "name" in region:
+        name = str(region["name"])
+        if kh == 1 and kw == 1:
+            raise Unmeasurable(f"a 1x1 kernel has no `{name}` region (it has no spatial extent)")
+        top, bottom = rows < mr, rows > mr
+        left, right = cols < mc, cols > mc
+        mid_r, mid_c = (rows - mr).abs() <= 0.5, (cols - mc).abs() <= 0.5
+        masks = {
+            "top": top,
+            "bottom": bottom,
+            "left": left,
+            "right": right,
+            "center": mid_r & mid_c,
+            "top_left": top & left,
+            "top_right": top & right,
+            "bottom_left": bottom & left,
+            "bottom_right": bottom & right,
+        }
+        if name not in masks:
+            raise Unmeasurable(f"unknown region `{name}`; known: {', '.join(masks)}")
+        mask = masks[name]
+        label = name
+    else:
+        r0, r1 = (int(v) for v in region["rows"])
+        c0, c1 = (int(v) for v in region["cols"])
+        if not (0 <= r0 <= r1 < kh and 0 <= c0 <= c1 < kw):
+            raise Unmeasurable(
+                f"region rows {r0}..{r1} cols {c0}..{c1} lies outside the {kh}x{kw} kernel"
+            )
+        mask = (rows >= r0) & (rows <= r1) & (cols >= c0) & (cols <= c1)
+        label = f"rows {r0}..{r1} cols {c0}..{c1}"
+    if not bool(mask.any()):
+        raise Unmeasurable(f"region `{label}` is empty in a {kh}x{kw} kernel")
+    return mask
+
+
+def region_label(region: Mapping[str, Any]) -> str:
+    """How a region reads in a sentence."""
+    if "name" in region:
+        return str(region["name"]).replace("_", " ")
+    r0, r1 = region["rows"]
+    c0, c1 = region["cols"]
+    return f"rows {r0}..{r1} cols {c0}..{c1}"
+
+
+def embed_mask(mask: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+    """Place a centred effective-size mask into the full [kh, kw] block kernel."""
+    eh, ew = mask.shape
+    out = torch.zeros(kh, kw, dtype=torch.bool)
+    r0, c0 = (kh - eh) // 2, (kw - ew) // 2
+    out[r0 : r0 + eh, c0 : c0 + ew] = mask
+    return out
+
+
+def crop(k: torch.Tensor, eh: int, ew: int) -> torch.Tensor:
+    """The centred [eh, ew] part of the last two dims of `k`."""
+    kh, kw = k.shape[-2:]
+    r0, c0 = (kh - eh) // 2, (kw - ew) // 2
+    return k[..., r0 : r0 + eh, c0 : c0 + ew]
+
+
+# ---- per-layer-pair data ---------------------------------------------------------------
+
+
+class PairData:
+    """Everything measured once for one (source layer, target layer) pair.
+
+    `inputs[t]` is the stack of kernels from every source-layer channel into target
+    feature `t` ([n_targets, C_src, kh, kw]); reductions over it (totals, norms,
+    regional sums) are computed lazily, once, with tensor ops for all targets.
+    """
+
+    def __init__(self, block: torch.Tensor, targets: Sequence[Feature]) -> None:
+        if block.dim() != 4:
+            raise Unmeasurable(f"weight block has shape {tuple(block.shape)}, expected 4-D")
+        self.block = block.detach().to(torch.float32)
+        self.c_dst, self.c_src, self.kh, self.kw = self.block.shape
+        self.target_index: dict[str, int] = {}
+        for t in targets:
+            self.target_index.setdefault(t.name, len(self.target_index))
+        feats = {t.name: t for t in targets}
+        ordered = [feats[n] for n in self.target_index]
+        for t in ordered:
+            for ch in t.channels:
+                if not 0 <= ch < self.c_dst:
+                    raise Unmeasurable(
+                        f"{t.ref}: channel {ch} out of range (layer has {self.c_dst})"
+                    )
+        if all(t.is_channel for t in ordered):
+            idx = torch.tensor([t.channels[0] for t in ordered], dtype=torch.long)
+            self.inputs = self.block.index_select(0, idx)
+        else:
+            coeff = torch.zeros(len(ordered), self.c_dst)
+            for i, t in enumerate(ordered):
+                for ch, c in feature_coeffs(t):
+                    coeff[i, ch] += c
+            self.inputs = torch.einsum("td,dchw->tchw", coeff, self.block)
+        self._cache: dict[Any, torch.Tensor] = {}
+        self.eff_size = self._effective_sizes()
+
+    def _effective_sizes(self) -> list[tuple[int, int]]:
+        """Per target, the centred kernel size that holds all its nonzero weights.
+
+        Adapters may pad the kernels of a mixed layer's branches to one common size
+        (1x1 and 3x3 inside 5x5); region and shape claims must use the true size, so
+        that e.g. a region claim on a 1x1-branch unit is reported as unmeasurable.
+        """
+        if self.kh % 2 == 0 or self.kw % 2 == 0:
+            return [(self.kh, self.kw)] * self.inputs.shape[0]
+        nz = self.inputs.ne(0).any(dim=1)  # [T, kh, kw]
+        rdist = (torch.arange(self.kh) - (self.kh - 1) // 2).abs()
+        cdist = (torch.arange(self.kw) - (self.kw - 1) // 2).abs()
+        rows_any = nz.any(dim=2)  # [T, kh]
+        cols_any = nz.any(dim=1)  # [T, kw]
+        rr = torch.where(rows_any, rdist, -1).amax(dim=1)
+        cc = torch.where(cols_any, cdist, -1).amax(dim=1)
+        out = []
+        for r, c in zip(rr.tolist(), cc.tolist(), strict=True):
+            if r < 0:  # an all-zero target: keep the block size; totals flag it
+                out.append((self.kh, self.kw))
+            else:
+                # keep kernels square when the block is: a 3x3 branch with a zero
+                # column still reads as 3x3
+                if self.kh == self.kw:
+                    r = c = max(r, c)
+                out.append((2 * r + 1, 2 * c + 1))
+        return out
+
+    # lazily computed reductions over all inputs into each target
+    def totals(self) -> torch.Tensor:
+        """[T, C_src] signed weight sums."""
+        if "tot" not in self._cache:
+            self._cache["tot"] = self.inputs.sum(dim=(2, 3))
+        return self._cache["tot"]
+
+    def norms(self) -> torch.Tensor:
+        """[T, C_src] kernel L2 norms."""
+        if "norm" not in self._cache:
+            self._cache["norm"] = self.inputs.flatten(2).norm(dim=2)
+        return self._cache["norm"]
+
+    def masked_totals(self, mask: torch.Tensor) -> torch.Tensor:
+        """[T, C_src] weight sums over a [kh, kw] mask of the full block kernel."""
+        key = ("mask", mask.numpy().tobytes(), tuple(mask.shape))
+        if key not in self._cache:
+            m = mask.to(self.inputs.dtype).flatten()
+            self._cache[key] = self.inputs.flatten(2) @ m
+        return self._cache[key]
+
+    def kernels(self, edges: Sequence[tuple[int, Feature]]) -> torch.Tensor:
+        """[n, kh, kw] kernels for (target index, source feature) edges, gathered at once."""
+        n = len(edges)
+        out = torch.empty(n, self.kh, self.kw)
+        chan_pos = [i for i, (_, s) in enumerate(edges) if s.is_channel]
+        for _, s in edges:
+            for ch in s.channels:
+                if not 0 <= ch < self.c_src:
+                    raise Unmeasurable(
+                        f"{s.ref}: channel {ch} out of range (layer has {self.c_src})"
+                    )
+        if chan_pos:
+            t_idx = torch.tensor([edges[i][0] for i in chan_pos], dtype=torch.long)
+            s_idx = torch.tensor([edges[i][1].channels[0] for i in chan_pos], dtype=torch.long)
+            out[torch.tensor(chan_pos, dtype=torch.long)] = self.inputs[t_idx, s_idx]
+        for i, (t, s) in enumerate(edges):
+            if not s.is_channel:
+                ch = torch.tensor(s.channels, dtype=torch.long)
+                co = torch.tensor(s.coefficients, dtype=torch.float32)
+                out[i] = torch.einsum("c,chw->hw", co, self.inputs[t, ch])
+        return out
+
+
+def source_strength_vs_all(
+    row: torch.Tensor, value: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank (1 = strongest) and RMS-relative strength of `value[n]` among `row[n, C]`."""
+    rms = row.pow(2).mean(dim=1).sqrt()
+    rank = (row > value[:, None]).sum(dim=1) + 1
+    return rank, value / rms
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Pearson correlation along the last two dims (optionally within `mask`); NaN if flat."""
+    a = a.flatten(-2)
+    b = b.flatten(-2)
+    if mask is not None:
+        m = mask.flatten()
+        a, b = a[..., m], b[..., m]
+    a = a - a.mean(dim=-1, keepdim=True)
+    b = b - b.mean(dim=-1, keepdim=True)
+    den = a.norm(dim=-1) * b.norm(dim=-1)
+    num = (a * b).sum(dim=-1)
+    return torch.where(den > 1e-12, num / den.clamp_min(1e-30), torch.nan)
+
+
+def nodes_of(circuit: Circuit, name: str) -> list[Feature]:
+    """The features a node name stands for (a feature, or every member of a family)."""
+    try:
+        return [circuit.feature(name)]
+    except KeyError:
+        pass
+    try:
+        return list(circuit.members(name))
+    except KeyError:
+        raise Unmeasurable(f"`{name}` is neither a feature nor a family of the circuit") from None

@@ -1,0 +1,183 @@
+"""The checker's per-run state: weight blocks per layer pair and per-edge statistics.
+
+The engine first collects every (source feature, target feature) edge that any claim
+needs, groups the edges by (source layer, target layer), fetches each block once and
+gathers all kernels of a group with one indexing op. Per-edge statistics (totals, z,
+norms, ranks) are then computed for the whole group with tensor ops, on first use,
+and handlers read them as plain Python numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+
+from circuitdsl.check.common import PairData, Unmeasurable, crop
+from circuitdsl.diagnostics import DiagnosticError
+from circuitdsl.ir import Circuit, Feature
+
+
+class BoundLike(Protocol):
+    """What the checker needs from a bound circuit (see `circuitdsl.bind.BoundCircuit`)."""
+
+    def block(self, src_layer: str, dst_layer: str) -> torch.Tensor: ...
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for a report's `detail`, whatever went wrong."""
+    if isinstance(exc, DiagnosticError):
+        return "; ".join(d.message + (f" ({d.help})" if d.help else "") for d in exc.diagnostics)
+    if isinstance(exc, Unmeasurable):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def fetch_block(bound: Any, src: str, dst: str) -> torch.Tensor:
+    """The [C_dst, C_src, kh, kw] weights from whatever `bound` is.
+
+    A `BoundCircuit` (`block()`), a model adapter (`weights()`, cached per pair; its
+    `block()` returns a `Block` with stride and offset, whose `.weight` we use), or a
+    `TensorBound`.
+    """
+    if callable(getattr(bound, "weights", None)) and callable(getattr(bound, "layers", None)):
+        w = bound.weights(src, dst)
+    else:
+        w = bound.block(src, dst)
+    if not isinstance(w, torch.Tensor):
+        w = getattr(w, "weight", w)
+    if not isinstance(w, torch.Tensor):
+        raise Unmeasurable(f"the weights {src} -> {dst} are a {type(w).__name__}, not a tensor")
+    return w
+
+
+class Group(PairData):
+    """A layer pair's block plus the edges the claims need from it."""
+
+    def __init__(
+        self, key: tuple[str, str], block: torch.Tensor, edges: Sequence[tuple[Feature, Feature]]
+    ) -> None:
+        super().__init__(block, [dst for _, dst in edges])
+        self.key = key
+        self.edges = list(edges)
+        self.position = {(s.name, d.name): i for i, (s, d) in enumerate(self.edges)}
+        self.t_idx = torch.tensor([self.target_index[d.name] for _, d in self.edges])
+        self.kern = self.kernels([(self.target_index[d.name], s) for s, d in self.edges])
+        self._stats: dict[str, list[Any]] = {}
+        self._klists: list[list[list[float]]] | None = None
+
+    def stat(self, name: str) -> list[Any]:
+        """A per-edge statistic as a Python list (computed for all edges at once)."""
+        if name not in self._stats:
+            self._stats[name] = self._compute(name)
+        return self._stats[name]
+
+    def _compute(self, name: str) -> list[Any]:
+        k = self.kern
+        if name == "total":
+            return k.sum(dim=(1, 2)).tolist()
+        if name == "rms_total":
+            return self.totals().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
+        if name == "norm":
+            return k.flatten(1).norm(dim=1).tolist()
+        if name == "rms_norm":
+            return self.norms().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
+        if name in ("rank_any", "rank_exc", "rank_inh"):
+            if name == "rank_any":
+                row, val = self.norms()[self.t_idx], k.flatten(1).norm(dim=1)
+            else:
+                sign = 1.0 if name == "rank_exc" else -1.0
+                row, val = sign * self.totals()[self.t_idx], sign * k.sum(dim=(1, 2))
+            # a channel source is compared with the other channels, never with itself;
+            # ties count in the source's favour so that equal kernels share a rank
+            rank = (row > val[:, None] + 1e-12 * val.abs()[:, None]).sum(dim=1) + 1
+            return rank.tolist()
+        if name == "eff":
+            return [self.eff_size[t] for t in self.t_idx.tolist()]
+        raise KeyError(name)
+
+    def kernel_lists(self) -> list[list[list[float]]]:
+        """Each edge's kernel cropped to its target's effective size, as nested lists."""
+        if self._klists is None:
+            full = self.kern.tolist()
+            out = []
+            for rows, (eh, ew) in zip(full, self.stat("eff"), strict=True):
+                r0, c0 = (self.kh - eh) // 2, (self.kw - ew) // 2
+                out.append([r[c0 : c0 + ew] for r in rows[r0 : r0 + eh]])
+            self._klists = out
+        return self._klists
+
+    def kernel(self, i: int) -> torch.Tensor:
+        """Edge i's kernel cropped to its target's effective size."""
+        eh, ew = self.stat("eff")[i]
+        return crop(self.kern[i], eh, ew)
+
+
+def _range_error(f: Feature, size: int) -> str | None:
+    bad = [ch for ch in f.channels if not 0 <= ch < size]
+    if bad:
+        return f"{f.ref}: channel {bad[0]} is out of range (layer {f.layer} has {size} channels)"
+    return None
+
+
+class Context:
+    """Handed to every claim handler: the circuit, the bound model, the edge groups."""
+
+    def __init__(self, circuit: Circuit, bound: Any) -> None:
+        self.circuit = circuit
+        self.bound = bound
+        self.groups: dict[tuple[str, str], Group] = {}
+        self.group_errors: dict[tuple[str, str], str] = {}
+        self.edge_errors: dict[tuple[str, str], str] = {}
+        self._where: dict[tuple[str, str], tuple[str, str]] = {}
+
+    @property
+    def adapter(self) -> Any:
+        """The model adapter behind the bound circuit, if it exposes one."""
+        return getattr(self.bound, "adapter", None) or getattr(self.bound, "model", None)
+
+    def load(
+        self,
+        edges: Sequence[tuple[Feature, Feature]],
+        progress: Any = None,
+    ) -> None:
+        """Fetch each layer pair's block once and gather the kernels of all edges."""
+        by_pair: dict[tuple[str, str], dict[tuple[str, str], tuple[Feature, Feature]]] = {}
+        for s, d in edges:
+            by_pair.setdefault((s.layer, d.layer), {})[(s.name, d.name)] = (s, d)
+        for n, (key, group_edges) in enumerate(by_pair.items()):
+            try:
+                block = fetch_block(self.bound, *key)
+                good = []
+                for e, (src, dst) in group_edges.items():
+                    bad = _range_error(src, block.shape[1]) or _range_error(dst, block.shape[0])
+                    if bad:
+                        self.edge_errors[e] = bad
+                    else:
+                        good.append((src, dst))
+                self.groups[key] = Group(key, block, good)
+            except Exception as exc:  # any failure is reported on the claims, never raised
+                self.group_errors[key] = describe_exception(exc)
+            for e in group_edges:
+                self._where[e] = key
+            if progress is not None:
+                progress(n + 1, len(by_pair), f"{key[0]} -> {key[1]}")
+
+    def problem(self, src: str, dst: str) -> str | None:
+        """Why the edge between two feature names has no weights, or None if it has."""
+        key = self._where.get((src, dst))
+        if key in self.group_errors:
+            return f"weights {key[0]} -> {key[1]} could not be computed: {self.group_errors[key]}"
+        return self.edge_errors.get((src, dst))
+
+    def edge(self, src: str, dst: str) -> tuple[Group, int]:
+        """The group and position of a loaded edge between two feature names."""
+        key = self._where.get((src, dst))
+        if key is None:
+            raise Unmeasurable(f"no weights were loaded for {src} -> {dst}")
+        problem = self.problem(src, dst)
+        if problem is not None:
+            raise Unmeasurable(problem)
+        g = self.groups[key]
+        return g, g.position[(src, dst)]

@@ -1,0 +1,228 @@
+"""Check every claim of a circuit against a bound model: `check(circuit, bound) -> Report`.
+
+The engine works in three passes so that large specs stay fast:
+
+1. ask each claim's handler which (source, target) feature edges it needs;
+2. group the edges by (source layer, target layer), fetch each weight block once and
+   gather all kernels of the group with one indexing op (`context.Group`);
+3. run each kind's handler on all claims of that kind at once; handlers read per-edge
+   statistics that were computed for a whole group with tensor ops.
+
+Nothing raises out of `check`: a claim that cannot be measured (a region claim on a
+1x1 kernel, a layer pair the model cannot connect, a handler bug) gets status
+`error` with a one-sentence detail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from circuitdsl.check import (
+    banding,
+    compare,
+    equivariance,
+    rank,
+    region,
+    shape,
+    sign,
+    union,
+    within,
+)
+from circuitdsl.check.common import Outcome, Unmeasurable, verdict
+from circuitdsl.check.context import Context, describe_exception
+from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.report import ClaimResult, Report
+
+BatchHandler = Callable[[list[Claim], Context], list[Outcome]]
+EdgeFn = Callable[[Claim, Circuit], list[tuple[Feature, Feature]]]
+Progress = Callable[[int, int, str], None]
+
+
+class _Kind:
+    __slots__ = ("edges", "measure")
+
+    def __init__(self, measure: BatchHandler, edges: EdgeFn | None) -> None:
+        self.measure = measure
+        self.edges = edges or (lambda claim, circuit: [])
+
+
+_HANDLERS: dict[str, _Kind] = {}
+for _mod in (sign, region, rank, compare, shape, union, equivariance, within, banding):
+    for _kind in _mod.KINDS:
+        _HANDLERS[_kind] = _Kind(_mod.measure, _mod.edges)
+
+NOT_MEASURED = {
+    "activation": "activation claims are not measured yet",
+    "prediction": "activation claims are not measured yet",
+}
+
+
+def register_handler(
+    kind: str,
+    fn: Callable[..., Any],
+    *,
+    edges: EdgeFn | None = None,
+    batch: bool = False,
+) -> None:
+    """Make the checker measure claims of `kind` with `fn`.
+
+    With `batch=False` (the default) `fn(claim, ctx)` returns an `Outcome` or a
+    `(measured, detail)` tuple for one claim; with `batch=True`, `fn(claims, ctx)`
+    returns one `Outcome` per claim. `ctx` is a `circuitdsl.check.context.Context`
+    (`ctx.circuit`, `ctx.bound`, `ctx.adapter`, `ctx.edge(src, dst)`); `edges(claim,
+    circuit)` lists the (source, target) features whose weights it needs loaded.
+    Raise `circuitdsl.check.common.Unmeasurable` for a claim that cannot be measured.
+    """
+    if batch:
+        _HANDLERS[kind] = _Kind(fn, edges)
+        return
+
+    def one_by_one(claims: list[Claim], ctx: Context) -> list[Outcome]:
+        out = []
+        for c in claims:
+            r = fn(c, ctx)
+            out.append(r if isinstance(r, Outcome) else Outcome(dict(r[0]), str(r[1])))
+        return out
+
+    _HANDLERS[kind] = _Kind(one_by_one, edges)
+
+
+def unregister_handler(kind: str) -> None:
+    """Forget a handler registered with `register_handler` (built-in kinds stay)."""
+    _HANDLERS.pop(kind, None)
+    for mod in (sign, region, rank, compare, shape, union, equivariance, within, banding):
+        if kind in mod.KINDS:
+            _HANDLERS[kind] = _Kind(mod.measure, mod.edges)
+
+
+def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> Report:
+    """Measure every claim of `circuit` on `bound` and return the report.
+
+    `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
+    (a `circuitdsl.bind.BoundCircuit`, or `circuitdsl.check.memory.TensorBound`), and,
+    for `within` / `banding` claims, an adapter with `branch_of` / layer kernels.
+    `progress(done, total, what)` is called after each layer pair is loaded and after
+    each claim kind is measured. Results come back in the circuit's claim order.
+    """
+    ctx = Context(circuit, bound)
+    results: dict[str, ClaimResult] = {}
+    needed: dict[str, list[tuple[Feature, Feature]]] = {}
+    by_kind: dict[str, list[Claim]] = {}
+    for c in circuit.claims:
+        h = _HANDLERS.get(c.kind)
+        if h is None:
+            msg = NOT_MEASURED.get(c.kind, f"claims of kind `{c.kind}` are not measured")
+            results[c.id] = _result(c, circuit, Outcome({}, msg, status="error"))
+            continue
+        try:
+            needed[c.id] = h.edges(c, circuit)
+        except Exception as exc:  # a claim naming something unknown: report, go on
+            results[c.id] = _error(c, circuit, exc)
+            continue
+        by_kind.setdefault(c.kind, []).append(c)
+
+    ctx.load([e for es in needed.values() for e in es], progress=progress)
+
+    for n, (kind, claims) in enumerate(by_kind.items()):
+        ready = []
+        for c in claims:
+            bad = _group_error(ctx, needed[c.id])
+            if bad is None:
+                ready.append(c)
+            else:
+                results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
+        for c, outcome in _measure(_HANDLERS[kind].measure, ready, ctx):
+            results[c.id] = _result(c, circuit, outcome)
+        if progress is not None:
+            progress(n + 1, len(by_kind), f"measured {len(claims)} {kind} claims")
+
+    return Report(
+        spec=circuit.path,
+        model=_model_name(bound),
+        weights=_weights_name(bound),
+        claims=tuple(results[c.id] for c in circuit.claims),
+        circuit=circuit.name,
+    )
+
+
+def _measure(fn: BatchHandler, claims: list[Claim], ctx: Context) -> list[tuple[Claim, Outcome]]:
+    """Run a batch; if it fails, rerun claim by claim so only the bad claims are errors."""
+    if not claims:
+        return []
+    try:
+        outs = fn(claims, ctx)
+        if len(outs) != len(claims):
+            raise RuntimeError(f"handler returned {len(outs)} outcomes for {len(claims)} claims")
+        return list(zip(claims, outs, strict=True))
+    except Exception:
+        if len(claims) == 1:
+            c = claims[0]
+            try:
+                return [(c, fn([c], ctx)[0])]
+            except Exception as exc:
+                return [(c, Outcome({}, describe_exception(exc), status="error"))]
+    pairs = []
+    for c in claims:
+        pairs.extend(_measure(fn, [c], ctx))
+    return pairs
+
+
+def _group_error(ctx: Context, edges: list[tuple[Feature, Feature]]) -> str | None:
+    for s, d in edges:
+        msg = ctx.problem(s.name, d.name)
+        if msg is not None:
+            return msg
+    return None
+
+
+def _source(c: Claim, circuit: Circuit) -> str:
+    return c.span.location if c.span is not None else circuit.path
+
+
+def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
+    status, expected, detail = verdict(c, outcome)
+    measured = {
+        k: (float(v) if not (isinstance(v, float) and math.isnan(v)) else float("nan"))
+        for k, v in outcome.measured.items()
+    }
+    return ClaimResult(
+        id=c.id,
+        status=status,
+        text=c.text,
+        source=_source(c, circuit),
+        measured=measured,
+        expected=expected,
+        detail=detail,
+        kind=c.kind,
+        edges=tuple(c.edges),
+        kernels=outcome.kernels,
+    )
+
+
+def _error(c: Claim, circuit: Circuit, exc: BaseException) -> ClaimResult:
+    return _result(c, circuit, Outcome({}, describe_exception(exc), status="error"))
+
+
+def _model_name(bound: Any) -> str:
+    for obj in (bound, getattr(bound, "adapter", None)):
+        name = getattr(obj, "name", None) or getattr(obj, "model_name", None)
+        if isinstance(name, str):
+            return name
+    return type(bound).__name__
+
+
+def _weights_name(bound: Any) -> str | None:
+    for obj in (bound, getattr(bound, "adapter", None)):
+        w = getattr(obj, "weights", None) if obj is not bound else None
+        if w is None:
+            w = getattr(obj, "weights_path", None) or getattr(obj, "weights_name", None)
+        if isinstance(w, str):
+            return w
+        if w is not None and hasattr(w, "__fspath__"):
+            return str(w)
+    return None
+
+
+__all__ = ["NOT_MEASURED", "Unmeasurable", "check", "register_handler", "unregister_handler"]

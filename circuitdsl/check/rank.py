@@ -1,0 +1,63 @@
+"""`a -> b : among top k inputs of b` -- a's rank among every channel of its layer.
+
+Strength of an input i into b: polarity `any` -> the kernel's L2 norm;
+`excitatory` -> its signed total; `inhibitory` -> minus its signed total.
+`rank = 1 + #{channels i of a's layer : strength(i) > strength(a)}` (1 = strongest;
+a channel is not compared with itself). `strength` is reported relative to the RMS
+over all channels (norm / RMS norm, or z for the signed polarities).
+Verdict: `rank <= k`, k from the claim (a spec threshold on `rank` overrides it).
+"""
+
+from __future__ import annotations
+
+from circuitdsl.check.common import Outcome, Unmeasurable
+from circuitdsl.check.context import Context
+from circuitdsl.ir import Circuit, Claim, Feature, Threshold
+
+KINDS = ("rank",)
+
+_STAT = {
+    "any": ("rank_any", "norm", "rms_norm"),
+    "excitatory": ("rank_exc", "total", "rms_total"),
+    "inhibitory": ("rank_inh", "total", "rms_total"),
+}
+
+
+def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+    """The one edge of a rank claim."""
+    return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
+
+
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    """Rank and relative strength, from per-pair tensors computed once."""
+    out = []
+    for c in claims:
+        src, dst = c.edges[0]
+        polarity = str(c.args.get("polarity", "any"))
+        if polarity not in _STAT:
+            raise Unmeasurable(f"unknown polarity `{polarity}`")
+        k = int(c.args["k"])
+        g, i = ctx.edge(src, dst)
+        rank_stat, val_stat, rms_stat = _STAT[polarity]
+        rank = g.stat(rank_stat)[i]
+        rms = g.stat(rms_stat)[i]
+        if rms <= 0:
+            raise Unmeasurable(f"every input into {dst} is zero; no rank is defined")
+        strength = g.stat(val_stat)[i] / rms
+        if polarity == "inhibitory":
+            strength = -strength
+        by = {
+            "any": "kernel norm",
+            "excitatory": "excitatory total",
+            "inhibitory": "inhibitory total",
+        }[polarity]
+        detail = f"{src} ranks {rank} of {g.c_src} inputs into {dst} by {by} (claimed top {k})"
+        out.append(
+            Outcome(
+                {"rank": float(rank), "strength": strength},
+                detail,
+                {f"{src}->{dst}": g.kernel_lists()[i]},
+                implied=(Threshold("rank", "<=", float(k)),),
+            )
+        )
+    return out

@@ -1,0 +1,158 @@
+"""Where in the kernel a connection acts: `excites at top`, `strongest at bottom`.
+
+Regions follow PyTorch's cross-correlation convention: kernel row 0 multiplies the
+input row above the output position, so `top` is the top rows of the kernel. Named
+regions are defined for any kernel size (see `common.region_mask`); a 1x1 kernel has
+none, and a claim about one is an error. Kernels are taken at their target's
+effective size (the centred part that holds all its nonzero weights), so a unit in
+a mixed layer's 3x3 branch is judged on its 3x3 kernel even if the adapter pads the
+block to 5x5.
+
+`region` claim (`excites at R` / `inhibits at R` / `weak at R`): like a sign claim
+restricted to R. `total = sum_{p in R} w[p]`, `z = total(a->b) / RMS_i total_R(i->b)`
+over every channel i of a's layer. Defaults as for sign claims.
+
+`strongest` claim (`strongest at R`): `margin = (mean_R w - max_Q mean_Q w) / RMS(w)`
+where Q runs over the named regions disjoint from R (w negated for `inhibits`), and
+`share = sum_R w+ / sum w+` (the region's part of the positive weight). Default
+`margin > 0`: R's mean signed weight beats every other region's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import torch
+
+from circuitdsl.check.common import (
+    Outcome,
+    Unmeasurable,
+    embed_mask,
+    fmt,
+    region_label,
+    region_mask,
+)
+from circuitdsl.check.context import Context, Group
+from circuitdsl.claims import NAMED_REGIONS
+from circuitdsl.ir import Circuit, Claim, Feature
+
+KINDS = ("region", "strongest")
+
+
+def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+    """The one edge of a region claim."""
+    return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
+
+
+def _key(region: Any) -> str:
+    return json.dumps(dict(region), sort_keys=True, default=list)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mask(key: str, eh: int, ew: int, kh: int, kw: int) -> torch.Tensor:
+    return embed_mask(region_mask(json.loads(key), eh, ew), kh, kw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _competitors(key: str, eh: int, ew: int, kh: int, kw: int) -> tuple[list[str], torch.Tensor]:
+    """Names and [P, n] float masks of the named regions disjoint from the claimed one."""
+    own = _mask(key, eh, ew, kh, kw)
+    names, cols = [], []
+    for name in NAMED_REGIONS:
+        try:
+            m = _mask(json.dumps({"name": name}), eh, ew, kh, kw)
+        except Unmeasurable:
+            continue
+        if not bool((m & own).any()):
+            names.append(name)
+            cols.append(m.flatten().float())
+    if not names:
+        raise Unmeasurable(f"no named region of a {eh}x{ew} kernel is disjoint from this one")
+    return names, torch.stack(cols, dim=1)
+
+
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    """Region z (kind `region`) or margin/share (kind `strongest`), batched per mask."""
+    results: list[Outcome | None] = [None] * len(claims)
+    buckets: dict[tuple[tuple[str, str], str, tuple[int, int], str], list[int]] = {}
+    located: list[tuple[Group, int]] = []
+    for n, c in enumerate(claims):
+        g, i = ctx.edge(*c.edges[0])
+        located.append((g, i))
+        eh, ew = g.stat("eff")[i]
+        if eh == 1 and ew == 1:
+            raise Unmeasurable(
+                f"{c.edges[0][0]} -> {c.edges[0][1]} is a 1x1 connection: it has no spatial regions"
+            )
+        buckets.setdefault((g.key, _key(c.args["region"]), (eh, ew), c.kind), []).append(n)
+    for (_gk, rkey, (eh, ew), kind), members in buckets.items():
+        g = located[members[0]][0]
+        idx = torch.tensor([located[n][1] for n in members])
+        kern = g.kern[idx]
+        mask = _mask(rkey, eh, ew, g.kh, g.kw)
+        if kind == "region":
+            tot = (kern * mask).sum(dim=(1, 2))
+            rms = g.masked_totals(mask).pow(2).mean(dim=1).sqrt()[g.t_idx[idx]]
+            for n, t, r in zip(members, tot.tolist(), rms.tolist(), strict=True):
+                results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
+        else:
+            names, comp = _competitors(rkey, eh, ew, g.kh, g.kw)
+            sign = torch.tensor(
+                [-1.0 if claims[n].args.get("sign") == "inhibits" else 1.0 for n in members]
+            )
+            w = kern.flatten(1) * sign[:, None]
+            m = mask.flatten()
+            own = w[:, m].mean(dim=1)
+            others = (w @ comp) / comp.sum(dim=0)
+            best, which = others.max(dim=1)
+            # RMS over the effective kernel only: padding zeros must not inflate margins
+            rms = w.pow(2).sum(dim=1).div(eh * ew).sqrt()
+            pos = w.clamp_min(0)
+            share = pos[:, m].sum(dim=1) / pos.sum(dim=1)
+            rows = zip(
+                members,
+                own.tolist(),
+                best.tolist(),
+                which.tolist(),
+                rms.tolist(),
+                share.tolist(),
+                strict=True,
+            )
+            for n, o, b, wi, r, s in rows:
+                c = claims[n]
+                src, dst = c.edges[0]
+                if r <= 0:
+                    raise Unmeasurable(f"the kernel {src} -> {dst} is all zeros")
+                margin = (o - b) / r
+                word = "inhibition" if c.args.get("sign") == "inhibits" else "excitation"
+                detail = (
+                    f"{src} -> {dst}: mean {word} at {region_label(c.args['region'])} is "
+                    f"{fmt(margin)} kernel-RMS above the strongest other region ({names[wi]})"
+                )
+                results[n] = Outcome(
+                    {"margin": margin, "share": s},
+                    detail,
+                    {f"{src}->{dst}": g.kernel_lists()[located[n][1]]},
+                )
+    return [r for r in results if r is not None]
+
+
+def _region_outcome(c: Claim, g: Group, i: int, total: float, rms: float) -> Outcome:
+    src, dst = c.edges[0]
+    where = region_label(c.args["region"])
+    if rms <= 0:
+        raise Unmeasurable(
+            f"every input into {dst} sums to zero at {where}; the region z is undefined"
+        )
+    z = total / rms
+    detail = (
+        f"{src} -> {dst}: weight sum at {where} {fmt(total)} is {fmt(z)} RMS of the "
+        f"{where} sums of all {g.c_src} inputs from {g.key[0]}"
+    )
+    return Outcome(
+        {"z": z, "total": total, "abs_z": abs(z)},
+        detail,
+        {f"{src}->{dst}": g.kernel_lists()[i]},
+    )

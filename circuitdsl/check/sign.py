@@ -1,0 +1,49 @@
+"""`a -> b : excites | inhibits | weak` -- the sign of a connection's total weight.
+
+Statistic: `z = total(a->b) / RMS_i total(i->b)`, where `total` is the sum of the
+kernel's weights and i runs over every channel of a's layer: the connection's net
+effect in units of the typical net effect of an input into b. `abs_z = |z|`.
+Defaults: excites `z >= 1`, inhibits `z <= -1`, weak `abs_z <= 0.5`.
+"""
+
+from __future__ import annotations
+
+from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.context import Context
+from circuitdsl.ir import Circuit, Claim, Feature
+
+KINDS = ("sign",)
+
+
+def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+    """The one edge of a sign claim."""
+    return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
+
+
+def edge_z(ctx: Context, src: str, dst: str) -> tuple[float, float, int, object, int]:
+    """(z, total, C_src, group, position) of one loaded edge; Unmeasurable if b has no inputs."""
+    g, i = ctx.edge(src, dst)
+    total, rms = g.stat("total")[i], g.stat("rms_total")[i]
+    if rms <= 0:
+        raise Unmeasurable(f"every input into {dst} from {g.key[0]} sums to zero; z is undefined")
+    return total / rms, total, g.c_src, g, i
+
+
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    """z and total for each claim (the stats were computed per layer pair, in batch)."""
+    out = []
+    for c in claims:
+        src, dst = c.edges[0]
+        z, total, n, g, i = edge_z(ctx, src, dst)
+        detail = (
+            f"{src} -> {dst}: weight sum {fmt(total)} is {fmt(z)} RMS of the sums of all "
+            f"{n} inputs from {g.key[0]}"
+        )
+        out.append(
+            Outcome(
+                {"z": z, "total": total, "abs_z": abs(z)},
+                detail,
+                {f"{src}->{dst}": g.kernel_lists()[i]},
+            )
+        )
+    return out

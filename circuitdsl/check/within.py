@@ -1,0 +1,69 @@
+"""`F within branch L` -- the channels of a feature or family lie in a branch layer.
+
+`fraction = #{channels c of the subjects : branch_of(layer, c) is L} / #channels`,
+with `branch_of` from the model adapter (a mixed layer's concatenated channel ->
+(branch layer, index)). Default `fraction >= 1` (all of them). A model without
+branches, or a layer that is not a concatenation, is an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from circuitdsl.check.common import Outcome, Unmeasurable, nodes_of
+from circuitdsl.check.context import Context
+from circuitdsl.ir import Circuit, Claim, Feature
+
+KINDS = ("within",)
+
+
+def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+    """No weights are needed."""
+    return []
+
+
+def _branch_of(ctx: Context) -> Any:
+    for obj in (ctx.bound, ctx.adapter):
+        fn = getattr(obj, "branch_of", None)
+        if callable(fn):
+            return fn
+    raise Unmeasurable("the model gives no branch information (its adapter has no branch_of)")
+
+
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    """The fraction of subject channels in the named branch."""
+    branch_of = _branch_of(ctx)
+    out = []
+    for c in claims:
+        branch = str(c.args["branch"])
+        feats = [f for s in (c.subjects or ()) for f in nodes_of(ctx.circuit, s)]
+        if not feats:
+            raise Unmeasurable("the claim names no feature")
+        inside, total, unbranched, elsewhere = 0, 0, 0, []
+        for f in feats:
+            for ch in f.channels:
+                total += 1
+                where = branch_of(f.layer, ch)
+                if where is None:
+                    unbranched += 1
+                elif where[0] == branch:
+                    inside += 1
+                else:
+                    elsewhere.append(f"{f.layer}:{ch} ({where[0]})")
+        if unbranched == total:
+            raise Unmeasurable(
+                f"layer {feats[0].layer} has no branches in this model, so `within` cannot "
+                "be measured"
+            )
+        frac = inside / total
+        detail = f"{inside} of {total} channels are in {branch}" + (
+            f"; outside: {', '.join(elsewhere[:5])}" + (" ..." if len(elsewhere) > 5 else "")
+            if elsewhere
+            else ""
+        )
+        if unbranched:
+            detail += f"; {unbranched} are in no branch"
+        out.append(
+            Outcome({"fraction": frac, "inside": float(inside), "channels": float(total)}, detail)
+        )
+    return out
