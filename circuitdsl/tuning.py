@@ -246,6 +246,46 @@ def centre_response(acts: torch.Tensor) -> torch.Tensor:
     return acts[:, :, rows, cols].mean((-2, -1))
 
 
+def receptive_field(model: nn.Module, layer: str, size: int = 32, trials: int = 8) -> int:
+    """Width in pixels of the centre unit's receptive field in ``layer``, measured empirically.
+
+    The support of the input gradient of the centre unit (summed over channels) is taken
+    for ``trials`` random inputs and united, so a ReLU that happens to be off, or a max-pool
+    that routes to one pixel, does not hide part of the field. Returns the larger of the
+    support's height and width (clipped by the image border).
+    """
+    module = get_module(model, layer)
+    captured: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    g = torch.Generator().manual_seed(0)
+    support = torch.zeros(size, size, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(trials):
+            captured.clear()
+            x = torch.rand(1, input_channels(model), size, size, generator=g, requires_grad=True)
+            model(x)
+            out = captured[0]
+            centre = out[0, :, out.shape[-2] // 2, out.shape[-1] // 2] if out.dim() == 4 else out
+            (grad,) = torch.autograd.grad(centre.sum(), x)
+            support |= grad[0].abs().sum(0) > 0
+    finally:
+        handle.remove()
+        model.train(was_training)
+    rows = support.any(1).nonzero()
+    cols = support.any(0).nonzero()
+    if len(rows) == 0:
+        return 0
+    return int(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1))
+
+
+def sagitta(radius: float, chord: float) -> float:
+    """How far an arc of ``radius`` bulges from its chord of length ``chord`` (pixels)."""
+    half = min(chord / 2, radius)
+    return radius - math.sqrt(radius * radius - half * half)
+
+
 def orientation_tuning(
     model: nn.Module,
     layer: str,
@@ -319,10 +359,11 @@ def orientation_tuning(
 # response to curves above the peak response to lines means curvature, not just more ink.
 LINE_PARAMS: dict[str, Any] = {"length": [7.85, 12.57, 17.28], "width": 1.5}
 CURVE_PARAMS: dict[str, Any] = {"radius": [5.0, 8.0, 11.0], "span": 90.0, "width": 1.5}
-# Lines are also shifted across themselves by these amounts (best position kept), so a
-# unit that prefers a straight line a pixel or two off-centre is not mistaken for a curve
-# detector because a centred curve's arms happen to reach its preferred position. Curves
-# stay centred: shifting them too would broaden every curve tuning curve and raise echoes.
+# For the curve/line comparison both stimuli are also shifted across themselves by these
+# amounts (best position kept), so a unit that prefers a straight line a pixel or two
+# off-centre is not mistaken for a curve detector because a centred curve's arms happen to
+# reach its preferred position. Curve selectivity and echo use centred curves: shifting
+# them would broaden every curve tuning curve and raise echoes.
 OFFSETS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 
 
@@ -339,6 +380,7 @@ class FeatureCall:
     line_selectivity: float
     curve_selectivity: float
     curve_vs_line: float  # peak response to curves / peak response to lines
+    bend: float  # sagitta (px) of the smallest tested curve across the receptive field
 
 
 def classify_channels(
@@ -351,6 +393,7 @@ def classify_channels(
     max_curve_echo: float = 0.5,
     min_curve_vs_line: float = 1.0,
     min_peak: float = 0.02,
+    min_bend: float = 1.0,
     step: float = 5.0,
     line_params: dict[str, Any] | None = None,
     curve_params: dict[str, Any] | None = None,
@@ -360,8 +403,10 @@ def classify_channels(
 
     Rule (documented in docs/zoo.md): measure line tuning (period 180) and curve tuning
     (period 360) with ``line_params`` / ``curve_params`` (default :data:`LINE_PARAMS` /
-    :data:`CURVE_PARAMS`, scaled for 32x32 inputs); lines at their best position among
-    ``offsets`` across the line (default :data:`OFFSETS`), curves centred. A channel whose
+    :data:`CURVE_PARAMS`, scaled for 32x32 inputs). Selectivity and echo come from stimuli
+    on the unit's receptive-field centre; for the curve/line peak comparison both stimuli
+    are also shifted across themselves by ``offsets`` (default :data:`OFFSETS`) and each
+    keeps its best position. A channel whose
     peak response to both stimuli is below ``min_peak`` times the layer's largest peak is
     ``silent`` (dead or tuned to something else). It is a ``curve`` detector when
 
@@ -372,7 +417,13 @@ def classify_channels(
        most ``max_curve_echo``: it tells a curve from its mirror image across the tangent,
        which a line detector cannot, and
     3. its peak response to curves is at least ``min_curve_vs_line`` times its peak response
-       to lines of the same length, so a one-sided, edge-like unit is not called a curve.
+       to lines of the same length (each at its best position), so a unit that wants a
+       straight line slightly off-centre is not called a curve detector, and
+    4. its receptive field is wide enough to see the tested curves bend: the smallest
+       tested radius must bulge at least ``min_bend`` pixels from its chord across the
+       field (:func:`receptive_field`, :func:`sagitta`). A 5x5 first layer cannot see a
+       radius-5 arc bend (0.7 px), so its asymmetric curve tuning comes from where the ink
+       falls, not from curvature.
 
     Otherwise it is a ``line`` detector when its line selectivity is at least
     ``min_line_selectivity``; else ``weak``.
@@ -382,11 +433,18 @@ def classify_channels(
                                **(line_params or LINE_PARAMS))  # fmt: skip
     curves = orientation_tuning(model, layer, "curve", torch.arange(0.0, 360.0, step),
                                 size=size, **(curve_params or CURVE_PARAMS))  # fmt: skip
+    # Curves at their best position too, for the curve/line comparison only: both stimuli
+    # then get the same chance to meet the unit where it looks.
+    curves_best = orientation_tuning(model, layer, "curve", torch.arange(0.0, 360.0, step),
+                                     size=size, offsets=offsets,
+                                     **(curve_params or CURVE_PARAMS))  # fmt: skip
+    radii = torch.as_tensor((curve_params or CURVE_PARAMS).get("radius", 8.0)).reshape(-1)
+    bend = sagitta(float(radii.min()), receptive_field(model, layer, size))
     calls = []
     l_sel, c_sel = lines.selectivity.tolist(), curves.selectivity.tolist()
     c_echo = curves.echo.tolist()
     # A unit silent to every line but not to curves gets an infinite curve/line ratio.
-    ratio = torch.where(lines.peak > 1e-9, curves.peak / lines.peak.clamp_min(1e-9),
+    ratio = torch.where(lines.peak > 1e-9, curves_best.peak / lines.peak.clamp_min(1e-9),
                         torch.full_like(lines.peak, math.inf)).tolist()  # fmt: skip
     l_pref, c_pref = lines.preferred.tolist(), curves.preferred.tolist()
     peak = torch.maximum(lines.peak, curves.peak)
@@ -398,6 +456,7 @@ def classify_channels(
             c_sel[c] >= min_curve_selectivity
             and c_echo[c] <= max_curve_echo
             and ratio[c] >= min_curve_vs_line
+            and bend >= min_bend
         ):
             kind, orient, sel = "curve", c_pref[c], c_sel[c]
         elif l_sel[c] >= min_line_selectivity:
@@ -406,7 +465,7 @@ def classify_channels(
             kind, orient, sel = "weak", l_pref[c], l_sel[c]
         calls.append(FeatureCall(layer, c, kind, orient, round(sel, 4), round(c_echo[c], 4),
                                  round(l_sel[c], 4), round(c_sel[c], 4),
-                                 round(ratio[c], 3)))  # fmt: skip
+                                 round(ratio[c], 3), round(bend, 2)))  # fmt: skip
     return calls
 
 

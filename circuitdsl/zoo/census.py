@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from circuitdsl.tuning import FeatureCall, classify_channels
+from circuitdsl.tuning import FeatureCall, classify_channels, receptive_field
 from circuitdsl.zoo import ZOO, load_zoo_model
 
 CONV_LAYERS = ("conv1", "conv2", "conv3")
@@ -29,10 +29,20 @@ def census(name: str) -> list[FeatureCall]:
 
 def census_markdown(name: str, calls: list[FeatureCall]) -> str:
     """Markdown section for one model: counts per layer, then the detector table."""
-    out = [f"### {name}", "", "| layer | curve | line | weak | silent |", "|---|---|---|---|---|"]
+    model, size = load_zoo_model(name), ZOO[name].input_size[-1]
+    out = [
+        f"### {name}",
+        "",
+        "| layer | receptive field (px) | bend of r=5 arc (px) | curve | line | weak | silent |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for layer in CONV_LAYERS:
         n = Counter(c.kind for c in calls if c.layer == layer)
-        out.append(f"| {layer} | {n['curve']} | {n['line']} | {n['weak']} | {n['silent']} |")
+        bend = next(c.bend for c in calls if c.layer == layer)
+        out.append(
+            f"| {layer} | {receptive_field(model, layer, size)} | {bend:.2f} | {n['curve']} "
+            f"| {n['line']} | {n['weak']} | {n['silent']} |"
+        )
     out += [
         "",
         "| layer | channel | kind | preferred orientation (deg) | selectivity | curve echo "

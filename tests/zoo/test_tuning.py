@@ -17,6 +17,8 @@ from circuitdsl.tuning import (
     main,
     orientation_tuning,
     plot_tuning,
+    receptive_field,
+    sagitta,
 )
 
 
@@ -114,6 +116,15 @@ def test_centre_response_of_even_and_odd_maps() -> None:
     assert float(centre_response(acts)) == pytest.approx((5 + 6 + 9 + 10) / 4)
     odd = torch.arange(9.0).reshape(1, 1, 3, 3)
     assert float(centre_response(odd)) == 4.0
+
+
+def test_receptive_field_and_sagitta(planted: Planted) -> None:
+    assert receptive_field(planted, "features.conv", size=21) == 11
+    two = nn.Sequential(nn.Conv2d(3, 2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(2, 2, 5, padding=2))  # fmt: skip
+    assert receptive_field(two, "3", size=32) == 14  # 5, +1 for the pool, +4 x stride 2
+    assert sagitta(5.0, 5.0) == pytest.approx(5 - (25 - 6.25) ** 0.5)
+    assert sagitta(5.0, 30.0) == 5.0  # the whole half circle fits
 
 
 def test_centre_unit_receptive_field() -> None:
