@@ -72,8 +72,8 @@ _POS = (
     _p("y", 0.0, "px", "vertical offset of the anchor from the image centre, down positive"),
 )
 _INK = (
-    _p("foreground", 1.0, "1", "grey level of the stroke"),
-    _p("background", 0.0, "1", "grey level of the background"),
+    _p("foreground", 1.0, "1", "grey level of the stroke (for an edge: the bright side)"),
+    _p("background", 0.0, "1", "grey level of the background (for an edge: the dark side)"),
 )
 
 STIMULI: dict[str, StimulusSpec] = {
