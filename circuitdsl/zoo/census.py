@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from circuitdsl.tuning import FeatureCall, classify_channels, receptive_field
+from circuitdsl.tuning import FeatureCall, classify_channels, orientation_tuning, receptive_field
 from circuitdsl.zoo import ZOO, load_zoo_model
 
 CONV_LAYERS = ("conv1", "conv2", "conv3")
@@ -61,6 +61,20 @@ def census_markdown(name: str, calls: list[FeatureCall]) -> str:
         chans = [f"{c.layer}:{c.channel}" for c in calls if c.kind == kind]
         if chans:
             out += ["", f"{kind}: {', '.join(chans)}"]
+    # The first layer is too small to see curvature; its units are better described by
+    # their (polarity-specific) edge tuning, which the line/curve census does not show.
+    edges = orientation_tuning(model, "conv1", "edge", size=size)
+    out += [
+        "",
+        "conv1 edge tuning (orientation = direction from the boundary to the bright side):",
+        "",
+        "| channel | preferred (deg) | selectivity | response to the opposite edge / peak |",
+        "|---|---|---|---|",
+    ]
+    for r in sorted(edges.rows(), key=lambda r: r["preferred"]):
+        out.append(
+            f"| {r['channel']} | {r['preferred']:g} | {r['selectivity']:.3f} | {r['echo']:.2f} |"
+        )
     return "\n".join(out)
 
 
