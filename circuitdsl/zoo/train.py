@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return correct / len(images)
 
 
-def train(name: str, seed: int, steps: int | None = None) -> tuple[nn.Module, dict]:
+def train(name: str, seed: int, steps: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train model ``name`` from ``seed``; returns the model and its metadata dict."""
     if name not in RECIPES:
         raise SystemExit(f"unknown model {name!r}; choose from {', '.join(RECIPES)}")
@@ -116,7 +117,7 @@ def train(name: str, seed: int, steps: int | None = None) -> tuple[nn.Module, di
         x, y = next_batch(step)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         if (step + 1) % 250 == 0:
@@ -164,7 +165,7 @@ def weights_filename(name: str, seed: int) -> str:
     return f"{name}_seed{seed}.safetensors"
 
 
-def save(model: nn.Module, meta: dict, out_dir: Path) -> Path:
+def save(model: nn.Module, meta: dict[str, Any], out_dir: Path) -> Path:
     """Write weights (safetensors) and metadata (JSON) into ``out_dir``; return the weights."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / weights_filename(meta["name"], meta["seed"])
