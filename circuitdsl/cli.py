@@ -183,6 +183,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from circuitdsl.tuning import main as tune_main
+
+    return tune_main(args.rest, prog="circ tune")
+
+
 def cmd_layers(args: argparse.Namespace) -> int:
     from circuitdsl.models.base import load_model
     from circuitdsl.models.layers_cmd import format_layers
@@ -298,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only report files that would change")
     p.set_defaults(func=cmd_fmt)
 
+    p = sub.add_parser(
+        "tune",
+        help="measure every channel's orientation tuning to generated stimuli (shipped models)",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="see `circ tune --help`")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("layers", help="list a model's layers with channel counts")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--weights", metavar="FILE")
@@ -336,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `circ` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["tune"]:  # its own argument parser, `--help` included
+            return cmd_tune(argparse.Namespace(rest=argv[1:]))
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
