@@ -8,6 +8,7 @@ README.md, "JSON report"); its keys are stable.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,13 +45,31 @@ class ClaimResult:
             "text": self.text,
             "kind": self.kind,
             "status": self.status,
-            "measured": self.measured,
+            "measured": {k: _finite(v) for k, v in self.measured.items()},
             "expected": self.expected,
             "detail": self.detail,
         }
         if with_kernels:
             data["kernels"] = self.kernels
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClaimResult:
+        """Inverse of `to_dict` (null measurements come back as NaN)."""
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            text=data["text"],
+            source=data["source"],
+            measured={
+                k: float("nan") if v is None else float(v) for k, v in data["measured"].items()
+            },
+            expected=dict(data["expected"]),
+            detail=data.get("detail", ""),
+            kind=data.get("kind", ""),
+            edges=tuple(tuple(e) for e in data.get("edges", ())),  # type: ignore[misc]
+            kernels=dict(data.get("kernels", {})),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +107,24 @@ class Report:
         }
 
     def to_json(self, *, with_kernels: bool = False) -> str:
-        return json.dumps(self.to_dict(with_kernels=with_kernels), indent=2) + "\n"
+        """Strict JSON (an undefined measurement is `null`, never `NaN`)."""
+        return json.dumps(self.to_dict(with_kernels=with_kernels), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Read back a report saved with `to_json` / `to_dict`."""
+        return cls(
+            spec=data["spec"],
+            model=data["model"]["name"],
+            weights=data["model"].get("weights"),
+            claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
+            circuit=data.get("circuit", ""),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Read back a report saved with `to_json`."""
+        return cls.from_dict(json.loads(text))
 
     def to_junit(self) -> str:
         """JUnit XML: one test case per claim, so a circuit can be a CI regression test."""
@@ -102,6 +138,12 @@ class Report:
                 body += escape(_evidence(c)) + "</failure>"
             elif c.status == "error":
                 body = f"<error message={quoteattr(c.detail or 'claim could not be measured')}/>"
+            props = "".join(
+                f"<property name={quoteattr(k)} value={quoteattr(f'{v:.6g}')}/>"
+                for k, v in c.measured.items()
+            )
+            if props:
+                body = f"<properties>{props}</properties>" + body
             cases.append(f"  <testcase {attrs} file={quoteattr(c.source)}>{body}</testcase>")
         head = (
             f'<testsuite name={quoteattr(self.circuit or self.spec)} tests="{len(self.claims)}" '
@@ -133,6 +175,11 @@ class Report:
         from circuitdsl.render.html import report_table_html
 
         return report_table_html(self)
+
+
+def _finite(v: float) -> float | None:
+    """JSON has no NaN / infinity: an undefined statistic is written as null."""
+    return v if math.isfinite(v) else None
 
 
 def _evidence(c: ClaimResult) -> str:

@@ -11,8 +11,6 @@ kernel variance explained by row (column) means. Random kernels give
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
@@ -28,28 +26,41 @@ def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
 
 
 def layer_kernels(ctx: Context, layer: str) -> torch.Tensor:
-    """All kernels into `layer`, [C_out, C_in, h, w], from whatever the model exposes."""
+    """All kernels into `layer`, [C_out, C_in, h, w], from whatever the model exposes.
+
+    An object with `input_kernels(layer)` answers directly. Otherwise, through the
+    adapter's public API: the conv that makes `layer` (the layer itself, or for an
+    activation the nearest earlier conv layer upstream of it), and its weights from
+    the nearest earlier layer upstream of that conv -- the conv's own kernel.
+    """
     for obj in (ctx.bound, ctx.adapter):
         fn = getattr(obj, "input_kernels", None)
         if callable(fn):
             return fn(layer)
     adapter = ctx.adapter
-    module: Any = None
-    if adapter is not None and callable(getattr(adapter, "layer", None)):
-        info = adapter.layer(layer)
-        module = info if isinstance(info, torch.nn.Module) else getattr(info, "module", None)
-    if module is None and adapter is not None:
-        root = getattr(adapter, "module", None) or getattr(adapter, "model", None)
-        if isinstance(root, torch.nn.Module):
-            try:
-                module = root.get_submodule(layer)
-            except AttributeError:
-                module = None
-    if module is not None:
-        for m in [module, *module.modules()]:
-            if isinstance(m, torch.nn.Conv2d):
-                return m.weight.detach()
-    raise Unmeasurable(f"the model does not expose the convolution kernels of layer {layer}")
+    if adapter is None and callable(getattr(ctx.bound, "layers", None)):
+        adapter = ctx.bound
+    if adapter is None or not callable(getattr(adapter, "layers", None)):
+        raise Unmeasurable("the model does not expose its layers, so banding cannot be measured")
+    info = adapter.layer(layer)
+    order = [li.name for li in adapter.layers()]
+    kinds = {li.name: li.kind for li in adapter.layers()}
+    conv = None
+    if info.kind == "conv":
+        conv = layer
+    elif info.kind == "relu":
+        for name in reversed(order[: order.index(layer)]):
+            if kinds[name] == "conv" and adapter.is_upstream(name, layer):
+                conv = name
+                break
+    if conv is None:
+        raise Unmeasurable(
+            f"layer {layer} is a {info.kind} layer, not a convolution (or its activation)"
+        )
+    for name in reversed(order[: order.index(conv)]):
+        if adapter.is_upstream(name, conv):
+            return adapter.weights(name, conv)
+    raise Unmeasurable(f"the convolution {conv} has no input layer to read kernels from")
 
 
 def banding(kernels: torch.Tensor, direction: str) -> float:

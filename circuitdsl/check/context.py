@@ -34,6 +34,24 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def fetch_block(bound: Any, src: str, dst: str) -> torch.Tensor:
+    """The [C_dst, C_src, kh, kw] weights from whatever `bound` is.
+
+    A `BoundCircuit` (`block()`), a model adapter (`weights()`, cached per pair; its
+    `block()` returns a `Block` with stride and offset, whose `.weight` we use), or a
+    `TensorBound`.
+    """
+    if callable(getattr(bound, "weights", None)) and callable(getattr(bound, "layers", None)):
+        w = bound.weights(src, dst)
+    else:
+        w = bound.block(src, dst)
+    if not isinstance(w, torch.Tensor):
+        w = getattr(w, "weight", w)
+    if not isinstance(w, torch.Tensor):
+        raise Unmeasurable(f"the weights {src} -> {dst} are a {type(w).__name__}, not a tensor")
+    return w
+
+
 class Group(PairData):
     """A layer pair's block plus the edges the claims need from it."""
 
@@ -96,6 +114,13 @@ class Group(PairData):
         return crop(self.kern[i], eh, ew)
 
 
+def _range_error(f: Feature, size: int) -> str | None:
+    bad = [ch for ch in f.channels if not 0 <= ch < size]
+    if bad:
+        return f"{f.ref}: channel {bad[0]} is out of range (layer {f.layer} has {size} channels)"
+    return None
+
+
 class Context:
     """Handed to every claim handler: the circuit, the bound model, the edge groups."""
 
@@ -104,6 +129,7 @@ class Context:
         self.bound = bound
         self.groups: dict[tuple[str, str], Group] = {}
         self.group_errors: dict[tuple[str, str], str] = {}
+        self.edge_errors: dict[tuple[str, str], str] = {}
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
 
     @property
@@ -122,8 +148,15 @@ class Context:
             by_pair.setdefault((s.layer, d.layer), {})[(s.name, d.name)] = (s, d)
         for n, (key, group_edges) in enumerate(by_pair.items()):
             try:
-                block = self.bound.block(*key)
-                self.groups[key] = Group(key, block, list(group_edges.values()))
+                block = fetch_block(self.bound, *key)
+                good = []
+                for e, (src, dst) in group_edges.items():
+                    bad = _range_error(src, block.shape[1]) or _range_error(dst, block.shape[0])
+                    if bad:
+                        self.edge_errors[e] = bad
+                    else:
+                        good.append((src, dst))
+                self.groups[key] = Group(key, block, good)
             except Exception as exc:  # any failure is reported on the claims, never raised
                 self.group_errors[key] = describe_exception(exc)
             for e in group_edges:
@@ -131,12 +164,20 @@ class Context:
             if progress is not None:
                 progress(n + 1, len(by_pair), f"{key[0]} -> {key[1]}")
 
+    def problem(self, src: str, dst: str) -> str | None:
+        """Why the edge between two feature names has no weights, or None if it has."""
+        key = self._where.get((src, dst))
+        if key in self.group_errors:
+            return f"weights {key[0]} -> {key[1]} could not be computed: {self.group_errors[key]}"
+        return self.edge_errors.get((src, dst))
+
     def edge(self, src: str, dst: str) -> tuple[Group, int]:
         """The group and position of a loaded edge between two feature names."""
         key = self._where.get((src, dst))
         if key is None:
             raise Unmeasurable(f"no weights were loaded for {src} -> {dst}")
-        if key in self.group_errors:
-            raise Unmeasurable(f"weights {key[0]} -> {key[1]}: {self.group_errors[key]}")
+        problem = self.problem(src, dst)
+        if problem is not None:
+            raise Unmeasurable(problem)
         g = self.groups[key]
         return g, g.position[(src, dst)]

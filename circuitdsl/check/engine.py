@@ -171,9 +171,9 @@ def _measure(fn: BatchHandler, claims: list[Claim], ctx: Context) -> list[tuple[
 
 def _group_error(ctx: Context, edges: list[tuple[Feature, Feature]]) -> str | None:
     for s, d in edges:
-        msg = ctx.group_errors.get((s.layer, d.layer))
+        msg = ctx.problem(s.name, d.name)
         if msg is not None:
-            return f"weights {s.layer} -> {d.layer} could not be computed: {msg}"
+            return msg
     return None
 
 
