@@ -122,8 +122,9 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
-    from circuitdsl.check.engine import check_spec
+    from circuitdsl.check.api import check_spec
 
+    device = _device(args.device)
     specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
     reports = []
     for spec in specs:
@@ -131,7 +132,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             progress = (
                 _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
             )
-            reports.append(check_spec(spec.circuit, model, args.weights, progress=progress))
+            reports.append(
+                check_spec(spec.circuit, model, args.weights, progress=progress, device=device)
+            )
     if args.format == "json":
         import json
 
@@ -147,6 +150,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             text = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n{body}</testsuites>\n'
     else:
         text = "\n".join(r.to_text() for r in reports)
+        if len(_model_arg(args)) > 1:
+            from circuitdsl.universality import universality_table
+
+            text += "\n" + universality_table(reports)
     _write(text, args.output)
     if args.render:
         from circuitdsl.render.graphviz_out import render as render_circuit
@@ -154,6 +161,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         for spec, report in zip(specs, reports, strict=False):
             render_circuit(spec.circuit, args.render, report=report)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _device(name: str) -> str:
+    """`--device`: cuda only where torch sees a GPU (E2xx-style usage error otherwise)."""
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        "--device cuda was asked for but torch sees no GPU",
+                        help="run with --device cpu (the default)",
+                    )
+                ]
+            )
+    return name
 
 
 def _progress_printer() -> Callable[[int, int], None]:
@@ -173,7 +198,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     spec = load(args.spec)
     report = None
     if args.model or args.weights:
-        from circuitdsl.check.engine import check_spec
+        from circuitdsl.check.api import check_spec
 
         report = check_spec(spec.circuit, args.model[0] if args.model else None, args.weights)
     render_circuit(spec.circuit, args.output, report=report)
@@ -216,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "junit"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here")
     p.add_argument("--render", metavar="OUT", help="also render the diagram (.svg, .html, ...)")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where activation claims run the model (default cpu)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="compile a spec to its model-independent graph")

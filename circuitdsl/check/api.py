@@ -17,11 +17,13 @@ def check_spec(
     weights: str | Path | None = None,
     *,
     progress: Any = None,
+    device: str = "cpu",
 ) -> Report:
     """Load `model_name` (default: the spec's `model`), bind `circuit` to it, check it.
 
     Raises `DiagnosticError` for a missing / unknown model or unreadable weights (the
     CLI exits 2 on those); claim-level problems become `error` results instead.
+    `device` ("cpu" or "cuda") is where activation claims run the model.
     """
     from circuitdsl.check.engine import check
 
@@ -40,7 +42,7 @@ def check_spec(
     bind = importlib.import_module("circuitdsl.bind").bind
     adapter = load_model(name, weights=str(weights) if weights is not None else None)
     bound = bind(circuit, adapter)
-    report = check(circuit, bound, progress=progress)
+    report = check(circuit, bound, progress=progress, device=device)
     if report.model != name or (weights is not None and report.weights is None):
         report = Report(
             spec=report.spec,

@@ -131,6 +131,7 @@ class Context:
         self.group_errors: dict[tuple[str, str], str] = {}
         self.edge_errors: dict[tuple[str, str], str] = {}
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
+        self.device = "cpu"  # where activation claims run the model
 
     @property
     def adapter(self) -> Any:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from circuitdsl.check import (
+    activation,
     banding,
     compare,
     equivariance,
@@ -49,14 +50,12 @@ class _Kind:
 
 
 _HANDLERS: dict[str, _Kind] = {}
-for _mod in (sign, region, rank, compare, shape, union, equivariance, within, banding):
+_BUILTIN = (sign, region, rank, compare, shape, union, equivariance, within, banding, activation)
+for _mod in _BUILTIN:
     for _kind in _mod.KINDS:
         _HANDLERS[_kind] = _Kind(_mod.measure, _mod.edges)
 
-NOT_MEASURED = {
-    "activation": "activation claims are not measured yet",
-    "prediction": "activation claims are not measured yet",
-}
+NOT_MEASURED: dict[str, str] = {}  # kinds without a handler yet, and why
 
 
 def register_handler(
@@ -92,12 +91,14 @@ def register_handler(
 def unregister_handler(kind: str) -> None:
     """Forget a handler registered with `register_handler` (built-in kinds stay)."""
     _HANDLERS.pop(kind, None)
-    for mod in (sign, region, rank, compare, shape, union, equivariance, within, banding):
+    for mod in _BUILTIN:
         if kind in mod.KINDS:
             _HANDLERS[kind] = _Kind(mod.measure, mod.edges)
 
 
-def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> Report:
+def check(
+    circuit: Circuit, bound: Any, *, progress: Progress | None = None, device: str = "cpu"
+) -> Report:
     """Measure every claim of `circuit` on `bound` and return the report.
 
     `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
@@ -105,8 +106,10 @@ def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> 
     for `within` / `banding` claims, an adapter with `branch_of` / layer kernels.
     `progress(done, total, what)` is called after each layer pair is loaded and after
     each claim kind is measured. Results come back in the circuit's claim order.
+    `device` is where activation claims run the model ("cpu", "cuda").
     """
     ctx = Context(circuit, bound)
+    ctx.device = device
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
     by_kind: dict[str, list[Claim]] = {}
