@@ -56,7 +56,7 @@ class Spec:
     def check(self, model: Any = None, *, weights: str | Path | None = None) -> Report:
         """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
         measure every claim."""
-        from circuitdsl.check.engine import check_spec
+        from circuitdsl.check.api import check_spec
 
         return check_spec(self.circuit, model, weights)
 

@@ -13,13 +13,15 @@ from circuitdsl.report import Report
 
 def check_spec(
     circuit: Circuit,
-    model_name: str | None = None,
+    model_name: Any = None,
     weights: str | Path | None = None,
     *,
     progress: Any = None,
     device: str = "cpu",
 ) -> Report:
     """Load `model_name` (default: the spec's `model`), bind `circuit` to it, check it.
+
+    `model_name` may also be a `ModelAdapter` that is already loaded.
 
     Raises `DiagnosticError` for a missing / unknown model or unreadable weights (the
     CLI exits 2 on those); claim-level problems become `error` results instead.
@@ -40,7 +42,10 @@ def check_spec(
         )
     load_model = importlib.import_module("circuitdsl.models.base").load_model
     bind = importlib.import_module("circuitdsl.bind").bind
-    adapter = load_model(name, weights=str(weights) if weights is not None else None)
+    if isinstance(name, str):
+        adapter = load_model(name, weights=str(weights) if weights is not None else None)
+    else:  # an adapter that is already loaded (the Python API, tests)
+        adapter, name = name, name.name
     bound = bind(circuit, adapter)
     report = check(circuit, bound, progress=progress, device=device)
     if report.model != name or (weights is not None and report.weights is None):

@@ -56,8 +56,8 @@ def direct_conv(adapter: Any, src_layer: str, dst_layer: str) -> str:
     """The fx node of the one convolution joining two layers, or `Unmeasurable`."""
     graph = adapter.graph
     a, b = adapter.node(src_layer), adapter.node(dst_layer)
-    n, walked = b, []
-    while graph.nodes[n].op.kind != "conv":
+    n = b
+    while n == a or graph.nodes[n].op.kind != "conv":
         info = graph.nodes[n]
         if n == a or info.op.kind not in _CHANNELWISE or len(info.op.inputs) != 1:
             raise Unmeasurable(
@@ -65,11 +65,9 @@ def direct_conv(adapter: Any, src_layer: str, dst_layer: str) -> str:
                 f" (found {info.kind} `{n}`): a weight edit needs the two layers joined by"
                 " one convolution"
             )
-        walked.append(n)
         n = info.op.inputs[0]
     conv = n
     m = graph.nodes[conv].op.inputs[0] if graph.nodes[conv].op.inputs else None
-    path = []
     while m is not None and m != a:
         info = graph.nodes[m]
         if info.op.kind not in _CHANNELWISE or len(info.op.inputs) != 1:
@@ -78,7 +76,6 @@ def direct_conv(adapter: Any, src_layer: str, dst_layer: str) -> str:
                 f" reads `{m}` ({info.kind}), not `{src_layer}`; only the direct weights of"
                 " one convolution can be edited (choose adjacent layers)"
             )
-        path.append(m)
         m = info.op.inputs[0] if info.op.inputs else None
     if m is None:
         raise Unmeasurable(f"`{src_layer}` does not feed the convolution `{conv}`")
