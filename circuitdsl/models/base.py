@@ -290,10 +290,17 @@ def _inceptionv1(weights: Path | None) -> ModelAdapter:
 register_model("inceptionv1", _inceptionv1)
 
 
+def _register_zoo() -> None:
+    from circuitdsl.models.zoo_adapter import register_zoo
+
+    register_zoo()
+
+
 def known_models() -> list[str]:
     """Registered names and the `torchvision:` names, for messages and `--help`."""
     from circuitdsl.models.torchvision_models import SUPPORTED
 
+    _register_zoo()
     return sorted(MODEL_REGISTRY) + [f"torchvision:{n}" for n in SUPPORTED]
 
 
@@ -305,6 +312,8 @@ def load_model(
     >>> load_model("torchvision:resnet18", "resnet18.pth")  # doctest: +SKIP
     """
     path = Path(weights) if weights is not None else None
+    if name not in MODEL_REGISTRY and not name.startswith("torchvision:") and ":" not in name:
+        _register_zoo()  # shipped models register on first use: the zoo imports its nets
     if name in MODEL_REGISTRY:
         adapter = MODEL_REGISTRY[name](path)
     elif name.startswith("torchvision:"):
