@@ -58,7 +58,7 @@ class Spec:
         measure every claim."""
         from circuitdsl.check.api import check_spec
 
-        return check_spec(self.circuit, model, weights)
+        return check_spec(self.circuit, model, weights, program=self.program)
 
     def _repr_svg_(self) -> str:
         from circuitdsl.render.html import circuit_svg

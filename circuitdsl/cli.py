@@ -133,7 +133,14 @@ def cmd_check(args: argparse.Namespace) -> int:
                 _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
             )
             reports.append(
-                check_spec(spec.circuit, model, args.weights, progress=progress, device=device)
+                check_spec(
+                    spec.circuit,
+                    model,
+                    args.weights,
+                    progress=progress,
+                    device=device,
+                    program=spec.program,
+                )
             )
     if args.format == "json":
         import json

@@ -117,6 +117,7 @@ class Source:
         self.centres: dict[str, torch.Tensor] | None = None
         self.nodes: set[str] = set()
         self.rows: set[int] = set()
+        self.log: list[list[int]] = []  # the rows of every request, in order
 
     def view(self, centres: dict[str, torch.Tensor]) -> Source:
         """The same plan read through other centre activations (e.g. an edited model)."""
@@ -128,6 +129,7 @@ class Source:
         node = self.layer_node(feature.layer)
         self.nodes.add(node)
         self.rows.update(rows)
+        self.log.append(rows)
         if self.centres is None:
             return torch.zeros(len(rows))
         c = self.centres[node][rows][:, list(feature.channels)]
