@@ -19,9 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from circuitdsl.weights import Block
 
 from circuitdsl.diagnostics import (
     E_NOT_SUPPORTED,
@@ -79,6 +83,16 @@ class ModelAdapter(ABC):
         otherwise the expanded weights of the linearised network (see
         `circuitdsl.weights`). Kernel row 0 is the top.
         """
+
+    def weight_block(self, src: str, dst: str) -> Block:
+        """`weights` with its geometry: stride and the offset of kernel row/column 0.
+
+        The default suits adapters whose blocks are centred, stride-1 kernels.
+        """
+        from circuitdsl.weights import Block
+
+        w = self.weights(src, dst)
+        return Block(w, (1, 1), (-(w.shape[2] // 2), -(w.shape[3] // 2)))
 
     @abstractmethod
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
@@ -141,7 +155,7 @@ class TracedAdapter(ModelAdapter):
                     )
                 ]
             ) from None
-        self._cache: dict[tuple[str, str], torch.Tensor] = {}
+        self._cache: dict[tuple[str, str], Block] = {}
         names = self.graph.layer_names()
         self._layers = {
             n: LayerInfo(
@@ -177,7 +191,7 @@ class TracedAdapter(ModelAdapter):
         a, b = self.node(src), self.node(dst)
         return a != b and a in self.graph.ancestors(b)
 
-    def block(self, src: str, dst: str, *, method: str = "auto"):  # type: ignore[no-untyped-def]
+    def block(self, src: str, dst: str, *, method: str = "auto") -> Block:
         """The `circuitdsl.weights.Block` from `src` to `dst` (with stride and offset)."""
         from circuitdsl.weights import NotLinearisable, expanded_weights
 
@@ -207,11 +221,14 @@ class TracedAdapter(ModelAdapter):
                 ]
             ) from None
 
-    def weights(self, src: str, dst: str) -> torch.Tensor:
+    def weight_block(self, src: str, dst: str) -> Block:
         key = (src, dst)
         if key not in self._cache:
-            self._cache[key] = self.block(src, dst).weight
+            self._cache[key] = self.block(src, dst)
         return self._cache[key]
+
+    def weights(self, src: str, dst: str) -> torch.Tensor:
+        return self.weight_block(src, dst).weight
 
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
         node = self.node(layer)

@@ -1,0 +1,220 @@
+"""Binding: a compiled `Circuit` meets a model. Circuit + ModelAdapter -> BoundCircuit.
+
+Every feature resolves to (layer, channel indices, coefficients) in the model; every
+weight claim's source layer must feed its target. All problems are collected and
+raised together as one `DiagnosticError`:
+
+* E201 a layer the model does not have (with the closest names from the model's own
+  layer list), at the feature's (or family's) span;
+* E202 a channel outside the layer (the message states the layer's size);
+* E203 a claim whose source layer is not upstream of its target.
+
+`BoundCircuit` then serves weights to the checker: whole blocks between layers,
+kernels between two features (directions combine kernels linearly), and every
+source channel into a target direction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from circuitdsl.diagnostics import (
+    E_CHANNEL_RANGE,
+    E_NOT_UPSTREAM,
+    E_UNKNOWN_NAME,
+    Diagnostic,
+    DiagnosticError,
+    Span,
+)
+from circuitdsl.ir import Circuit, Feature
+from circuitdsl.models.base import ModelAdapter, unknown_layer
+from circuitdsl.weights import Block, reduce_block
+
+
+@dataclass(frozen=True)
+class BoundFeature:
+    """A feature located in a model: ``sum_k coefficients[k] * layer[channels[k]]``."""
+
+    name: str
+    layer: str
+    channels: tuple[int, ...]
+    coefficients: tuple[float, ...]
+    feature: Feature
+
+
+class BoundCircuit:
+    """A circuit whose features are located in a model; serves weights between them."""
+
+    def __init__(self, circuit: Circuit, adapter: ModelAdapter, features: dict[str, BoundFeature]):
+        self.circuit = circuit
+        self.adapter = adapter
+        self.features = features
+
+    def __repr__(self) -> str:
+        return f"<BoundCircuit {self.circuit.name} on {self.adapter.name}>"
+
+    # ---- names -----------------------------------------------------------------
+    def members(self, node: str) -> list[BoundFeature]:
+        """The features a graph node stands for: itself, or every member of a family."""
+        if node in self.features:
+            return [self.features[node]]
+        fam = self.circuit.family(node)
+        return [self.features[m] for m in fam.members]
+
+    def layer_of(self, node: str) -> str:
+        """The layer of a feature or family."""
+        if node in self.features:
+            return self.features[node].layer
+        return self.circuit.family(node).layer
+
+    # ---- weights ---------------------------------------------------------------
+    def block(self, src_layer: str, dst_layer: str) -> torch.Tensor:
+        """Weights ``[C_dst, C_src, kh, kw]`` from one layer to another (cached)."""
+        return self.adapter.weights(src_layer, dst_layer)
+
+    def geometry(self, src_layer: str, dst_layer: str) -> Block:
+        """The block with its stride and offset (where kernel row 0 sits)."""
+        return self.adapter.weight_block(src_layer, dst_layer)
+
+    def all_inputs(self, src_layer: str, dst_feature: str, *, crop: bool = True) -> torch.Tensor:
+        """Every source channel into a target direction: ``[C_src, kh, kw]``.
+
+        With `crop`, border rows and columns that are exactly zero for every source
+        channel are removed: a 3x3-branch unit of a concatenation whose block is 5x5
+        gets its own 3x3 kernels (structural zeros are exact, learned weights never
+        are).
+        """
+        dst = self.features[dst_feature]
+        out = reduce_block(self.block(src_layer, dst.layer), dst.channels, dst.coefficients)
+        return _crop(out) if crop else out
+
+    def kernel(self, src_feature: str, dst_feature: str, *, crop: bool = True) -> torch.Tensor:
+        """The kernel ``[kh, kw]`` from one feature (direction) to another.
+
+        ``K = sum_o sum_i d_o c_i W[o, i]`` for target coefficients d and source
+        coefficients c; cropped like `all_inputs` (by the target's inputs).
+        """
+        src = self.features[src_feature]
+        inputs = self.all_inputs(src.layer, dst_feature, crop=False)
+        c = torch.as_tensor(src.coefficients, dtype=inputs.dtype)
+        k = torch.einsum("i,ihw->hw", c, inputs[list(src.channels)])
+        if not crop:
+            return k
+        rows, cols = _crop_window(inputs)
+        return k[rows[0] : rows[1], cols[0] : cols[1]]
+
+    def activations(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Activations of the named layers on input `x` (see `ModelAdapter.activations`)."""
+        return self.adapter.activations(x, list(dict.fromkeys(layers)))
+
+
+def _crop_window(t: torch.Tensor) -> tuple[tuple[int, int], tuple[int, int]]:
+    nz = (t != 0).flatten(0, -3).any(0) if t.dim() > 2 else t != 0
+    if not bool(nz.any()):
+        return (0, t.shape[-2]), (0, t.shape[-1])
+    rows = torch.nonzero(nz.any(1)).flatten()
+    cols = torch.nonzero(nz.any(0)).flatten()
+    return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
+
+
+def _crop(t: torch.Tensor) -> torch.Tensor:
+    (r0, r1), (c0, c1) = _crop_window(t)
+    return t[..., r0:r1, c0:c1]
+
+
+def bind(circuit: Circuit, adapter: ModelAdapter) -> BoundCircuit:
+    """Locate every feature of `circuit` in `adapter`'s model; check every weight edge.
+
+    Raises one `DiagnosticError` with every E201/E202/E203 found.
+    """
+    layer_names = [layer.name for layer in adapter.layers()]
+    known = set(layer_names)
+    diags: list[Diagnostic] = []
+    reported: set[tuple[str, Span | None]] = set()
+
+    def check_layer(layer: str, span: Span | None) -> bool:
+        if layer in known:
+            return True
+        if (layer, span) not in reported:
+            reported.add((layer, span))
+            diags.append(unknown_layer(layer, layer_names, adapter.name, span))
+        return False
+
+    family_span = {f.name: f.span for f in circuit.families}
+    features: dict[str, BoundFeature] = {}
+    for fam in circuit.families:
+        check_layer(fam.layer, fam.span)
+    for feat in circuit.features:
+        span = feat.span
+        if feat.family is not None and feat.family in family_span:
+            fam_layer = circuit.family(feat.family).layer
+            if fam_layer == feat.layer and fam_layer not in known:
+                continue  # reported once, at the family
+        if not check_layer(feat.layer, span):
+            continue
+        size = adapter.layer(feat.layer).channels
+        bad = [c for c in feat.channels if not 0 <= c < size]
+        for c in bad:
+            diags.append(
+                Diagnostic(
+                    E_CHANNEL_RANGE,
+                    f"channel {c} is out of range: layer `{feat.layer}` has {size} channels"
+                    f" (0-{size - 1})",
+                    span=span,
+                    help="Lucid-style indices count from 0 within the layer; for a"
+                    " concatenated layer they run over all its branches",
+                )
+            )
+        if not bad:
+            features[feat.name] = BoundFeature(
+                feat.name, feat.layer, tuple(feat.channels), tuple(feat.coefficients), feat
+            )
+
+    nodes = circuit.node_names()
+    checked: set[tuple[str, str, Span | None]] = set()
+    for claim in circuit.claims:
+        for key in ("branch", "layer"):
+            value = claim.args.get(key) if claim.kind in ("within", "banding") else None
+            if isinstance(value, str):
+                check_layer(value, claim.span)
+        for s, t in claim.edges:
+            missing = [n for n in (s, t) if n not in nodes]
+            for n in missing:
+                diags.append(
+                    Diagnostic(E_UNKNOWN_NAME, f"claim refers to unknown node `{n}`", claim.span)
+                )
+            if missing:
+                continue
+            ls, lt = _layer(circuit, s), _layer(circuit, t)
+            if ls not in known or lt not in known or (ls, lt, claim.span) in checked:
+                continue
+            checked.add((ls, lt, claim.span))
+            if not adapter.is_upstream(ls, lt):
+                why = (
+                    "they are the same layer"
+                    if adapter.layer(ls) == adapter.layer(lt) or ls == lt
+                    else f"`{lt}` comes before `{ls}` or on another path"
+                )
+                diags.append(
+                    Diagnostic(
+                        E_NOT_UPSTREAM,
+                        f"`{s}` ({ls}) is not upstream of `{t}` ({lt}): {why}",
+                        span=claim.span,
+                        help="a weight claim reads `source -> target` with the source in an"
+                        " earlier layer that feeds the target; swap the two or pick other"
+                        " layers",
+                    )
+                )
+    if diags:
+        raise DiagnosticError(diags)
+    return BoundCircuit(circuit, adapter, features)
+
+
+def _layer(circuit: Circuit, node: str) -> str:
+    for f in circuit.features:
+        if f.name == node:
+            return f.layer
+    return circuit.family(node).layer

@@ -1,0 +1,39 @@
+"""`circ layers MODEL`: the table of a model's addressable layers.
+
+Input: a `ModelAdapter`. Output: text, one layer per line in network order, with
+channel count, kernel size and kind, and for concatenations the channel range of
+each branch (so `mixed3b:379` can be read as `mixed3b_5x5:59`).
+"""
+
+from __future__ import annotations
+
+from circuitdsl.models.base import ModelAdapter
+
+
+def format_layers(adapter: ModelAdapter, *, branches: bool = True) -> str:
+    """Every addressable layer of `adapter` with channels, kernel size and kind."""
+    layers = adapter.layers()
+    width = max([len(layer.name) for layer in layers] + [5])
+    lines = [
+        f"model {adapter.name}"
+        + (f" (weights {adapter.weights_path})" if adapter.weights_path else ""),
+        f"{'layer':<{width}}  {'channels':>8}  {'kernel':>6}  kind",
+    ]
+    for layer in layers:
+        kernel = f"{layer.kernel_size[0]}x{layer.kernel_size[1]}" if layer.kernel_size else "-"
+        lines.append(f"{layer.name:<{width}}  {layer.channels:>8}  {kernel:>6}  {layer.kind}")
+        if branches and layer.kind == "concat":
+            parts = []
+            channel = 0
+            while channel < layer.channels:
+                found = adapter.branch_of(layer.name, channel)
+                if found is None:
+                    break
+                branch = found[0]
+                size = adapter.layer(branch).channels
+                parts.append(f"{channel}-{channel + size - 1} {branch}")
+                channel += size
+            if parts:
+                lines.append(" " * (width + 2) + "= " + ", ".join(parts))
+    lines.append(f"{len(layers)} layers")
+    return "\n".join(lines) + "\n"
