@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
-from circuitdsl.check.common import PairData, Unmeasurable, crop
+from circuitdsl.check.common import CircuitIndex, PairData, Unmeasurable, crop
 from circuitdsl.diagnostics import DiagnosticError
 from circuitdsl.ir import Circuit, Feature
 
@@ -89,9 +89,16 @@ class Group(PairData):
             else:
                 sign = 1.0 if name == "rank_exc" else -1.0
                 row, val = sign * self.totals()[self.t_idx], sign * k.sum(dim=(1, 2))
-            # a channel source is compared with the other channels, never with itself;
-            # ties count in the source's favour so that equal kernels share a rank
-            rank = (row > val[:, None] + 1e-12 * val.abs()[:, None]).sum(dim=1) + 1
+            # a channel source takes its value from the row it is ranked in, so that
+            # it is never compared with a differently rounded copy of itself
+            chan = torch.tensor([s.is_channel for s, _ in self.edges], dtype=torch.bool)
+            if bool(chan.any()):
+                src_idx = torch.tensor(
+                    [s.channels[0] if s.is_channel else 0 for s, _ in self.edges]
+                )
+                own = row.gather(1, src_idx[:, None])[:, 0]
+                val = torch.where(chan, own, val)
+            rank = (row > val[:, None]).sum(dim=1) + 1
             return rank.tolist()
         if name == "eff":
             return [self.eff_size[t] for t in self.t_idx.tolist()]
@@ -126,10 +133,12 @@ class Context:
 
     def __init__(self, circuit: Circuit, bound: Any) -> None:
         self.circuit = circuit
+        self.index = CircuitIndex(circuit)
         self.bound = bound
         self.groups: dict[tuple[str, str], Group] = {}
         self.group_errors: dict[tuple[str, str], str] = {}
         self.edge_errors: dict[tuple[str, str], str] = {}
+        self.memo: dict[Any, Any] = {}  # per-run results handlers share between claims
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
 
     @property

@@ -15,6 +15,7 @@ Nothing raises out of `check`: a claim that cannot be measured (a region claim o
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from typing import Any
@@ -30,13 +31,13 @@ from circuitdsl.check import (
     union,
     within,
 )
-from circuitdsl.check.common import Outcome, Unmeasurable, verdict
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, verdict
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.ir import Circuit, Claim, Feature
 from circuitdsl.report import ClaimResult, Report
 
 BatchHandler = Callable[[list[Claim], Context], list[Outcome]]
-EdgeFn = Callable[[Claim, Circuit], list[tuple[Feature, Feature]]]
+EdgeFn = Callable[[Claim, CircuitIndex], list[tuple[Feature, Feature]]]
 Progress = Callable[[int, int, str], None]
 
 
@@ -106,6 +107,18 @@ def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> 
     `progress(done, total, what)` is called after each layer pair is loaded and after
     each claim kind is measured. Results come back in the circuit's claim order.
     """
+    # A large spec makes tens of thousands of small result objects; the cyclic GC
+    # would rescan them (and the model) again and again. Nothing here makes cycles.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _check(circuit, bound, progress)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check(circuit: Circuit, bound: Any, progress: Progress | None) -> Report:
     ctx = Context(circuit, bound)
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
@@ -117,7 +130,7 @@ def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> 
             results[c.id] = _result(c, circuit, Outcome({}, msg, status="error"))
             continue
         try:
-            needed[c.id] = h.edges(c, circuit)
+            needed[c.id] = h.edges(c, ctx.index)
         except Exception as exc:  # a claim naming something unknown: report, go on
             results[c.id] = _error(c, circuit, exc)
             continue

@@ -10,9 +10,9 @@ Verdict: `rank <= k`, k from the claim (a spec threshold on `rank` overrides it)
 
 from __future__ import annotations
 
-from circuitdsl.check.common import Outcome, Unmeasurable
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature, Threshold
+from circuitdsl.ir import Claim, Feature, Threshold
 
 KINDS = ("rank",)
 
@@ -23,13 +23,17 @@ _STAT = {
 }
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a rank claim."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """Rank and relative strength, from per-pair tensors computed once."""
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         src, dst = c.edges[0]

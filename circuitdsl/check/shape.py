@@ -25,14 +25,22 @@ import math
 
 import torch
 
-from circuitdsl.check.common import Outcome, Unmeasurable, crop, fmt, pearson
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    crop,
+    fmt,
+    pearson,
+    unmeasurable,
+)
 from circuitdsl.check.context import Context, Group
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("shape",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a shape claim."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
@@ -63,11 +71,19 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     buckets: dict[tuple, list[int]] = {}
     located: list[tuple[Group, int]] = []
     for n, c in enumerate(claims):
-        g, i = ctx.edge(*c.edges[0])
+        try:
+            g, i = ctx.edge(*c.edges[0])
+        except Unmeasurable as exc:
+            results[n] = unmeasurable(exc)
+            located.append((None, -1))  # type: ignore[arg-type]
+            continue
         located.append((g, i))
         eh, ew = g.stat("eff")[i]
         if eh == 1 and ew == 1:
-            raise Unmeasurable(f"{c.edges[0][0]} -> {c.edges[0][1]} is 1x1: it has no shape")
+            results[n] = unmeasurable(
+                Unmeasurable(f"{c.edges[0][0]} -> {c.edges[0][1]} is 1x1: it has no shape")
+            )
+            continue
         radius = c.args.get("radius")
         key = (
             g.key,
@@ -81,7 +97,12 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
         buckets.setdefault(key, []).append(n)
     for (_gk, eh, ew, shape, theta, radius, neg), members in buckets.items():
         g = located[members[0]][0]
-        tmpl = template(shape, theta, eh, ew, radius)
+        try:
+            tmpl = template(shape, theta, eh, ew, radius)
+        except Unmeasurable as exc:
+            for n in members:
+                results[n] = unmeasurable(exc)
+            continue
         idx = torch.tensor([located[n][1] for n in members])
         k = crop(g.kern[idx], eh, ew)
         part = (-k if neg else k).clamp_min(0)
