@@ -24,12 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from circuitdsl.bind import bind  # noqa: E402
-from circuitdsl.check import check  # noqa: E402
-from circuitdsl.check.planting import circuit, claim, family, feature  # noqa: E402
-from circuitdsl.check.reference import measure_one  # noqa: E402
-from circuitdsl.models.base import TracedAdapter  # noqa: E402
-from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases  # noqa: E402
+from circuitdsl.bind import bind
+from circuitdsl.check import check
+from circuitdsl.check.planting import circuit, claim, family, feature
+from circuitdsl.check.reference import measure_one
+from circuitdsl.models.base import TracedAdapter
+from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
 
 PAIRS = [
     ("mixed3a", "mixed3b"),
