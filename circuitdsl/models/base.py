@@ -290,8 +290,20 @@ def _inceptionv1(weights: Path | None) -> ModelAdapter:
 register_model("inceptionv1", _inceptionv1)
 
 
+def _load_zoo() -> None:
+    """Import `circuitdsl.zoo`, whose import registers the models shipped with the package."""
+    import importlib
+
+    try:
+        importlib.import_module("circuitdsl.zoo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "circuitdsl.zoo":
+            raise
+
+
 def known_models() -> list[str]:
     """Registered names and the `torchvision:` names, for messages and `--help`."""
+    _load_zoo()
     from circuitdsl.models.torchvision_models import SUPPORTED
 
     return sorted(MODEL_REGISTRY) + [f"torchvision:{n}" for n in SUPPORTED]
@@ -305,6 +317,7 @@ def load_model(
     >>> load_model("torchvision:resnet18", "resnet18.pth")  # doctest: +SKIP
     """
     path = Path(weights) if weights is not None else None
+    _load_zoo()
     if name in MODEL_REGISTRY:
         adapter = MODEL_REGISTRY[name](path)
     elif name.startswith("torchvision:"):
