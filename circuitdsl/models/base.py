@@ -15,6 +15,7 @@ Model names understood by `load_model`:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from circuitdsl.diagnostics import (
     E_UNKNOWN_MODEL,
     Diagnostic,
     DiagnosticError,
+    Span,
     did_you_mean,
 )
 
@@ -103,7 +105,7 @@ class ModelAdapter(ABC):
         """Run the model on `x` and return the named layers' activations."""
 
 
-def unknown_layer(name: str, known: list[str], model: str, span=None) -> Diagnostic:  # type: ignore[no-untyped-def]
+def unknown_layer(name: str, known: list[str], model: str, span: Span | None = None) -> Diagnostic:
     """E201 for `name`, with close names or, failing that, a few valid ones."""
     hint = did_you_mean(name, known)
     if hint is None:
@@ -257,15 +259,20 @@ class TracedAdapter(ModelAdapter):
         interp = fx.Interpreter(self.graph.gm)
         run_node = interp.run_node
 
+        class _Done(Exception):
+            pass
+
         def record(n: fx.Node) -> object:
             val = run_node(n)
             if n.name in nodes and isinstance(val, torch.Tensor):
                 # Later in-place ops (ReLU(inplace=True)) must not change what we return.
                 out_by_node[n.name] = val.detach().clone()
+                if len(out_by_node) == len(nodes):
+                    raise _Done  # the rest of the network is not needed
             return val
 
         interp.run_node = record  # type: ignore[method-assign]
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.suppress(_Done):
             interp.run(x)
         return {n: out_by_node[node] for n, node in wanted.items()}
 

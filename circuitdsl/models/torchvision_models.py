@@ -41,7 +41,7 @@ SUPPORTED: dict[str, dict[str, object]] = {
 
 def _cached_checkpoint(name: str) -> Path | None:
     """torchvision's downloaded checkpoint for `name` in torch's cache, if present."""
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
 
     try:
         enum = get_model_weights(name)
@@ -68,7 +68,7 @@ def build(
     `input_size` sets the side of the example image used to trace shapes (channel
     counts and kernels do not depend on it; default 224, 299 for inception_v3).
     """
-    import torchvision
+    import torchvision  # type: ignore[import-untyped]
 
     if name not in SUPPORTED:
         hint = did_you_mean(name, SUPPORTED) or "supported: " + ", ".join(sorted(SUPPORTED))

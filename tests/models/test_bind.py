@@ -150,3 +150,32 @@ def test_kernels_crop_to_the_units_own_window() -> None:
     assert k3.shape == (3, 3) and torch.equal(k3, model.three.weight[1, 1].detach())
     assert bound.all_inputs("stem", "u1").shape == (4, 1, 1)
     assert adapter.branch_of(cat_layer, 4) == ("three", 1)
+
+
+def test_no_kernel_form_is_e216(adapter) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DiagnosticError) as err:
+        adapter.weights("features.0", "head")
+    (d,) = err.value.diagnostics
+    assert d.code == "E216" and "flatten" in d.message
+    with pytest.raises(DiagnosticError) as err:
+        adapter.weights("features.3", "features.0")
+    assert err.value.diagnostics[0].code == "E203"
+
+
+def test_probe_through_the_adapter(adapter) -> None:  # type: ignore[no-untyped-def]
+    fast = adapter.block("features.0", "features.3")
+    slow = adapter.block("features.0", "features.3", method="probe")
+    assert fast.offset == slow.offset == (-2, -2) and fast.stride == (2, 2)
+    assert torch.allclose(fast.weight, slow.weight, atol=1e-6)
+
+
+def test_family_edges_expand_to_member_pairs(adapter) -> None:  # type: ignore[no-untyped-def]
+    members = [feat(f"f[{c}]", "features.0", [c], family="f") for c in (0, 1)]
+    c = circuit(
+        [*members, feat("t", "features.3", [2])],
+        [Family("f", "features.0", (), ("f[0]", "f[1]"), span=span(1))],
+    )
+    bound = bind(c, adapter)
+    assert bound.pairs("f", "t") == [("f[0]", "t"), ("f[1]", "t")]
+    acts = bound.activations(torch.randn(1, 1, 28, 28), ["features.0", "features.3"])
+    assert acts["features.3"].shape == (1, 16, 14, 14)
