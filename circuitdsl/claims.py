@@ -32,46 +32,112 @@ def _t(stat: str, op: str, value: float) -> Threshold:
 RULES: dict[str, Rule] = {
     r.word: r
     for r in (
-        Rule("excites", ("z", "total"), (_t("z", ">=", 1.0),),
-             "the weight sum is at least 1 RMS of all inputs into the target above zero"),
-        Rule("inhibits", ("z", "total"), (_t("z", "<=", -1.0),),
-             "the weight sum is at least 1 RMS of all inputs into the target below zero"),
-        Rule("weak", ("abs_z", "total"), (_t("abs_z", "<=", 0.5),),
-             "the weight sum is within half an RMS of zero"),
-        Rule("strongest", ("margin", "share"), (_t("margin", ">", 0.0),),
-             "the region's mean weight exceeds every other region's"),
-        Rule("among", ("rank", "strength"), (),
-             "the source ranks among the top k inputs (k from the claim)"),
-        Rule("stronger", ("ratio",), (_t("ratio", ">=", 1.0),),
-             "the first connection's kernel norm is at least the second's"),
-        Rule("along", ("correlation",), (_t("correlation", ">=", 0.5),),
-             "the kernel's positive part correlates with the oriented line/arc template"),
-        Rule("equivariant", ("correlation", "pairs"), (_t("correlation", ">=", 0.5),),
-             "kernels match after transforming by the parameter difference"),
-        Rule("within", ("fraction",), (_t("fraction", ">=", 1.0),),
-             "this fraction of the channels lies in the branch"),
-        Rule("banded", ("banding",), (_t("banding", ">=", 0.5),),
-             "the share of kernel variance explained by row (column) means"),
-        Rule("responds", ("z", "activation"), (_t("z", ">=", 2.0),),
-             "activation to the stimulus in SDs of the reference distribution"),
-        Rule("prefers", ("preferred", "error"), (),
-             "the preferred parameter lies within the stated tolerance"),
-        Rule("echo", ("echo_ratio",), (_t("echo_ratio", "<=", 0.1),),
-             "response at the opposite orientation relative to the peak"),
-        Rule("invariant", ("cv",), (_t("cv", "<=", 0.25),),
-             "coefficient of variation of the response across variants"),
-        Rule("predict", ("change",), (),
-             "the measured change has the predicted direction"),
+        Rule(
+            "excites",
+            ("z", "total"),
+            (_t("z", ">=", 1.0),),
+            "the weight sum is at least 1 RMS of all inputs into the target above zero",
+        ),
+        Rule(
+            "inhibits",
+            ("z", "total"),
+            (_t("z", "<=", -1.0),),
+            "the weight sum is at least 1 RMS of all inputs into the target below zero",
+        ),
+        Rule(
+            "weak",
+            ("abs_z", "total"),
+            (_t("abs_z", "<=", 0.5),),
+            "the weight sum is within half an RMS of zero",
+        ),
+        Rule(
+            "strongest",
+            ("margin", "share"),
+            (_t("margin", ">", 0.0),),
+            "the region's mean weight exceeds every other region's",
+        ),
+        Rule(
+            "among",
+            ("rank", "strength"),
+            (),
+            "the source ranks among the top k inputs (k from the claim)",
+        ),
+        Rule(
+            "stronger",
+            ("ratio",),
+            (_t("ratio", ">=", 1.0),),
+            "the first connection's kernel norm is at least the second's",
+        ),
+        Rule(
+            "along",
+            ("correlation",),
+            (_t("correlation", ">=", 0.5),),
+            "the kernel correlates with the oriented line/arc template",
+        ),
+        Rule(
+            "equivariant",
+            ("correlation", "pairs"),
+            (_t("correlation", ">=", 0.5),),
+            "kernels match after transforming by the parameter difference",
+        ),
+        Rule(
+            "within",
+            ("fraction",),
+            (_t("fraction", ">=", 1.0),),
+            "this fraction of the channels lies in the branch",
+        ),
+        Rule(
+            "banded",
+            ("banding",),
+            (_t("banding", ">=", 0.5),),
+            "the share of kernel variance explained by row (column) means",
+        ),
+        Rule(
+            "responds",
+            ("z", "activation"),
+            (_t("z", ">=", 2.0),),
+            "activation to the stimulus in SDs of the reference distribution",
+        ),
+        Rule(
+            "prefers",
+            ("preferred", "error"),
+            (),
+            "the preferred parameter lies within the stated tolerance",
+        ),
+        Rule(
+            "echo",
+            ("echo_ratio",),
+            (_t("echo_ratio", "<=", 0.1),),
+            "response at the opposite orientation relative to the peak",
+        ),
+        Rule(
+            "invariant",
+            ("cv",),
+            (_t("cv", "<=", 0.25),),
+            "coefficient of variation of the response across variants",
+        ),
+        Rule("predict", ("change",), (), "the measured change has the predicted direction"),
     )
 }
 
 NAMED_REGIONS = (
-    "top", "bottom", "left", "right", "center",
-    "top_left", "top_right", "bottom_left", "bottom_right",
+    "top",
+    "bottom",
+    "left",
+    "right",
+    "center",
+    "top_left",
+    "top_right",
+    "bottom_left",
+    "bottom_right",
 )
 TRANSFORMS = ("rotation", "reflection", "scale")
-ACTIVATION_RULE_WORDS = {"responds": "responds", "prefers": "prefers",
-                         "no_echo": "echo", "invariant": "invariant"}
+ACTIVATION_RULE_WORDS = {
+    "responds": "responds",
+    "prefers": "prefers",
+    "no_echo": "echo",
+    "invariant": "invariant",
+}
 
 
 def rule_word(kind: str, args: dict[str, object]) -> str:

@@ -142,12 +142,20 @@ class DiagnosticError(Exception):
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:
     """A `help:` text suggesting the closest candidates to `word`, or None."""
     pool = sorted(set(candidates))
-    close = difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in pool}
-        close = [lowered[c] for c in difflib.get_close_matches(word.lower(), lowered, n=n)]
-    if not close:
+    scored = []
+    for candidate in pool:
+        matcher = difflib.SequenceMatcher(None, word.lower(), candidate.lower())
+        score = matcher.ratio()
+        if score >= 0.6:
+            scored.append((score, candidate))
+    if not scored:
         return None
+    best = max(score for score, _ in scored)
+    # Offer the runners-up only when they are about as close as the best match.
+    close = [
+        c for score, c in sorted(scored, key=lambda sc: (-sc[0], sc[1])) if score >= best - 0.1
+    ]
+    close = close[:n]
     return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
 
 

@@ -1,0 +1,7 @@
+"""`python -m circuitdsl` is `circ`."""
+
+import sys
+
+from circuitdsl.cli import main
+
+sys.exit(main())

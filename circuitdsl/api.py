@@ -1,0 +1,81 @@
+"""The Python API, in the `json` idiom: `load`, `loads`, then `Spec.check` / `Spec.render`.
+
+    >>> import circuitdsl
+    >>> spec = circuitdsl.loads('''
+    ... circuit tiny
+    ... feature a = conv1:0
+    ... feature b = conv2:3
+    ... a -> b : excites
+    ... ''')
+    >>> [c.id for c in spec.claims]
+    ['a->b.excites']
+
+Heavy imports (torch, graphviz) happen inside the methods that need them, so the
+front end starts fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from circuitdsl import ir
+from circuitdsl.compile import compile_circuit
+from circuitdsl.loader import Program, load_program, program_from_text
+from circuitdsl.resolve import resolve
+
+if TYPE_CHECKING:
+    from circuitdsl.report import Report
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A compiled spec: the circuit IR plus the text it came from."""
+
+    circuit: ir.Circuit
+    program: Program
+
+    @property
+    def claims(self) -> tuple[ir.Claim, ...]:
+        return self.circuit.claims
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return self.program.sources
+
+    def to_json(self) -> str:
+        return self.circuit.to_json()
+
+    def graph(self) -> Any:
+        """The networkx MultiDiGraph view (see circuitdsl.graph)."""
+        from circuitdsl.graph import to_networkx
+
+        return to_networkx(self.circuit)
+
+    def check(self, model: Any = None, *, weights: str | Path | None = None) -> Report:
+        """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
+        measure every claim."""
+        from circuitdsl.check.engine import check_spec
+
+        return check_spec(self.circuit, model, weights)
+
+    def _repr_svg_(self) -> str:
+        from circuitdsl.render.html import circuit_svg
+
+        return circuit_svg(self.circuit)
+
+
+def compile_program(program: Program) -> Spec:
+    """resolve -> compile for an already-parsed program."""
+    return Spec(compile_circuit(resolve(program)), program)
+
+
+def load(path: str | Path) -> Spec:
+    """Read, parse, resolve and compile a .circ file (and the files it imports)."""
+    return compile_program(load_program(path))
+
+
+def loads(text: str, path: str = "<string>") -> Spec:
+    """Like `load`, from text in memory."""
+    return compile_program(program_from_text(text, path))

@@ -1,0 +1,276 @@
+"""`circ`: the command line. Exit status 0: all claims hold / success; 1: a claim fails
+(or `fmt --check` would reformat); 2: the spec, model or arguments are wrong.
+
+Every user error is a rendered diagnostic on stderr, never a traceback. Heavy
+modules (torch, graphviz) are imported only by the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from circuitdsl import diagnostics as d
+from circuitdsl.diagnostics import Diagnostic, DiagnosticError, render
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are diagnostics with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise DiagnosticError([Diagnostic(d.E_USAGE, message, help=f"see `{self.prog} --help`")])
+
+
+def _sources_of(paths: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for p in paths:
+        try:
+            out[p] = Path(p).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out
+
+
+def _write(text: str | bytes, out: str | None) -> None:
+    if out is None or out == "-":
+        sys.stdout.write(text if isinstance(text, str) else text.decode())
+        return
+    try:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, str):
+            path.write_text(text, encoding="utf-8")
+        else:
+            path.write_bytes(text)
+    except OSError as err:
+        raise DiagnosticError(
+            [Diagnostic(d.E_OUTPUT, f"cannot write `{out}`: {err.strerror}")]
+        ) from None
+
+
+# ---- subcommands ---------------------------------------------------------------------
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from circuitdsl.api import load
+
+    spec = load(args.spec)
+    out = args.output
+    suffix = Path(out).suffix.lower() if out else ".json"
+    if suffix == ".json":
+        text = spec.to_json()
+    elif suffix == ".graphml":
+        from circuitdsl.graph import to_graphml
+
+        text = to_graphml(spec.circuit)
+    elif suffix in (".dot", ".gv"):
+        from circuitdsl.render.dot import to_dot
+
+        text = to_dot(spec.circuit)
+    else:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"cannot compile to `{suffix}` files",
+                    help="use an output ending in .json, .graphml or .dot "
+                    "(`circ render` makes .svg, .png, .pdf and .html)",
+                )
+            ]
+        )
+    _write(text, out)
+    return EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from circuitdsl.loader import read_text
+    from circuitdsl.syntax.fmt import format_spec
+    from circuitdsl.syntax.parser import parse
+
+    changed = []
+    errors: list[Diagnostic] = []
+    for name in args.files:
+        try:
+            text = read_text(Path(name), name)
+            formatted = format_spec(parse(text, name))
+        except DiagnosticError as err:
+            errors.extend(err.diagnostics)
+            continue
+        if formatted != text:
+            changed.append(name)
+            if not args.check:
+                Path(name).write_text(formatted, encoding="utf-8")
+    if errors:
+        raise DiagnosticError(errors)
+    verb = "would reformat" if args.check else "reformatted"
+    for name in changed:
+        print(f"{verb} {name}", file=sys.stderr)
+    if args.check and changed:
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _model_arg(args: argparse.Namespace) -> list[str | None]:
+    return list(args.model) if args.model else [None]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from circuitdsl.api import load
+    from circuitdsl.check.engine import check_spec
+
+    specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
+    reports = []
+    for spec in specs:
+        for model in _model_arg(args):
+            progress = (
+                _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
+            )
+            reports.append(check_spec(spec.circuit, model, args.weights, progress=progress))
+    if args.format == "json":
+        import json
+
+        if len(reports) == 1:
+            text = reports[0].to_json()
+        else:
+            text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+    elif args.format == "junit":
+        if len(reports) == 1:
+            text = reports[0].to_junit()
+        else:
+            body = "".join(r.to_junit().split("\n", 1)[1] for r in reports)
+            text = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n{body}</testsuites>\n'
+    else:
+        text = "\n".join(r.to_text() for r in reports)
+    _write(text, args.output)
+    if args.render:
+        from circuitdsl.render.graphviz_out import render as render_circuit
+
+        for spec, report in zip(specs, reports, strict=False):
+            render_circuit(spec.circuit, args.render, report=report)
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        sys.stderr.write(f"\rchecking claims: {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from circuitdsl.api import load
+    from circuitdsl.render.graphviz_out import render as render_circuit
+
+    spec = load(args.spec)
+    report = None
+    if args.model or args.weights:
+        from circuitdsl.check.engine import check_spec
+
+        report = check_spec(spec.circuit, args.model[0] if args.model else None, args.weights)
+    render_circuit(spec.circuit, args.output, report=report)
+    return EXIT_OK
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from circuitdsl.models.base import load_model
+    from circuitdsl.models.layers_cmd import format_layers
+
+    adapter = load_model(args.model, args.weights)
+    _write(format_layers(adapter), None)
+    return EXIT_OK
+
+
+# ---- the parser -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="circ",
+        description="State a circuit in a neural network, and check it against the weights.",
+    )
+    from circuitdsl import __version__
+
+    parser.add_argument("--version", action="version", version=f"circuitdsl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("check", help="measure every claim of specs against a model")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help=".circ files")
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="M",
+        help="inceptionv1, torchvision:NAME, a shipped model, or package.module:factory "
+        "(default: the spec's `model` line); repeat for a universality table",
+    )
+    p.add_argument("--weights", metavar="FILE", help="state dict (.pth, .pt, .safetensors)")
+    p.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report here")
+    p.add_argument("--render", metavar="OUT", help="also render the diagram (.svg, .html, ...)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("compile", help="compile a spec to its model-independent graph")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", metavar="OUT", help=".json (default, stdout), .graphml, .dot")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("render", help="draw the circuit (with a model: kernels and verdicts)")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--model", action="append", metavar="M")
+    p.add_argument("--weights", metavar="FILE")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help=".dot, .svg, .png, .pdf or .html"
+    )
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("fmt", help="rewrite specs in the canonical layout")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--check", action="store_true", help="only report files that would change")
+    p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("layers", help="list a model's layers with channel counts")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--weights", metavar="FILE")
+    p.set_defaults(func=cmd_layers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `circ` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except DiagnosticError as err:
+        paths = sorted({diag.span.file for diag in err.diagnostics if diag.span})
+        print(render(err.diagnostics, _sources_of(paths)), file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("circ: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as err:  # a bug in circ, not the user's mistake
+        if os.environ.get("CIRC_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"circ: internal error: {type(err).__name__}: {err}\n"
+            "This is a bug in circuitdsl; rerun with CIRC_DEBUG=1 for the traceback "
+            "and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

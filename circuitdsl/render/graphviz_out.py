@@ -1,0 +1,156 @@
+"""Write a circuit diagram to a file: DOT text, or SVG / PNG / PDF / HTML through Graphviz.
+
+Graphviz's `dot` program is called directly (`dot -Tsvg`, reading the DOT text on
+stdin) rather than through the `graphviz` package's helpers, so that "is Graphviz
+installed" has exactly one answer, `shutil.which("dot")`, and the error for its
+absence is ours (E302) with the install command, not a library's traceback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from circuitdsl.diagnostics import E_GRAPHVIZ, E_OUTPUT, E_USAGE, Diagnostic, DiagnosticError
+from circuitdsl.ir import Circuit
+from circuitdsl.render.dot import to_dot
+from circuitdsl.report import Report
+
+__all__ = ["FORMATS", "INSTALL_HELP", "dot_available", "render", "run_dot"]
+
+FORMATS = (".dot", ".gv", ".svg", ".png", ".pdf", ".html")
+INSTALL_HELP = (
+    "install Graphviz: apt-get install graphviz / brew install graphviz / "
+    "conda install -c conda-forge graphviz"
+)
+# Raster output for papers and slides: Graphviz's default 96 dpi looks blurry there.
+PNG_DPI = 150
+DOT_TIMEOUT_S = 300
+
+
+def dot_available() -> bool:
+    """Whether Graphviz's `dot` program is on PATH."""
+    return shutil.which("dot") is not None
+
+
+def run_dot(dot_text: str, fmt: str) -> bytes:
+    """Lay out `dot_text` with Graphviz's `dot` and return the `-T{fmt}` output.
+
+    Raises `DiagnosticError` E302 when `dot` is not installed and E301 when it fails.
+    """
+    exe = shutil.which("dot")
+    if exe is None:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_GRAPHVIZ,
+                    f"cannot draw the diagram as {fmt.upper()}: Graphviz's `dot` program "
+                    "is not installed (not found on PATH)",
+                    help=INSTALL_HELP,
+                )
+            ]
+        )
+    args = [exe, f"-T{fmt}"]
+    if fmt == "png":
+        args.append(f"-Gdpi={PNG_DPI}")
+    try:
+        proc = subprocess.run(
+            args, input=dot_text.encode("utf-8"), capture_output=True, timeout=DOT_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DiagnosticError(
+            [Diagnostic(E_OUTPUT, f"Graphviz could not draw the diagram as {fmt}: {exc}")]
+        ) from exc
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_OUTPUT,
+                    f"Graphviz failed to draw the diagram as {fmt} (exit {proc.returncode})",
+                    notes=tuple(err[:5]),
+                    help="this is a bug in circuitdsl's DOT output; please report it with the spec",
+                )
+            ]
+        )
+    return proc.stdout
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_OUTPUT,
+                    f"cannot write {path}: {exc.strerror or exc}",
+                    help="check that the folder exists and is writable",
+                )
+            ]
+        ) from exc
+
+
+def render(
+    circuit: Circuit,
+    out_path: str | Path,
+    report: Report | None = None,
+    *,
+    source_text: str | None = None,
+    layer_order: Sequence[str] | None = None,
+    rankdir: str = "TB",
+    node_images: Mapping[str, str | Path] | None = None,
+) -> Path:
+    """Draw `circuit` (with `report`'s verdicts and kernels, if given) into `out_path`.
+
+    The format follows the suffix: `.dot`/`.gv` (DOT text, needs no Graphviz),
+    `.svg`, `.png`, `.pdf`, or `.html` (a self-contained report page, see
+    `circuitdsl.render.html.to_html`). If Graphviz is missing, the DOT text is
+    still written beside the requested file (`x.svg` -> `x.dot`) before E302 is
+    raised, so the user can render it elsewhere. Returns the path written.
+    """
+    out = Path(out_path)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_USAGE,
+                    f"cannot render to {out}: unknown output format {suffix or '(no suffix)'!r}",
+                    help="use one of " + ", ".join(FORMATS),
+                )
+            ]
+        )
+    dot_kwargs = {"layer_order": layer_order, "rankdir": rankdir, "node_images": node_images}
+    dot_text = to_dot(circuit, report, **dot_kwargs)  # type: ignore[arg-type]
+    if suffix in (".dot", ".gv"):
+        _write(out, dot_text.encode("utf-8"))
+        return out
+
+    if not dot_available():
+        beside = out.with_suffix(".dot")
+        _write(beside, dot_text.encode("utf-8"))
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_GRAPHVIZ,
+                    f"cannot render {out}: Graphviz's `dot` program is not installed; "
+                    f"wrote the diagram's DOT source to {beside} instead",
+                    help=f"{INSTALL_HELP}; then `dot -T{suffix[1:]} {beside} -o {out}`"
+                    if suffix != ".html"
+                    else INSTALL_HELP,
+                )
+            ]
+        )
+
+    if suffix == ".html":
+        from circuitdsl.render.html import to_html
+
+        page = to_html(circuit, report, source_text, **dot_kwargs)  # type: ignore[arg-type]
+        _write(out, page.encode("utf-8"))
+        return out
+
+    _write(out, run_dot(dot_text, suffix[1:]))
+    return out

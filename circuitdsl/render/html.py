@@ -1,0 +1,487 @@
+"""A self-contained HTML report: diagram, verdicts, kernels and the spec's source.
+
+One file, no network: the diagram is Graphviz's SVG inlined (node images become
+data URIs), styles are inline CSS, kernels are SVG `<rect>`s, and the only script
+is a few lines that filter the claims table. It opens from a file, an e-mail or a
+CI artifact exactly as it looked when it was written.
+
+`report_table_html` is the Jupyter view of a `Report` (`Report._repr_html_`): a
+table with inline styles only, since notebook front ends may drop `<style>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import mimetypes
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from circuitdsl import __version__
+from circuitdsl.diagnostics import DiagnosticError
+from circuitdsl.ir import Circuit, Claim
+from circuitdsl.render._style import (
+    NEG_HEX,
+    POS_HEX,
+    STATUS_COLOR,
+    STATUS_GLYPH,
+    format_number,
+    kernel_scale,
+    weight_hex,
+)
+from circuitdsl.render.dot import to_dot
+from circuitdsl.render.graphviz_out import INSTALL_HELP, dot_available, run_dot
+from circuitdsl.report import ClaimResult, Report
+
+__all__ = ["circuit_svg", "kernel_svg", "report_table_html", "to_html"]
+
+UNCHECKED = "#6e7781"
+# Quantified claims put dozens of claims on one source line; more links than this
+# per line would bury the source text.
+MAX_MARKS_PER_LINE = 3
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+# ---- SVG pieces ---------------------------------------------------------------------
+
+
+def circuit_svg(
+    circuit: Circuit,
+    report: Report | None = None,
+    *,
+    layer_order: Sequence[str] | None = None,
+    rankdir: str = "TB",
+    node_images: Mapping[str, str | Path] | None = None,
+    title: bool = True,
+) -> str:
+    """The circuit diagram as an inline-ready `<svg>` element (for `_repr_svg_` or HTML).
+
+    Node images are embedded as data URIs so the SVG stands alone. Raises
+    `DiagnosticError` E302 if Graphviz is not installed.
+    """
+    dot_text = to_dot(
+        circuit,
+        report,
+        layer_order=layer_order,
+        rankdir=rankdir,
+        node_images=node_images,
+        title=title,
+    )
+    svg = run_dot(dot_text, "svg").decode("utf-8")
+    start = svg.find("<svg")
+    svg = svg[start:] if start >= 0 else svg
+    return _inline_images(svg)
+
+
+_IMAGE_HREF = re.compile(r'(<image\b[^>]*?xlink:href=")([^"]+)(")')
+
+
+def _inline_images(svg: str) -> str:
+    def swap(match: re.Match[str]) -> str:
+        path = Path(html.unescape(match.group(2)))
+        if not path.is_file():
+            return match.group(0)
+        mime = mimetypes.guess_type(path.name)[0] or "image/png"
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"{match.group(1)}data:{mime};base64,{data}{match.group(3)}"
+
+    return _IMAGE_HREF.sub(swap, svg)
+
+
+def kernel_svg(
+    kernel: Sequence[Sequence[float]], *, cell: int | None = None, scale: float | None = None
+) -> str:
+    """A 2-D kernel as an inline `<svg>` heatmap (row 0 at the top), red + / blue −.
+
+    Each `<rect>` has a `<title>` with its weight, so hovering shows the number.
+    `scale` saturates the colours (default: the kernel's largest |weight|).
+    """
+    rows = [list(r) for r in kernel]
+    n_cols = max((len(r) for r in rows), default=0)
+    if not rows or not n_cols:
+        return ""
+    if scale is None:
+        scale = kernel_scale([rows])
+    if cell is None:
+        cell = max(3, min(14, 84 // max(n_cols, len(rows))))
+    w, h = n_cols * cell, len(rows) * cell
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="kernel" width="{w + 2}" '
+        f'height="{h + 2}" viewBox="-1 -1 {w + 2} {h + 2}" role="img">'
+    ]
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            out.append(
+                f'<rect x="{c * cell}" y="{r * cell}" width="{cell}" height="{cell}" '
+                f'fill="{weight_hex(v, scale)}"><title>[{r},{c}] {v:.4g}</title></rect>'
+            )
+    out.append(f'<rect x="0" y="0" width="{w}" height="{h}" fill="none" stroke="#999"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _colour_bar() -> str:
+    steps = [i / 5 - 1 for i in range(11)]
+    rects = "".join(
+        f'<rect x="{i * 14}" y="0" width="14" height="10" fill="{weight_hex(v, 1.0)}"/>'
+        for i, v in enumerate(steps)
+    )
+    return (
+        '<span class="bar">− <svg xmlns="http://www.w3.org/2000/svg" width="154" height="10" '
+        f'viewBox="0 0 154 10">{rects}</svg> +</span>'
+    )
+
+
+# ---- claims table -------------------------------------------------------------------
+
+
+def _status_badge(status: str | None) -> str:
+    if status is None:
+        colour, text = UNCHECKED, "not checked"
+    else:
+        colour = STATUS_COLOR.get(status, UNCHECKED)
+        text = f"{STATUS_GLYPH.get(status, '?')} {status}"
+    return (
+        f'<span style="display:inline-block;min-width:4.5em;padding:1px 6px;border-radius:3px;'
+        f'color:white;background:{colour};font-weight:600;text-align:center">{_e(text)}</span>'
+    )
+
+
+def _measured(result: ClaimResult | None) -> str:
+    if result is None or not result.measured:
+        return ""
+    return ", ".join(
+        f"{_e(k)} = {_e(format_number(v) if isinstance(v, (int, float)) else v)}"
+        for k, v in result.measured.items()
+    )
+
+
+def _expected(claim: Claim | None, result: ClaimResult | None) -> str:
+    if result is not None and result.expected:
+        return ", ".join(f"{_e(k)} {_e(v)}" for k, v in result.expected.items())
+    if claim is not None and claim.thresholds:
+        return ", ".join(f"{_e(t.stat)} {_e(t)}" for t in claim.thresholds)
+    return ""
+
+
+def _rows(
+    circuit: Circuit | None, report: Report | None
+) -> list[tuple[str, Claim | None, ClaimResult | None]]:
+    """(claim id, claim, result) in spec order, then results the circuit lacks."""
+    results = {r.id: r for r in report.claims} if report else {}
+    rows: list[tuple[str, Claim | None, ClaimResult | None]] = []
+    seen: set[str] = set()
+    for claim in circuit.claims if circuit else ():
+        rows.append((claim.id, claim, results.get(claim.id)))
+        seen.add(claim.id)
+    for r in report.claims if report else ():
+        if r.id not in seen:
+            rows.append((r.id, None, r))
+    return rows
+
+
+def _claims_table(
+    rows: Sequence[tuple[str, Claim | None, ClaimResult | None]],
+    *,
+    link_line: Mapping[str, int] | None = None,
+    thumbnails: bool = True,
+) -> str:
+    cell = "padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left"
+    names = ["verdict", "claim id", "claim", "measured", "expected", "kernel", "source"]
+    if not thumbnails:
+        names.remove("kernel")
+    head = "".join(f'<th style="{cell};background:#f3f3f3">{h}</th>' for h in names)
+    body = []
+    for i, (cid, claim, result) in enumerate(rows):
+        status = result.status if result else None
+        text = claim.text if claim else (result.text if result else "")
+        where = result.source if result and result.source else ""
+        if claim is not None and claim.span is not None:
+            where = claim.span.location
+        src = _e(where)
+        if link_line is not None and cid in link_line:
+            src = f'<a href="#L{link_line[cid]}">{src}</a>'
+        thumb = ""
+        if thumbnails and result is not None and result.kernels:
+            key = next(iter(result.kernels))
+            thumb = kernel_svg(result.kernels[key], cell=6)
+        detail = (
+            f'<div style="color:#666;font-size:90%">{_e(result.detail)}</div>'
+            if result is not None and result.detail
+            else ""
+        )
+        tint = {"fail": "background:#fff0f0", "error": "background:#fff8e5"}.get(status or "", "")
+        body.append(
+            f'<tr id="c{i}" class="claim st-{status or "none"}" style="{tint}">'
+            f'<td style="{cell}">{_status_badge(status)}</td>'
+            f'<td style="{cell};font-family:monospace">{_e(cid)}</td>'
+            f'<td style="{cell}">{_e(" ".join(text.split()))}{detail}</td>'
+            f'<td style="{cell};font-family:monospace">{_measured(result)}</td>'
+            f'<td style="{cell};font-family:monospace">{_expected(claim, result)}</td>'
+            + (f'<td style="{cell}">{thumb}</td>' if thumbnails else "")
+            + f'<td style="{cell};font-family:monospace;white-space:nowrap">{src}</td></tr>'
+        )
+    return (
+        '<table class="claims" style="border-collapse:collapse;font-size:13px">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _summary_line(report: Report) -> str:
+    s = report.summary
+    parts = [
+        f'<b style="color:{STATUS_COLOR["pass"]}">{s["pass"]} passed</b>',
+        f'<b style="color:{STATUS_COLOR["fail"]}">{s["fail"]} failed</b>',
+        f'<b style="color:{STATUS_COLOR["error"]}">{s["error"]} errors</b>',
+    ]
+    model = _e(report.model) + (f" ({_e(report.weights)})" if report.weights else "")
+    return f"{_e(report.spec)} on model {model}: " + ", ".join(parts)
+
+
+def report_table_html(report: Report) -> str:
+    """A `Report` as an HTML table with inline styles, for Jupyter (`_repr_html_`)."""
+    rows = _rows(None, report)
+    return (
+        '<div class="circuitdsl-report" style="font-family:sans-serif">'
+        f'<p style="margin:4px 0">{_summary_line(report)}</p>'
+        f"{_claims_table(rows)}</div>"
+    )
+
+
+# ---- the page -----------------------------------------------------------------------
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
+       color: #1f2328; background: #fff; }
+main { max-width: 1200px; margin: 0 auto; padding: 16px 24px 48px; }
+h1 { margin: 8px 0 4px; font-size: 26px; }
+h2 { margin: 28px 0 8px; font-size: 19px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.desc { font-size: 16px; margin: 2px 0; }
+.cite { color: #57606a; font-size: 13px; margin: 2px 0; }
+.summary { margin: 10px 0; font-size: 14px; }
+.diagram { overflow: auto; border: 1px solid #e5e5e5; border-radius: 6px; padding: 8px;
+           background: #fff; }
+.diagram svg { max-width: 100%; height: auto; }
+.notice { background: #fff8e5; border: 1px solid #e6c96b; padding: 8px 12px; border-radius: 6px; }
+.filters { font-size: 13px; margin: 4px 0 8px; }
+table.claims tr:target { outline: 2px solid #0969da; }
+.kernels { display: flex; flex-wrap: wrap; gap: 10px; }
+.kcard { border: 1px solid #ddd; border-radius: 6px; padding: 6px 8px; font-size: 12px;
+         width: 170px; }
+.kcard.st-fail { border-color: #c00020; border-width: 2px; }
+.kcard .edge { font-family: monospace; font-weight: 600; word-break: break-all; }
+.kcard .kc { font-size: 11px; }
+.kcard a { text-decoration: none; }
+.legend { font-size: 12px; color: #57606a; margin: 4px 0 8px; }
+.bar svg { vertical-align: middle; }
+pre.source { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px;
+             border: 1px solid #e5e5e5; border-radius: 6px; padding: 6px 0; overflow: auto;
+             line-height: 1.45; margin: 0; }
+.ln { display: block; padding: 0 10px 0 0; white-space: pre; }
+.ln:target { background: #fff3b0 !important; }
+.ln .no { display: inline-block; width: 3.5em; color: #8c959f; text-align: right;
+          padding-right: 12px; text-decoration: none; user-select: none; }
+.ln.st-pass { background: #e9f7ec; border-left: 4px solid #1a7f37; }
+.ln.st-fail { background: #ffebe9; border-left: 4px solid #c00020; }
+.ln.st-error { background: #fff8e5; border-left: 4px solid #9a6700; }
+.ln.st-none { background: #f3f4f6; border-left: 4px solid #8c959f; }
+.ln:not([class*="st-"]) { border-left: 4px solid transparent; }
+.ln .marks { font-family: sans-serif; font-size: 11px; margin-left: 16px; }
+.ln .marks a { margin-right: 6px; }
+footer { margin-top: 32px; color: #8c959f; font-size: 12px; }
+"""
+
+# Hides passing rows on request; the page works without it.
+_JS = """
+(function () {
+  var box = document.getElementById("only-failing");
+  if (!box) { return; }
+  box.addEventListener("change", function () {
+    var rows = document.querySelectorAll("table.claims tr.claim");
+    for (var i = 0; i < rows.length; i++) {
+      var bad = rows[i].classList.contains("st-fail") || rows[i].classList.contains("st-error");
+      rows[i].style.display = (box.checked && !bad) ? "none" : "";
+    }
+  });
+  document.body.setAttribute("data-ready", "1");
+})();
+"""
+
+
+def _read_source(circuit: Circuit) -> str | None:
+    path = Path(circuit.path)
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _worst(statuses: Sequence[str | None]) -> str:
+    for s in ("fail", "error", "pass"):
+        if s in statuses:
+            return s
+    return "none"
+
+
+def _source_block(
+    source: str,
+    path: str,
+    rows: Sequence[tuple[str, Claim | None, ClaimResult | None]],
+) -> tuple[str, dict[str, int]]:
+    """The spec with claim lines marked; also each claim id's line for table links."""
+    marks: dict[int, list[tuple[int, str, str | None]]] = {}
+    link_line: dict[str, int] = {}
+    for i, (cid, claim, result) in enumerate(rows):
+        if claim is None or claim.span is None or claim.span.file != path:
+            continue
+        status = result.status if result else None
+        link_line[cid] = claim.span.line
+        lines = {claim.span.line}
+        if claim.origin is not None and claim.origin.file == path:
+            lines.add(claim.origin.line)
+        for line in sorted(lines):
+            marks.setdefault(line, []).append((i, cid, status))
+    out = []
+    for n, text in enumerate(source.splitlines(), start=1):
+        here = marks.get(n, [])
+        cls = "ln"
+        tail = ""
+        if here:
+            cls += " st-" + _worst([s for _, _, s in here])
+            links = [
+                f'<a href="#c{i}" title="{_e(cid)}" style="color:'
+                f'{STATUS_COLOR.get(s or "", UNCHECKED)}">{STATUS_GLYPH.get(s or "", "●")} '
+                f"{_e(cid)}</a>"
+                for i, cid, s in here[:MAX_MARKS_PER_LINE]
+            ]
+            if len(here) > MAX_MARKS_PER_LINE:
+                failing = sum(s == "fail" for _, _, s in here)
+                more = len(here) - MAX_MARKS_PER_LINE
+                links.append(f"+{more} more" + (f" ({failing} failing in all)" if failing else ""))
+            tail = f'<span class="marks">{"".join(links)}</span>'
+        out.append(
+            f'<span class="{cls}" id="L{n}"><a class="no" href="#L{n}">{n}</a>'
+            f"{_e(text)}{tail}</span>"
+        )
+    return '<pre class="source">' + "".join(out) + "</pre>", link_line
+
+
+def _kernel_gallery(rows: Sequence[tuple[str, Claim | None, ClaimResult | None]]) -> str:
+    """One card per measured connection: the kernel and the claims checked on it."""
+    cards: dict[str, tuple[list[list[float]], list[tuple[int, str, str]]]] = {}
+    for i, (cid, _claim, result) in enumerate(rows):
+        if result is None:
+            continue
+        for key, kernel in result.kernels.items():
+            entry = cards.setdefault(key, (kernel, []))
+            entry[1].append((i, cid, result.status))
+    if not cards:
+        return ""
+    out = []
+    for key, (kernel, uses) in cards.items():
+        worst = _worst([s for _, _, s in uses])
+        src, _, dst = key.partition("->")
+        flat = [v for row in kernel for v in row]
+        rng = f"min {format_number(min(flat))}, max {format_number(max(flat))}" if flat else ""
+        claims = "".join(
+            f'<div class="kc"><a href="#c{i}" style="color:{STATUS_COLOR.get(s, UNCHECKED)}">'
+            f"{STATUS_GLYPH.get(s, '?')} {_e(cid)}</a></div>"
+            for i, cid, s in uses[:4]
+        )
+        if len(uses) > 4:
+            claims += f'<div class="kc">+{len(uses) - 4} more</div>'
+        out.append(
+            f'<div class="kcard st-{worst}"><div class="edge">{_e(src)} → {_e(dst)}</div>'
+            f'{kernel_svg(kernel)}<div class="kc">{_e(rng)}</div>{claims}</div>'
+        )
+    return '<div class="kernels">' + "".join(out) + "</div>"
+
+
+def to_html(
+    circuit: Circuit,
+    report: Report | None = None,
+    source_text: str | None = None,
+    *,
+    layer_order: Sequence[str] | None = None,
+    rankdir: str = "TB",
+    node_images: Mapping[str, str | Path] | None = None,
+) -> str:
+    """One self-contained HTML page for `circuit` and, if given, its `report`.
+
+    Sections: the diagram (inline SVG), the claims with verdicts and measured vs
+    expected numbers, the measured kernels as heatmaps, and the spec's source
+    (`source_text`, or the file at `circuit.path`) with each claim's line marked and
+    linked both ways. Without Graphviz the page still renders, with a notice and the
+    DOT text in place of the diagram.
+    """
+    rows = _rows(circuit, report)
+    source = source_text if source_text is not None else _read_source(circuit)
+    link_line: dict[str, int] = {}
+    source_html = '<p class="notice">The spec source is not available.</p>'
+    if source is not None:
+        source_html, link_line = _source_block(source, circuit.path, rows)
+
+    kwargs = {"layer_order": layer_order, "rankdir": rankdir, "node_images": node_images}
+    if dot_available():
+        try:
+            diagram = circuit_svg(circuit, report, title=False, **kwargs)  # type: ignore[arg-type]
+        except DiagnosticError as exc:
+            diagram = f'<p class="notice">The diagram could not be drawn: {_e(exc)}</p>'
+    else:
+        dot_text = to_dot(circuit, report, title=False, **kwargs)  # type: ignore[arg-type]
+        diagram = (
+            '<p class="notice">Graphviz is not installed, so the diagram is not drawn '
+            f"({_e(INSTALL_HELP)}). Its DOT source:</p>"
+            f"<details><summary>DOT</summary><pre>{_e(dot_text)}</pre></details>"
+        )
+
+    head = [f"<h1>{_e(circuit.name)}</h1>"]
+    if circuit.description:
+        head.append(f'<p class="desc">{_e(circuit.description)}</p>')
+    head += [f'<p class="cite">{_e(c)}</p>' for c in circuit.citations]
+    if report is not None:
+        head.append(f'<p class="summary">{_summary_line(report)}</p>')
+    else:
+        model = f" for model {_e(circuit.model)}" if circuit.model else ""
+        head.append(f'<p class="summary">Not checked yet{model}: no verdicts.</p>')
+
+    legend = (
+        f'<p class="legend">Edges: <b style="color:#e6550d">excites</b>, '
+        f'<b style="color:#3182bd">inhibits</b>, <b style="color:#8c8c8c">other claims</b>; '
+        f"✓ holds, ✗ fails (dashed edge). Weights: {_colour_bar()} "
+        f"(blue {NEG_HEX} negative, red {POS_HEX} positive; each kernel scaled to its "
+        "own largest |weight|, a family grid to its largest).</p>"
+    )
+    filters = (
+        '<p class="filters"><label><input type="checkbox" id="only-failing"> '
+        "show only failing claims</label></p>"
+        if report is not None
+        else ""
+    )
+    gallery = _kernel_gallery(rows)
+    sections = [
+        "<h2>Diagram</h2>",
+        legend,
+        f'<div class="diagram">{diagram}</div>',
+        f"<h2>Claims ({len(rows)})</h2>",
+        filters,
+        _claims_table(rows, link_line=link_line, thumbnails=False),
+    ]
+    if gallery:
+        sections += ["<h2>Kernels</h2>", gallery]
+    sections += [f"<h2>Spec: {_e(circuit.path)}</h2>", source_html]
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(circuit.name)} · circuitdsl</title>"
+        f"<style>{_CSS}</style></head><body><main>"
+        + "".join(head)
+        + "".join(sections)
+        + f"<footer>Generated by circuitdsl {_e(__version__)}.</footer>"
+        + f"</main><script>{_JS}</script></body></html>\n"
+    )

@@ -1,0 +1,605 @@
+"""Parse: .circ text -> `ast.Spec`, or a `DiagnosticError` with compiler-grade messages.
+
+The grammar is `grammar/circuit.lark` (shipped in the wheel as
+`circuitdsl/grammar/circuit.lark`). Lark errors are caught in exactly one place,
+`parse`, and turned into diagnostics with curated messages for the common mistakes.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
+
+from circuitdsl import diagnostics as d
+from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
+from circuitdsl.syntax import ast
+
+
+def grammar_text() -> str:
+    """The grammar: from the installed package, or from the source checkout."""
+    packaged = resources.files("circuitdsl").joinpath("grammar/circuit.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).parents[2] / "grammar" / "circuit.lark").read_text(encoding="utf-8")
+
+
+_COMMENT_SINK: list[Token] = []
+
+
+@functools.lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=False,
+        lexer_callbacks={"COMMENT": _COMMENT_SINK.append},
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def keywords() -> dict[str, str]:
+    """Terminal name -> keyword text, for every keyword of the language."""
+    out = {}
+    for term in _lark().terminals:
+        pattern = term.pattern
+        if pattern.type == "str" and pattern.value.isalpha():
+            out[term.name] = pattern.value
+    return out
+
+
+def parse(source: str, path: str = "<string>") -> ast.Spec:
+    """Parse one file's text. Raises `DiagnosticError` on the first syntax error."""
+    if not source.strip():
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_EMPTY,
+                    "the spec is empty",
+                    Span(path, 1, 1, 1, 1),
+                    help='start with `circuit NAME "description"`; see docs/language.md',
+                )
+            ]
+        )
+    # The parser is built once and shared, so the comment callback writes to a
+    # module-level sink that each parse resets; `fmt` needs the comments.
+    del _COMMENT_SINK[:]
+    try:
+        tree = _lark().parse(source)
+    except UnexpectedInput as err:
+        raise DiagnosticError([_syntax_diagnostic(err, source, path)]) from None
+    comments = [ast.Comment(str(t), t.line or 0, t.column or 0) for t in _COMMENT_SINK]
+    statements = _Builder(path).transform(tree)
+    if not statements:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_EMPTY,
+                    "the spec contains only comments",
+                    Span(path, 1, 1, 1, 1),
+                    help="add a `circuit NAME` line and some features and claims",
+                )
+            ]
+        )
+    return ast.Spec(path, source, tuple(statements), tuple(comments))
+
+
+# ---- the tree -> AST transformer -----------------------------------------------
+
+
+def _span_of(path: str, meta: Meta | Token) -> Span:
+    return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)  # type: ignore[arg-type]
+
+
+def _literal(path: str, token: Token, negative: bool = False) -> ast.Literal:
+    text = str(token)
+    span = _span_of(path, token)
+    sign = -1.0 if negative else 1.0
+    if token.type == "ANGLE":
+        number = text.removesuffix("deg").removesuffix("°")
+        return ast.Literal(sign * float(number), "angle", span, ("-" if negative else "") + text)
+    if token.type == "NUMBER":
+        return ast.Literal(sign * float(text), "number", span, ("-" if negative else "") + text)
+    return ast.Literal(_unquote(text), "string", span, text)
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    return body.replace('\\"', '"').replace("\\\\", "\\")
+
+
+def _without_keywords(children: list[Any]) -> list[Any]:
+    """Drop punctuation and keyword tokens; keep names, literals and subtrees."""
+    keep = {"NAME", "DOTTED", "NUMBER", "ANGLE", "STRING", "COMPARE"}
+    return [c for c in children if not isinstance(c, Token) or c.type in keep]
+
+
+@v_args(meta=True)
+class _Builder(Transformer):  # type: ignore[type-arg]
+    """Builds AST nodes only; every check waits for resolve."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def _span(self, meta: Meta) -> Span:
+        return _span_of(self.path, meta)
+
+    def _name(self, token: Token) -> ast.Name:
+        return ast.Name(str(token), _span_of(self.path, token))
+
+    def _trailer(self, rest: list[Any]) -> tuple[tuple[ast.ThresholdOption, ...], ast.Name | None]:
+        options: tuple[ast.ThresholdOption, ...] = ()
+        claim_id = None
+        for item in rest:
+            if isinstance(item, tuple):
+                options = item
+            elif isinstance(item, ast.Name):
+                claim_id = item
+        return options, claim_id
+
+    # statements
+    def start(self, meta: Meta, children: list[Any]) -> list[Any]:
+        return children
+
+    def circuit_decl(self, meta: Meta, ch: list[Any]) -> ast.CircuitDecl:
+        ch = _without_keywords(ch)
+        desc = _unquote(str(ch[1])) if len(ch) > 1 else None
+        return ast.CircuitDecl(self._name(ch[0]), desc, self._span(meta))
+
+    def cite_decl(self, meta: Meta, ch: list[Any]) -> ast.CiteDecl:
+        return ast.CiteDecl(_unquote(str(_without_keywords(ch)[0])), self._span(meta))
+
+    def model_decl(self, meta: Meta, ch: list[Any]) -> ast.ModelDecl:
+        return ast.ModelDecl(ch[-1], self._span(meta))
+
+    def model_name(self, meta: Meta, ch: list[Any]) -> str:
+        return "".join(str(c) for c in ch)
+
+    def model_string(self, meta: Meta, ch: list[Any]) -> str:
+        return _unquote(str(ch[0]))
+
+    def import_all(self, meta: Meta, ch: list[Any]) -> ast.ImportDecl:
+        return ast.ImportDecl(_unquote(str(_without_keywords(ch)[0])), None, self._span(meta))
+
+    def import_names(self, meta: Meta, ch: list[Any]) -> ast.ImportDecl:
+        ch = _without_keywords(ch)
+        names = tuple(self._name(t) for t in ch[1:])
+        return ast.ImportDecl(_unquote(str(ch[0])), names, self._span(meta))
+
+    def threshold_decl(self, meta: Meta, ch: list[Any]) -> ast.ThresholdDecl:
+        ch = _without_keywords(ch)
+        return ast.ThresholdDecl(self._name(ch[0]), ch[1], self._span(meta))
+
+    def threshold(self, meta: Meta, ch: list[Any]) -> ast.ThresholdOption:
+        stat, op, value = ch
+        return ast.ThresholdOption(self._name(stat), str(op), value, self._span(meta))
+
+    def options(self, meta: Meta, ch: list[Any]) -> tuple[ast.ThresholdOption, ...]:
+        return tuple(c for c in ch if isinstance(c, ast.ThresholdOption))
+
+    def claim_id(self, meta: Meta, ch: list[Any]) -> ast.Name:
+        return self._name(ch[-1])
+
+    def signed_number(self, meta: Meta, ch: list[Any]) -> ast.Literal:
+        lit = _literal(self.path, ch[-1], negative=len(ch) == 2)
+        return ast.Literal(lit.value, lit.unit, self._span(meta), lit.raw)
+
+    def number(self, meta: Meta, ch: list[Any]) -> ast.Literal:
+        return _literal(self.path, ch[0])
+
+    def literal(self, meta: Meta, ch: list[Any]) -> ast.Literal:
+        return _literal(self.path, ch[0])
+
+    # features and families
+    def feature_decl(self, meta: Meta, ch: list[Any]) -> ast.FeatureDecl:
+        name = self._name(ch[1])
+        terms = ch[3]
+        label = _unquote(str(ch[4])) if len(ch) > 4 else None
+        return ast.FeatureDecl(name, terms, label, self._span(meta))
+
+    def combination(self, meta: Meta, ch: list[Any]) -> tuple[ast.ChannelTerm, ...]:
+        terms: list[ast.ChannelTerm] = []
+        negate = False
+        for item in ch:
+            if isinstance(item, str):
+                negate = item == "-"
+            else:
+                coefficient, layer, channel, span = item
+                terms.append(ast.ChannelTerm(coefficient, negate, layer, channel, span))
+        return tuple(terms)
+
+    def sign_op(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
+
+    def term(self, meta: Meta, ch: list[Any]) -> tuple[Any, ...]:
+        coefficient = ch[0] if len(ch) == 3 else None
+        layer, channel = ch[-1]
+        return (coefficient, layer, channel, self._span(meta))
+
+    def channel_ref(self, meta: Meta, ch: list[Any]) -> tuple[ast.Name, ast.Literal]:
+        return ch[0], _literal(self.path, ch[2])
+
+    def layer(self, meta: Meta, ch: list[Any]) -> ast.Name:
+        return self._name(ch[0])
+
+    def family_decl(self, meta: Meta, ch: list[Any]) -> ast.FamilyDecl:
+        name = self._name(ch[1])
+        params: tuple[ast.ParamDecl, ...] = ()
+        label = None
+        layer = None
+        members: tuple[ast.Member, ...] = ()
+        for item in ch[2:]:
+            if isinstance(item, tuple) and item and isinstance(item[0], ast.ParamDecl):
+                params = item
+            elif isinstance(item, ast.Name):
+                layer = item
+            elif isinstance(item, Token) and item.type == "STRING":
+                label = _unquote(str(item))
+            elif isinstance(item, list):
+                members = tuple(item)
+        assert layer is not None
+        return ast.FamilyDecl(name, params, layer, label, members, self._span(meta))
+
+    def param_list(self, meta: Meta, ch: list[Any]) -> tuple[ast.ParamDecl, ...]:
+        return tuple(c for c in ch if isinstance(c, ast.ParamDecl))
+
+    def param_decl(self, meta: Meta, ch: list[Any]) -> ast.ParamDecl:
+        return ast.ParamDecl(self._name(ch[0]), self._name(ch[2]), self._span(meta))
+
+    def members(self, meta: Meta, ch: list[Any]) -> list[ast.Member]:
+        return [c for c in ch if isinstance(c, ast.Member)]
+
+    def member(self, meta: Meta, ch: list[Any]) -> ast.Member:
+        values = ch[2] if len(ch) > 2 else ()
+        return ast.Member(_literal(self.path, ch[0]), values, self._span(meta))
+
+    def value_tuple(self, meta: Meta, ch: list[Any]) -> tuple[ast.Literal, ...]:
+        return tuple(c for c in ch if isinstance(c, ast.Literal))
+
+    def string_value(self, meta: Meta, ch: list[Any]) -> ast.Literal:
+        return _literal(self.path, ch[0])
+
+    def label_value(self, meta: Meta, ch: list[Any]) -> ast.Literal:
+        return ast.Literal(str(ch[0]), "string", _span_of(self.path, ch[0]), str(ch[0]))
+
+    # claims
+    def claim_stmt(self, meta: Meta, ch: list[Any]) -> ast.ClaimStmt:
+        sources, union = ch[0]
+        target = ch[2]
+        items = tuple(c for c in ch[4:] if isinstance(c, ast.ClaimItem))
+        where = ch[-1][0] if isinstance(ch[-1], list) else None
+        return ast.ClaimStmt(sources, union, target, items, where, self._span(meta))
+
+    def compare_stmt(self, meta: Meta, ch: list[Any]) -> ast.CompareStmt:
+        a = ch[0][0][0]
+        c = ch[2]
+        b = ch[5][0][0]
+        d_ = ch[7]
+        options, claim_id = self._trailer(ch[8:])
+        grouped = ch[0][1] or ch[5][1]
+        return ast.CompareStmt((a, c), (b, d_), options, claim_id, grouped, self._span(meta))
+
+    def sources(self, meta: Meta, ch: list[Any]) -> tuple[tuple[ast.Ref, ...], bool]:
+        refs = tuple(c for c in ch if isinstance(c, ast.Ref))
+        return refs, any(isinstance(c, Token) and c.type == "LBRACE" for c in ch)
+
+    def ref(self, meta: Meta, ch: list[Any]) -> ast.Ref:
+        return ast.Ref(self._name(ch[0]), None, self._span(meta))
+
+    def member_ref(self, meta: Meta, ch: list[Any]) -> ast.Ref:
+        return ast.Ref(self._name(ch[0]), _literal(self.path, ch[2]), self._span(meta))
+
+    def where_clause(self, meta: Meta, ch: list[Any]) -> list[Any]:
+        return [ch[1]]
+
+    def claim_item(self, meta: Meta, ch: list[Any]) -> ast.ClaimItem:
+        options, claim_id = self._trailer(ch[1:])
+        return ast.ClaimItem(ch[0], options, claim_id, self._span(meta))
+
+    def sign(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
+
+    polarity = part = shape = change = sign
+
+    def sign_claim(self, meta: Meta, ch: list[Any]) -> ast.SignBody:
+        return ast.SignBody(ch[0], self._span(meta))
+
+    def region_claim(self, meta: Meta, ch: list[Any]) -> ast.RegionBody:
+        return ast.RegionBody(ch[0], ch[2], self._span(meta))
+
+    def strongest_claim(self, meta: Meta, ch: list[Any]) -> ast.StrongestBody:
+        return ast.StrongestBody(ch[2], self._span(meta))
+
+    def rank_claim(self, meta: Meta, ch: list[Any]) -> ast.RankBody:
+        k = _literal(self.path, ch[2])
+        polarity = ch[3] if isinstance(ch[3], str) and not isinstance(ch[3], Token) else "any"
+        return ast.RankBody(k, polarity, self._span(meta))
+
+    def shape_claim(self, meta: Meta, ch: list[Any]) -> ast.ShapeBody:
+        return ast.ShapeBody(ch[0], ch[2], ch[3], self._span(meta))
+
+    def equivariance_claim(self, meta: Meta, ch: list[Any]) -> ast.EquivarianceBody:
+        period = ch[7] if len(ch) > 7 else None
+        return ast.EquivarianceBody(self._name(ch[2]), self._name(ch[4]), period, self._span(meta))
+
+    def named_region(self, meta: Meta, ch: list[Any]) -> ast.Region:
+        return ast.Region(self._name(ch[0]), None, None, self._span(meta))
+
+    def explicit_region(self, meta: Meta, ch: list[Any]) -> ast.Region:
+        ranges = [c for c in ch if isinstance(c, tuple)]
+        return ast.Region(None, ranges[0], ranges[1] if len(ranges) > 1 else None, self._span(meta))
+
+    def span_range(self, meta: Meta, ch: list[Any]) -> tuple[ast.Literal, ast.Literal]:
+        return _literal(self.path, ch[0]), _literal(self.path, ch[2])
+
+    def within_stmt(self, meta: Meta, ch: list[Any]) -> ast.WithinStmt:
+        options, claim_id = self._trailer(ch[3:])
+        return ast.WithinStmt(ch[0], ch[2], options, claim_id, self._span(meta))
+
+    def banding_stmt(self, meta: Meta, ch: list[Any]) -> ast.BandingStmt:
+        options, claim_id = self._trailer(ch[6:])
+        return ast.BandingStmt(ch[2], self._name(ch[5]), options, claim_id, self._span(meta))
+
+    def for_stmt(self, meta: Meta, ch: list[Any]) -> ast.ForStmt:
+        bindings = tuple(c for c in ch if isinstance(c, ast.Binding))
+        where = next((c[0] for c in ch if isinstance(c, list)), None)
+        body_start = next(
+            i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "LBRACE"
+        )
+        body = tuple(c for c in ch[body_start + 1 : -1])
+        return ast.ForStmt(bindings, where, body, self._span(meta))
+
+    def binding(self, meta: Meta, ch: list[Any]) -> ast.Binding:
+        return ast.Binding(self._name(ch[0]), self._name(ch[2]), self._span(meta))
+
+    # activation claims and predictions
+    def expect_stmt(self, meta: Meta, ch: list[Any]) -> ast.ExpectStmt:
+        options, claim_id = self._trailer(ch[3:])
+        return ast.ExpectStmt(ch[1], ch[2], options, claim_id, self._span(meta))
+
+    def predict_stmt(self, meta: Meta, ch: list[Any]) -> ast.PredictStmt:
+        edits = tuple(c for c in ch if isinstance(c, ast.Edit))
+        colon = next(i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "COLON")
+        subject, activation, change = ch[colon + 1], ch[colon + 2], ch[colon + 3]
+        options, claim_id = self._trailer(ch[colon + 4 :])
+        return ast.PredictStmt(
+            edits, subject, activation, change, options, claim_id, self._span(meta)
+        )
+
+    def responds(self, meta: Meta, ch: list[Any]) -> ast.Activation:
+        return ast.Activation("responds", ch[2], None, None, None, self._span(meta))
+
+    def prefers(self, meta: Meta, ch: list[Any]) -> ast.Activation:
+        return ast.Activation("prefers", ch[6], self._name(ch[1]), ch[2], ch[4], self._span(meta))
+
+    def no_echo(self, meta: Meta, ch: list[Any]) -> ast.Activation:
+        return ast.Activation("no_echo", ch[3], None, None, None, self._span(meta))
+
+    def invariant(self, meta: Meta, ch: list[Any]) -> ast.Activation:
+        return ast.Activation("invariant", ch[4], self._name(ch[2]), None, None, self._span(meta))
+
+    def stimulus(self, meta: Meta, ch: list[Any]) -> ast.Stimulus:
+        kwargs = tuple(c for c in ch if isinstance(c, tuple))
+        return ast.Stimulus(self._name(ch[0]), kwargs, self._span(meta))
+
+    def kwarg(self, meta: Meta, ch: list[Any]) -> tuple[ast.Name, ast.Expr]:
+        return self._name(ch[0]), ch[2]
+
+    def ablate_edit(self, meta: Meta, ch: list[Any]) -> ast.Edit:
+        return ast.Edit("ablate", ch[1], None, "all", None, self._span(meta))
+
+    def _edge_edit(self, kind: str, meta: Meta, ch: list[Any]) -> ast.Edit:
+        part = ch[1] if isinstance(ch[1], str) and not isinstance(ch[1], Token) else "all"
+        refs = [c for c in ch if isinstance(c, ast.Ref)]
+        factor = ch[-1] if kind == "scale" else None
+        return ast.Edit(kind, None, (refs[0], refs[1]), part, factor, self._span(meta))
+
+    def remove_edit(self, meta: Meta, ch: list[Any]) -> ast.Edit:
+        return self._edge_edit("remove", meta, ch)
+
+    def scale_edit(self, meta: Meta, ch: list[Any]) -> ast.Edit:
+        return self._edge_edit("scale", meta, ch)
+
+    # expressions
+    def _binary_chain(self, meta: Meta, ch: list[Any]) -> ast.Expr:
+        expr = ch[0]
+        for i in range(1, len(ch), 2):
+            right = ch[i + 1]
+            span = Span(
+                self.path, expr.span.line, expr.span.col, right.span.end_line, right.span.end_col
+            )
+            expr = ast.Binary(str(ch[i]), expr, right, span)
+        return expr
+
+    or_expr = and_expr = comparison = sum = product = _binary_chain
+
+    def not_op(self, meta: Meta, ch: list[Any]) -> ast.Unary:
+        return ast.Unary("not", ch[1], self._span(meta))
+
+    def neg(self, meta: Meta, ch: list[Any]) -> ast.Unary:
+        return ast.Unary("-", ch[1], self._span(meta))
+
+    def var(self, meta: Meta, ch: list[Any]) -> ast.Var:
+        return ast.Var(self._name(ch[0]), self._span(meta))
+
+    def attr(self, meta: Meta, ch: list[Any]) -> ast.Attr:
+        token = ch[0]
+        head, _, tail = str(token).partition(".")
+        span = _span_of(self.path, token)
+        var = ast.Name(head, Span(span.file, span.line, span.col, span.line, span.col + len(head)))
+        attr = ast.Name(
+            tail, Span(span.file, span.line, span.col + len(head) + 1, span.end_line, span.end_col)
+        )
+        return ast.Attr(var, attr, span)
+
+    def call(self, meta: Meta, ch: list[Any]) -> ast.Call:
+        args = tuple(c for c in ch[1:] if not isinstance(c, Token))
+        return ast.Call(self._name(ch[0]), args, self._span(meta))
+
+    def atom(self, meta: Meta, ch: list[Any]) -> ast.Expr:
+        return next(c for c in ch if not isinstance(c, Token))
+
+
+# ---- syntax errors -------------------------------------------------------------
+
+_READABLE = {
+    "NAME": "a name",
+    "DOTTED": "a dotted name",
+    "NUMBER": "a number",
+    "ANGLE": "an angle like `30deg`",
+    "STRING": 'a "string"',
+    "$END": "the end of the file",
+    "ARROW": "`->`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "EQUALS": "`=`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "DOTDOT": "`..`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "STAR": "`*`",
+    "SLASH": "`/`",
+    "PLUSMINUS": "`±`",
+    "COMPARE": "a comparison like `>=`",
+}
+
+
+def readable(terminal: str) -> str:
+    """How to name a terminal in a message: `feature`, `->`, "a name"."""
+    if terminal in _READABLE:
+        return _READABLE[terminal]
+    kw = keywords().get(terminal)
+    return f"`{kw}`" if kw else terminal.lower()
+
+
+def _expected_list(expected: set[str]) -> str:
+    words = sorted({readable(t) for t in expected})
+    if len(words) > 8:
+        words = [*words[:8], "..."]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+_STATEMENT_KEYWORDS = (
+    "circuit",
+    "cite",
+    "model",
+    "import",
+    "from",
+    "threshold",
+    "feature",
+    "family",
+    "for",
+    "expect",
+    "predict",
+    "weights",
+)
+
+
+def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnostic:
+    line = err.line if err.line and err.line > 0 else max(1, source.count("\n") + 1)
+    col = err.column if err.column and err.column > 0 else 1
+    if isinstance(err, UnexpectedCharacters):
+        char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
+        span = Span(path, line, col, line, col + 1)
+        if char == '"':
+            return Diagnostic(
+                d.E_UNCLOSED,
+                "this string is never closed",
+                span,
+                help='close it with `"` on the same line',
+            )
+        allowed = set(err.allowed or ())
+        help_ = f"expected {_expected_list(allowed)} here" if allowed else None
+        return Diagnostic(d.E_UNEXPECTED_CHAR, f"unexpected character `{char}`", span, help=help_)
+    if isinstance(err, UnexpectedEOF):
+        expected = set(err.expected)
+        span = Span(path, line, col, line, col)
+        if "RBRACE" in expected:
+            return Diagnostic(
+                d.E_UNCLOSED, "a `{` is never closed", span, help="add the closing `}`"
+            )
+        return Diagnostic(
+            d.E_SYNTAX,
+            "the file ends in the middle of a statement",
+            span,
+            help=f"expected {_expected_list(expected)}",
+        )
+    assert isinstance(err, UnexpectedToken)
+    token = err.token
+    expected = set(err.expected) | set(getattr(err, "accepts", None) or ())
+    if token.type == "$END":
+        span = Span(path, line, col, line, col)
+        if "RBRACE" in expected:
+            return Diagnostic(
+                d.E_UNCLOSED, "a `{` is never closed", span, help="add the closing `}`"
+            )
+        return Diagnostic(
+            d.E_SYNTAX,
+            "the file ends in the middle of a statement",
+            span,
+            help=f"expected {_expected_list(expected)}",
+        )
+    text = str(token)
+    span = Span(path, line, col, token.end_line or line, token.end_column or col + len(text))
+    message = f"unexpected {_describe(token)}"
+    help_ = _hint(token, expected, err)
+    return Diagnostic(
+        d.E_SYNTAX, message, span, help=help_ or f"expected {_expected_list(expected)}"
+    )
+
+
+def _describe(token: Token) -> str:
+    if token.type in keywords():
+        return f"keyword `{token}`"
+    if token.type == "NAME":
+        return f"name `{token}`"
+    return f"`{token}`"
+
+
+def _hint(token: Token, expected: set[str], err: UnexpectedToken) -> str | None:
+    """Curated help for the commonest mistakes."""
+    text = str(token)
+    kw_expected = [keywords()[t] for t in expected if t in keywords()]
+    if token.type == "NAME" and kw_expected:
+        guess = d.did_you_mean(text, kw_expected)
+        if guess:
+            return guess
+    previous = _previous_token(err)
+    statement_start = expected <= {"ARROW", "WITHIN", "LSQB"}
+    if statement_start and previous is not None and previous.type == "NAME":
+        guess = d.did_you_mean(str(previous), _STATEMENT_KEYWORDS)
+        if guess:
+            return f"`{previous}` does not start a statement; {guess}"
+    claim_words = {"excites", "inhibits", "weak", "among", "strongest", "equivariant"}
+    if "COLON" in expected and text in claim_words:
+        return f"a claim needs a colon after its target: `a -> b : {text} ...`"
+    if "ARROW" in expected and token.type in ("COLON",):
+        return "name the target of the claim: `a -> b : excites`"
+    if token.type == "NUMBER" and "ANGLE" in expected:
+        return f"angles carry a unit: write `{text}deg`"
+    return None
+
+
+def _previous_token(err: UnexpectedToken) -> Token | None:
+    """The token just before the error, if the parser state still holds it."""
+    state = getattr(err, "interactive_parser", None)
+    if state is None:
+        return None
+    stack = state.parser_state.value_stack
+    node = stack[-1] if stack else None
+    while isinstance(node, Tree) and node.children:  # already reduced, e.g. to a `ref`
+        node = node.children[-1]
+    return node if isinstance(node, Token) else None
