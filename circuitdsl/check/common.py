@@ -355,13 +355,29 @@ class CircuitIndex:
         self.circuit = circuit
         self.features = {f.name: f for f in circuit.features}
         self.families = {f.name: f for f in circuit.families}
+        self._family_directions: dict[str, Feature] = {}
 
     def feature(self, name: str) -> Feature:
-        """The feature called `name`; Unmeasurable if there is none."""
-        try:
-            return self.features[name]
-        except KeyError:
-            raise Unmeasurable(f"`{name}` is not a feature of the circuit") from None
+        """The feature called `name`, or a family as a whole; Unmeasurable if neither.
+
+        A family used where a feature is expected stands for the family as a whole: the
+        direction that sums its members (docs/claims.md, "Conventions").
+        """
+        f = self.features.get(name)
+        if f is not None:
+            return f
+        fam = self.families.get(name)
+        if fam is None:
+            raise Unmeasurable(f"`{name}` is not a feature of the circuit")
+        if name not in self._family_directions:
+            chans: dict[int, float] = {}
+            for m in self.members(name):
+                for ch, c in zip(m.channels, m.coefficients, strict=True):
+                    chans[ch] = chans.get(ch, 0.0) + c
+            self._family_directions[name] = Feature(
+                name, fam.layer, tuple(chans), tuple(chans.values()), label=fam.label
+            )
+        return self._family_directions[name]
 
     def members(self, name: str) -> list[Feature]:
         """The member features of family `name`."""

@@ -146,16 +146,12 @@ class Context:
         """The model adapter behind the bound circuit, if it exposes one."""
         return getattr(self.bound, "adapter", None) or getattr(self.bound, "model", None)
 
-    def load(
-        self,
-        edges: Sequence[tuple[Feature, Feature]],
-        progress: Any = None,
-    ) -> None:
+    def load(self, edges: Sequence[tuple[Feature, Feature]]) -> None:
         """Fetch each layer pair's block once and gather the kernels of all edges."""
         by_pair: dict[tuple[str, str], dict[tuple[str, str], tuple[Feature, Feature]]] = {}
         for s, d in edges:
             by_pair.setdefault((s.layer, d.layer), {})[(s.name, d.name)] = (s, d)
-        for n, (key, group_edges) in enumerate(by_pair.items()):
+        for key, group_edges in by_pair.items():
             try:
                 block = fetch_block(self.bound, *key)
                 good = []
@@ -170,8 +166,6 @@ class Context:
                 self.group_errors[key] = describe_exception(exc)
             for e in group_edges:
                 self._where[e] = key
-            if progress is not None:
-                progress(n + 1, len(by_pair), f"{key[0]} -> {key[1]}")
 
     def problem(self, src: str, dst: str) -> str | None:
         """Why the edge between two feature names has no weights, or None if it has."""
