@@ -11,7 +11,7 @@ Verdict: `rank <= k`, k from the claim (a spec threshold on `rank` overrides it)
 from __future__ import annotations
 
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
-from circuitdsl.check.context import Context
+from circuitdsl.check.context import Context, Group
 from circuitdsl.ir import Claim, Feature, Threshold
 
 KINDS = ("rank",)
@@ -29,7 +29,16 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
-    """Rank and relative strength, from per-pair tensors computed once."""
+    """Rank and relative strength, computed per (layer pair, polarity) in one go."""
+    wanted: dict[tuple[int, str], tuple[Group, list[int]]] = {}
+    for c in claims:
+        if ctx.problem(*c.edges[0]) is None:
+            g, i = ctx.edge(*c.edges[0])
+            pol = str(c.args.get("polarity", "any"))
+            wanted.setdefault((id(g), pol), (g, []))[1].append(i)
+    for (_, pol), (g, positions) in wanted.items():
+        if pol in _STAT:
+            g.ranks(positions, pol)
     return each(claims, lambda c: _measure_all([c], ctx)[0])
 
 
@@ -42,8 +51,8 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             raise Unmeasurable(f"unknown polarity `{polarity}`")
         k = int(c.args["k"])
         g, i = ctx.edge(src, dst)
-        rank_stat, val_stat, rms_stat = _STAT[polarity]
-        rank = g.stat(rank_stat)[i]
+        _, val_stat, rms_stat = _STAT[polarity]
+        rank = g.ranks([i], polarity)[i]
         rms = g.stat(rms_stat)[i]
         if rms <= 0:
             raise Unmeasurable(f"every input into {dst} is zero; no rank is defined")

@@ -94,17 +94,36 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             buckets.setdefault((g.key, rkey, (eh, ew), c.kind), []).append(n)
         except Unmeasurable as exc:
             results[n] = unmeasurable(exc)
-    # every regional sum a layer pair needs, computed in one pass over its weights
-    wanted: dict[tuple[str, str], list[torch.Tensor]] = {}
+    # every regional sum a layer pair needs, computed in one pass over its weights,
+    # then every `region` claim of the pair at once
+    by_group: dict[tuple[str, str], list[tuple[int, torch.Tensor]]] = {}
     for (gk, rkey, (eh, ew), kind), members in buckets.items():
         if kind == "region":
             g = located[members[0]][0]
-            wanted.setdefault(gk, []).append(_mask(rkey, eh, ew, g.kh, g.kw))
-    for gk, masks in wanted.items():
-        ctx.groups[gk].masked_rms_many(masks)
+            mask = _mask(rkey, eh, ew, g.kh, g.kw)
+            by_group.setdefault(gk, []).extend((n, mask) for n in members)
+    for gk, items in by_group.items():
+        g = ctx.groups[gk]
+        masks: dict[bytes, tuple[int, torch.Tensor]] = {}
+        for _, m in items:
+            masks.setdefault(m.numpy().tobytes(), (len(masks), m))
+        mlist = [m for _, m in masks.values()]
+        rms_all = torch.stack(g.masked_rms_many(mlist), dim=1)  # [T, n_masks]
+        cols = torch.stack([m.flatten().to(g.kern.dtype) for m in mlist])  # [n_masks, P]
+        which = torch.tensor([masks[m.numpy().tobytes()][0] for _, m in items])
+        idx = torch.tensor([located[n][1] for n, _ in items])
+        tot = (g.kern[idx].flatten(1) * cols[which]).sum(dim=1)
+        rms = rms_all[g.t_idx[idx], which]
+        for (n, _), t, r in zip(items, tot.tolist(), rms.tolist(), strict=True):
+            try:
+                results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
+            except Unmeasurable as exc:
+                results[n] = unmeasurable(exc)
     for (_gk, rkey, (eh, ew), kind), members in buckets.items():
+        if kind == "region":
+            continue
         try:
-            _bucket(claims, located, results, members, rkey, eh, ew, kind)
+            _bucket(claims, located, results, members, rkey, eh, ew)
         except Unmeasurable as exc:
             for n in members:
                 results[n] = unmeasurable(exc)
@@ -119,61 +138,51 @@ def _bucket(
     rkey: str,
     eh: int,
     ew: int,
-    kind: str,
 ) -> None:
-    """Measure claims that share a layer pair, a region and a kernel size, at once."""
+    """Measure `strongest` claims sharing a layer pair, a region and a kernel size."""
     g = located[members[0]][0]
     idx = torch.tensor([located[n][1] for n in members])
     kern = g.kern[idx]
     mask = _mask(rkey, eh, ew, g.kh, g.kw)
-    if kind == "region":
-        tot = (kern * mask).sum(dim=(1, 2))
-        rms = g.masked_rms(mask)[g.t_idx[idx]]
-        for n, t, r in zip(members, tot.tolist(), rms.tolist(), strict=True):
-            try:
-                results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
-            except Unmeasurable as exc:
-                results[n] = unmeasurable(exc)
-    else:
-        names, comp = _competitors(rkey, eh, ew, g.kh, g.kw)
-        sign = torch.tensor(
-            [-1.0 if claims[n].args.get("sign") == "inhibits" else 1.0 for n in members]
+    names, comp = _competitors(rkey, eh, ew, g.kh, g.kw)
+    sign = torch.tensor(
+        [-1.0 if claims[n].args.get("sign") == "inhibits" else 1.0 for n in members]
+    )
+    w = kern.flatten(1) * sign[:, None]
+    m = mask.flatten()
+    own = w[:, m].mean(dim=1)
+    others = (w @ comp) / comp.sum(dim=0)
+    best, which = others.max(dim=1)
+    # RMS over the effective kernel only: padding zeros must not inflate margins
+    rms = w.pow(2).sum(dim=1).div(eh * ew).sqrt()
+    pos = w.clamp_min(0)
+    share = pos[:, m].sum(dim=1) / pos.sum(dim=1)
+    rows = zip(
+        members,
+        own.tolist(),
+        best.tolist(),
+        which.tolist(),
+        rms.tolist(),
+        share.tolist(),
+        strict=True,
+    )
+    for n, o, b, wi, r, s in rows:
+        c = claims[n]
+        src, dst = c.edges[0]
+        if r <= 0:
+            results[n] = unmeasurable(Unmeasurable(f"the kernel {src} -> {dst} is all zeros"))
+            continue
+        margin = (o - b) / r
+        word = "inhibition" if c.args.get("sign") == "inhibits" else "excitation"
+        detail = (
+            f"{src} -> {dst}: mean {word} at {region_label(c.args['region'])} is "
+            f"{fmt(margin)} kernel-RMS above the strongest other region ({names[wi]})"
         )
-        w = kern.flatten(1) * sign[:, None]
-        m = mask.flatten()
-        own = w[:, m].mean(dim=1)
-        others = (w @ comp) / comp.sum(dim=0)
-        best, which = others.max(dim=1)
-        # RMS over the effective kernel only: padding zeros must not inflate margins
-        rms = w.pow(2).sum(dim=1).div(eh * ew).sqrt()
-        pos = w.clamp_min(0)
-        share = pos[:, m].sum(dim=1) / pos.sum(dim=1)
-        rows = zip(
-            members,
-            own.tolist(),
-            best.tolist(),
-            which.tolist(),
-            rms.tolist(),
-            share.tolist(),
-            strict=True,
+        results[n] = Outcome(
+            {"margin": margin, "share": s},
+            detail,
+            {f"{src}->{dst}": g.kernel_lists()[located[n][1]]},
         )
-        for n, o, b, wi, r, s in rows:
-            c = claims[n]
-            src, dst = c.edges[0]
-            if r <= 0:
-                results[n] = unmeasurable(Unmeasurable(f"the kernel {src} -> {dst} is all zeros"))
-                continue
-            margin = (o - b) / r
-            word = "inhibition" if c.args.get("sign") == "inhibits" else "excitation"
-            detail = (
-                f"{src} -> {dst}: mean {word} at {region_label(c.args['region'])} is "
-                f"{fmt(margin)} kernel-RMS above the strongest other region ({names[wi]})"
-            )
-            results[n] = Outcome(
-                {"margin": margin, "share": s},
-                detail,
-                {f"{src}->{dst}": g.kernel_lists()[located[n][1]]},
-            )
 
 
 def _region_outcome(c: Claim, g: Group, i: int, total: float, rms: float) -> Outcome:
