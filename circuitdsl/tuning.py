@@ -3,9 +3,11 @@
 ``orientation_tuning(model, layer, stimulus="curve", ...)`` renders one stimulus per
 orientation (optionally crossed with several values of other parameters, which are averaged),
 runs the model with a forward hook on the module at the dotted path ``layer``, and reads each
-channel's response *at the centre of the layer's map* (the stimulus is anchored at the image
-centre; with "same" padding and even pooling the image centre falls at map index
-``((h - 1) / 2, (w - 1) / 2)``, so even-sized maps average their central 2x2).
+channel's response at *the centre unit* of the layer's map, ``(h // 2, w // 2)``, with the
+stimulus anchored at that unit's receptive-field centre. For "same"-padded nets with
+stride ``s = H / h`` that centre lies ``s / 2`` pixels right of and below the image centre
+when the map size is even and on it when odd (see :func:`centre_unit`), so every unit is
+probed where it looks rather than between four units.
 
 Command line::
 
@@ -210,6 +212,28 @@ def layer_activations(
     return torch.cat(captured)
 
 
+def centre_unit(map_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[float, float]:
+    """Receptive-field centre ``(x, y)`` of map unit ``(h // 2, w // 2)`` from the image centre.
+
+    Assumes the layer's stride is ``H / h`` and its padding keeps the map centred on the
+    image (true for "same"-padded convolutions and even pooling, as in the zoo's models):
+    unit ``i`` then looks at pixel ``(i + 0.5) * s - 0.5``.
+    """
+    (h, w), (img_h, img_w) = map_size, image_size
+    sy, sx = img_h / h, img_w / w
+    return (w // 2 + 0.5) * sx - img_w / 2, (h // 2 + 0.5) * sy - img_h / 2
+
+
+def unit_response(acts: torch.Tensor) -> torch.Tensor:
+    """``[N, C]`` response of the centre unit ``(h // 2, w // 2)`` of ``[N, C, h, w]`` maps."""
+    if acts.dim() == 2:
+        return acts
+    if acts.dim() != 4:
+        raise ValueError(f"expected activations [N, C, h, w] or [N, C], got {tuple(acts.shape)}")
+    h, w = acts.shape[-2:]
+    return acts[:, :, h // 2, w // 2]
+
+
 def centre_response(acts: torch.Tensor) -> torch.Tensor:
     """``[N, C]`` response at the centre of ``[N, C, h, w]`` maps (mean of the central 1-4)."""
     if acts.dim() == 2:
@@ -222,6 +246,46 @@ def centre_response(acts: torch.Tensor) -> torch.Tensor:
     return acts[:, :, rows, cols].mean((-2, -1))
 
 
+def receptive_field(model: nn.Module, layer: str, size: int = 32, trials: int = 8) -> int:
+    """Width in pixels of the centre unit's receptive field in ``layer``, measured empirically.
+
+    The support of the input gradient of the centre unit (summed over channels) is taken
+    for ``trials`` random inputs and united, so a ReLU that happens to be off, or a max-pool
+    that routes to one pixel, does not hide part of the field. Returns the larger of the
+    support's height and width (clipped by the image border).
+    """
+    module = get_module(model, layer)
+    captured: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    g = torch.Generator().manual_seed(0)
+    support = torch.zeros(size, size, dtype=torch.bool)
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(trials):
+            captured.clear()
+            x = torch.rand(1, input_channels(model), size, size, generator=g, requires_grad=True)
+            model(x)
+            out = captured[0]
+            centre = out[0, :, out.shape[-2] // 2, out.shape[-1] // 2] if out.dim() == 4 else out
+            (grad,) = torch.autograd.grad(centre.sum(), x)
+            support |= grad[0].abs().sum(0) > 0
+    finally:
+        handle.remove()
+        model.train(was_training)
+    rows = support.any(1).nonzero()
+    cols = support.any(0).nonzero()
+    if len(rows) == 0:
+        return 0
+    return int(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1))
+
+
+def sagitta(radius: float, chord: float) -> float:
+    """How far an arc of ``radius`` bulges from its chord of length ``chord`` (pixels)."""
+    half = min(chord / 2, radius)
+    return radius - math.sqrt(radius * radius - half * half)
+
+
 def orientation_tuning(
     model: nn.Module,
     layer: str,
@@ -230,6 +294,7 @@ def orientation_tuning(
     *,
     size: int = 32,
     rectify: bool = True,
+    offsets: Sequence[float] | None = None,
     batch_size: int = 256,
     **params: Any,
 ) -> TuningResult:
@@ -240,6 +305,11 @@ def orientation_tuning(
     values is crossed with the orientations and the responses are averaged over its values
     (e.g. ``radius=[5, 8, 11]``). ``rectify`` applies ReLU to the hooked output, since these
     models' units are read after their ReLU (a no-op when ``layer`` is already a ReLU).
+
+    ``offsets`` (pixels) measures position tolerance: the stimulus's anchor is also shifted
+    by each offset across the stimulus (along its normal, see ``StimulusSpec.normal``) and
+    each orientation's response is the *maximum* over the offsets, so a unit whose preferred
+    position is a pixel or two off-centre is compared with other units at its best position.
     """
     spec = get_stimulus(stimulus)
     if spec.orientation_period is None:
@@ -252,17 +322,35 @@ def orientation_tuning(
                if isinstance(v, (list, tuple, torch.Tensor)) and torch.as_tensor(v).numel() > 1
                and k not in ("color_a", "color_b")}  # fmt: skip
     fixed = {k: v for k, v in params.items() if k not in crossed}
+    if "x" in crossed or "y" in crossed:
+        raise ValueError("x and y take one value each in a tuning sweep")
+    # Probe the map size with a blank image to anchor the stimulus on the centre unit.
+    probe = layer_activations(model, layer, torch.zeros(1, 3, size, size))
+    if probe.dim() == 4:
+        dx, dy = centre_unit((probe.shape[-2], probe.shape[-1]), (size, size))
+    else:
+        dx = dy = 0.0
+    fixed["x"] = float(fixed.get("x", 0.0)) + dx
+    fixed["y"] = float(fixed.get("y", 0.0)) + dy
+    shifts = torch.as_tensor([0.0] if offsets is None else offsets, dtype=torch.float32)
     combos = list(itertools.product(*[v.tolist() for v in crossed.values()])) or [()]
-    m, k = len(combos), len(theta)
-    sweep: dict[str, Any] = {"orientation": theta.repeat(m)}
+    m, d, k = len(combos), len(shifts), len(theta)
+    # Image order is (combo, offset, orientation), orientation varying fastest.
+    sweep: dict[str, Any] = {"orientation": theta.repeat(m * d)}
     for j, name in enumerate(crossed):
-        sweep[name] = torch.tensor([c[j] for c in combos]).repeat_interleave(k)
+        sweep[name] = torch.tensor([c[j] for c in combos]).repeat_interleave(d * k)
+    if offsets is not None:
+        normal = torch.deg2rad(theta + spec.normal)
+        shift = shifts.repeat_interleave(k).repeat(m)
+        sweep["x"] = fixed.pop("x") + shift * torch.cos(normal).repeat(m * d)
+        sweep["y"] = fixed.pop("y") - shift * torch.sin(normal).repeat(m * d)
     images = spec(size=size, **fixed, **sweep)
     acts = layer_activations(model, layer, images, batch_size)
     if rectify:
         acts = acts.clamp_min(0.0)
-    resp = centre_response(acts).reshape(m, k, -1).mean(0).T.contiguous()
-    return TuningResult(layer, stimulus, theta, resp.float(), period, dict(params))
+    resp = unit_response(acts).reshape(m, d, k, -1).amax(1).mean(0).T.contiguous()
+    recorded = dict(params) if offsets is None else {**params, "offsets": list(offsets)}
+    return TuningResult(layer, stimulus, theta, resp.float(), period, recorded)
 
 
 # Stimulus settings used to call line and curve detectors; the radii and lengths are
@@ -271,6 +359,12 @@ def orientation_tuning(
 # response to curves above the peak response to lines means curvature, not just more ink.
 LINE_PARAMS: dict[str, Any] = {"length": [7.85, 12.57, 17.28], "width": 1.5}
 CURVE_PARAMS: dict[str, Any] = {"radius": [5.0, 8.0, 11.0], "span": 90.0, "width": 1.5}
+# For the curve/line comparison both stimuli are also shifted across themselves by these
+# amounts (best position kept), so a unit that prefers a straight line a pixel or two
+# off-centre is not mistaken for a curve detector because a centred curve's arms happen to
+# reach its preferred position. Curve selectivity and echo use centred curves: shifting
+# them would broaden every curve tuning curve and raise echoes.
+OFFSETS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -279,13 +373,14 @@ class FeatureCall:
 
     layer: str
     channel: int
-    kind: str  # "curve", "line", "weak" (selective but below thresholds), "dead"
+    kind: str  # "curve", "line", "weak" (below the selectivity thresholds), "silent"
     orientation: float  # preferred orientation in the stimulus convention of `kind`
     selectivity: float
     echo: float  # curve tuning: response at preferred + 180° / peak
     line_selectivity: float
     curve_selectivity: float
     curve_vs_line: float  # peak response to curves / peak response to lines
+    bend: float  # sagitta (px) of the smallest tested curve across the receptive field
 
 
 def classify_channels(
@@ -297,16 +392,23 @@ def classify_channels(
     min_curve_selectivity: float = 0.1,
     max_curve_echo: float = 0.5,
     min_curve_vs_line: float = 1.0,
+    min_peak: float = 0.02,
+    min_bend: float = 1.0,
     step: float = 5.0,
     line_params: dict[str, Any] | None = None,
     curve_params: dict[str, Any] | None = None,
+    offsets: Sequence[float] | None = OFFSETS,
 ) -> list[FeatureCall]:
-    """Call each channel of ``layer`` a curve detector, a line detector, weak or dead.
+    """Call each channel of ``layer`` a curve detector, a line detector, weak or silent.
 
     Rule (documented in docs/zoo.md): measure line tuning (period 180) and curve tuning
     (period 360) with ``line_params`` / ``curve_params`` (default :data:`LINE_PARAMS` /
-    :data:`CURVE_PARAMS`, scaled for 32x32 inputs). A channel whose responses are all zero
-    is ``dead``. It is a ``curve`` detector when
+    :data:`CURVE_PARAMS`, scaled for 32x32 inputs). Selectivity and echo come from stimuli
+    on the unit's receptive-field centre; for the curve/line peak comparison both stimuli
+    are also shifted across themselves by ``offsets`` (default :data:`OFFSETS`) and each
+    keeps its best position. A channel whose
+    peak response to both stimuli is below ``min_peak`` times the layer's largest peak is
+    ``silent`` (dead or tuned to something else). It is a ``curve`` detector when
 
     1. its curve selectivity is at least ``min_curve_selectivity`` (lower than for lines,
        because a curve detector also answers curves turned by up to ~90°, which spreads its
@@ -315,28 +417,46 @@ def classify_channels(
        most ``max_curve_echo``: it tells a curve from its mirror image across the tangent,
        which a line detector cannot, and
     3. its peak response to curves is at least ``min_curve_vs_line`` times its peak response
-       to lines of the same length, so a one-sided, edge-like unit is not called a curve.
+       to lines of the same length (each at its best position), so a unit that wants a
+       straight line slightly off-centre is not called a curve detector, and
+    4. its receptive field is wide enough to see the tested curves bend: the smallest
+       tested radius must bulge at least ``min_bend`` pixels from its chord across the
+       field (:func:`receptive_field`, :func:`sagitta`). A 5x5 first layer cannot see a
+       radius-5 arc bend (0.7 px), so its asymmetric curve tuning comes from where the ink
+       falls, not from curvature.
 
     Otherwise it is a ``line`` detector when its line selectivity is at least
     ``min_line_selectivity``; else ``weak``.
     """
     lines = orientation_tuning(model, layer, "line", torch.arange(0.0, 180.0, step),
-                               size=size, **(line_params or LINE_PARAMS))  # fmt: skip
+                               size=size, offsets=offsets,
+                               **(line_params or LINE_PARAMS))  # fmt: skip
     curves = orientation_tuning(model, layer, "curve", torch.arange(0.0, 360.0, step),
                                 size=size, **(curve_params or CURVE_PARAMS))  # fmt: skip
+    # Curves at their best position too, for the curve/line comparison only: both stimuli
+    # then get the same chance to meet the unit where it looks.
+    curves_best = orientation_tuning(model, layer, "curve", torch.arange(0.0, 360.0, step),
+                                     size=size, offsets=offsets,
+                                     **(curve_params or CURVE_PARAMS))  # fmt: skip
+    radii = torch.as_tensor((curve_params or CURVE_PARAMS).get("radius", 8.0)).reshape(-1)
+    bend = sagitta(float(radii.min()), receptive_field(model, layer, size))
     calls = []
     l_sel, c_sel = lines.selectivity.tolist(), curves.selectivity.tolist()
     c_echo = curves.echo.tolist()
-    ratio = (curves.peak / lines.peak.clamp_min(1e-12)).tolist()
+    # A unit silent to every line but not to curves gets an infinite curve/line ratio.
+    ratio = torch.where(lines.peak > 1e-9, curves_best.peak / lines.peak.clamp_min(1e-9),
+                        torch.full_like(lines.peak, math.inf)).tolist()  # fmt: skip
     l_pref, c_pref = lines.preferred.tolist(), curves.preferred.tolist()
+    peak = torch.maximum(lines.peak, curves.peak)
+    floor = min_peak * float(peak.max())
     for c in range(curves.channels):
-        dead = float(lines.peak[c]) <= 0 and float(curves.peak[c]) <= 0
-        if dead:
-            kind, orient, sel = "dead", math.nan, 0.0
+        if float(peak[c]) <= floor:
+            kind, orient, sel = "silent", math.nan, 0.0
         elif (
             c_sel[c] >= min_curve_selectivity
             and c_echo[c] <= max_curve_echo
             and ratio[c] >= min_curve_vs_line
+            and bend >= min_bend
         ):
             kind, orient, sel = "curve", c_pref[c], c_sel[c]
         elif l_sel[c] >= min_line_selectivity:
@@ -345,12 +465,12 @@ def classify_channels(
             kind, orient, sel = "weak", l_pref[c], l_sel[c]
         calls.append(FeatureCall(layer, c, kind, orient, round(sel, 4), round(c_echo[c], 4),
                                  round(l_sel[c], 4), round(c_sel[c], 4),
-                                 round(ratio[c], 3)))  # fmt: skip
+                                 round(ratio[c], 3), round(bend, 2)))  # fmt: skip
     return calls
 
 
 def calls_markdown(calls: Sequence[FeatureCall]) -> str:
-    """A Markdown table of line/curve detectors (dead and weak channels summarised below)."""
+    """A Markdown table of line/curve detectors (weak and silent channels listed below)."""
     kept = [c for c in calls if c.kind in ("curve", "line")]
     kept.sort(key=lambda c: (c.kind, -c.selectivity))
     out = ["| layer | channel | kind | preferred orientation (deg) | selectivity | curve echo "
@@ -358,7 +478,7 @@ def calls_markdown(calls: Sequence[FeatureCall]) -> str:
            "|---|---|---|---|---|---|---|"]  # fmt: skip
     out += [f"| {c.layer} | {c.channel} | {c.kind} | {c.orientation:g} | {c.selectivity:.3f} "
             f"| {c.echo:.2f} | {c.curve_vs_line:.2f} |" for c in kept]  # fmt: skip
-    rest = {k: [c.channel for c in calls if c.kind == k] for k in ("weak", "dead")}
+    rest = {k: [c.channel for c in calls if c.kind == k] for k in ("weak", "silent")}
     for kind, chans in rest.items():
         if chans:
             out.append(f"\n{kind}: {', '.join(map(str, chans))}")

@@ -34,6 +34,10 @@ class StimulusSpec:
     ``orientation_period`` is 360 for stimuli whose orientation has a direction (curves,
     edges) and 180 for those symmetric under a half turn (lines); ``None`` for stimuli
     without an orientation (circles). ``sweep`` is the parameter a tuning sweep varies.
+    ``normal`` is the angle, relative to the orientation, of the direction across the
+    stimulus at its anchor (90° for a line, 0° for a curve, edge or angle, whose orientation
+    already points across): tuning measurements shift the anchor along it to find a unit's
+    best position.
     """
 
     name: str
@@ -42,6 +46,7 @@ class StimulusSpec:
     doc: str
     sweep: str = "orientation"
     orientation_period: float | None = 360.0
+    normal: float = 0.0
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -67,8 +72,8 @@ _POS = (
     _p("y", 0.0, "px", "vertical offset of the anchor from the image centre, down positive"),
 )
 _INK = (
-    _p("foreground", 1.0, "1", "grey level of the stroke"),
-    _p("background", 0.0, "1", "grey level of the background"),
+    _p("foreground", 1.0, "1", "grey level of the stroke (for an edge: the bright side)"),
+    _p("background", 0.0, "1", "grey level of the background (for an edge: the dark side)"),
 )
 
 STIMULI: dict[str, StimulusSpec] = {
@@ -86,6 +91,7 @@ STIMULI: dict[str, StimulusSpec] = {
             ),
             "straight segment centred at (x, y)",
             orientation_period=180.0,
+            normal=90.0,
         ),
         StimulusSpec(
             "edge",

@@ -44,7 +44,8 @@ class ZooEntry:
 
     def metadata(self) -> dict[str, Any]:
         """The training metadata JSON written beside the weights (accuracy, seed, command...)."""
-        return json.loads(self.weights_path().with_suffix(".json").read_text())
+        meta: dict[str, Any] = json.loads(self.weights_path().with_suffix(".json").read_text())
+        return meta
 
 
 _LAYERS = ("conv1", "conv2", "conv3", "fc")

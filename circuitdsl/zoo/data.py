@@ -17,7 +17,6 @@ FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 EVAL_SEED = 20_240_601
 """Seed of curvenet's held-out set; training streams use the model seed, never this one."""
 
-CURVE_JITTER = 15.0  # degrees either side of a curve class's centre
 LINE_JITTER = 10.0  # degrees either side of a line class's centre
 
 
@@ -26,21 +25,27 @@ def _u(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
 
 
 def curve_task_batch(
-    n: int, g: torch.Generator, size: int = 32, curve_fraction: float = 0.75
+    n: int,
+    g: torch.Generator,
+    size: int = 32,
+    curve_fraction: float = 0.75,
+    curve_bins: int = 8,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` labelled images for curvenet, drawn from ``g`` (deterministic given its state).
 
-    A ``curve_fraction`` of the images are curves (label = orientation bin ``k``,
-    orientation ``45k ± 15°``), the rest lines (label ``8 + k``, orientation ``45k ± 10°``
-    mod 180), with random radius, arc span, length, width, position, grey levels and
-    Gaussian pixel noise. The jitter stays below
-    half a bin so that every label is unambiguous.
+    A ``curve_fraction`` of the images are curves (label = orientation bin ``k`` of
+    ``curve_bins``, orientation ``k * bin ± bin / 3``; 45k ± 15° for 8 bins), the rest lines
+    (label ``curve_bins + k``, orientation ``45k ± 10°`` mod 180), with random radius, arc
+    span, length, width, position, grey levels and Gaussian pixel noise. The jitter stays
+    below half a bin so that every label is unambiguous.
     """
     n_curve = round(n * curve_fraction)
     n_line = n - n_curve
-    k_c = torch.randint(0, 8, (n_curve,), generator=g)
+    step = 360.0 / curve_bins
+    jitter = step / 3
+    k_c = torch.randint(0, curve_bins, (n_curve,), generator=g)
     curves = curve(
-        45.0 * k_c + _u(g, n_curve, -CURVE_JITTER, CURVE_JITTER),
+        step * k_c + _u(g, n_curve, -jitter, jitter),
         radius=_u(g, n_curve, 4.0, 11.0),
         span=_u(g, n_curve, 70.0, 150.0),
         width=_u(g, n_curve, 1.0, 2.5),
@@ -62,7 +67,7 @@ def curve_task_batch(
         size=size,
     )
     images = torch.cat([curves, lines])
-    labels = torch.cat([k_c, 8 + k_l])
+    labels = torch.cat([k_c, curve_bins + k_l])
     sigma = _u(g, n, 0.0, 0.08).reshape(-1, 1, 1, 1)
     images = (images + sigma * torch.randn(images.shape, generator=g)).clamp(0.0, 1.0)
     order = torch.randperm(n, generator=g)

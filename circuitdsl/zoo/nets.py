@@ -56,7 +56,8 @@ class SmallConvNet(nn.Module):
         x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.relu2(self.conv2(x)))
         x = self.pool3(self.relu3(self.conv3(x)))
-        return self.fc(self.flatten(x))
+        logits: torch.Tensor = self.fc(self.flatten(x))
+        return logits
 
 
 CURVENET_CLASSES: tuple[str, ...] = (

@@ -208,3 +208,11 @@ def test_preview_writes_pngs(tmp_path: Path) -> None:
 
     assert main([str(tmp_path), "--scale", "1"]) == 0
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(STIMULI)
+
+
+def test_docs_list_every_stimulus_and_parameter() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "stimuli.md").read_text()
+    for name, spec in STIMULI.items():
+        assert f"### `{name}`" in doc
+        for p in spec.params:
+            assert f"`{p.name}`" in doc

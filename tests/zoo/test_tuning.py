@@ -11,11 +11,14 @@ from torch import nn
 from circuitdsl.stimuli import curve
 from circuitdsl.tuning import (
     centre_response,
+    centre_unit,
     classify_channels,
     layer_activations,
     main,
     orientation_tuning,
     plot_tuning,
+    receptive_field,
+    sagitta,
 )
 
 
@@ -113,6 +116,30 @@ def test_centre_response_of_even_and_odd_maps() -> None:
     assert float(centre_response(acts)) == pytest.approx((5 + 6 + 9 + 10) / 4)
     odd = torch.arange(9.0).reshape(1, 1, 3, 3)
     assert float(centre_response(odd)) == 4.0
+
+
+def test_receptive_field_and_sagitta(planted: Planted) -> None:
+    assert receptive_field(planted, "features.conv", size=21) == 11
+    two = nn.Sequential(nn.Conv2d(3, 2, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(2, 2, 5, padding=2))  # fmt: skip
+    assert receptive_field(two, "3", size=32) == 14  # 5, +1 for the pool, +4 x stride 2
+    assert sagitta(5.0, 5.0) == pytest.approx(5 - (25 - 6.25) ** 0.5)
+    assert sagitta(5.0, 30.0) == 5.0  # the whole half circle fits
+
+
+def test_centre_unit_receptive_field() -> None:
+    assert centre_unit((8, 8), (32, 32)) == (2.0, 2.0)  # stride 4: unit 4 looks at pixel 17.5
+    assert centre_unit((7, 7), (28, 28)) == (0.0, 0.0)
+    assert centre_unit((32, 16), (32, 32)) == (1.0, 0.5)
+
+
+def test_offsets_take_the_best_position(planted: Planted) -> None:
+    centred = orientation_tuning(planted, "features.conv", "line", [0.0], size=21, y=2.0)
+    best = orientation_tuning(planted, "features.conv", "line", [0.0], size=21, y=2.0,
+                              offsets=[-2.0, 0.0, 2.0])  # fmt: skip
+    # the horizontal detector sees the line 2 px below its centre only when shifted back up
+    assert float(best.responses[0, 0]) > float(centred.responses[0, 0])
+    assert best.params["offsets"] == [-2.0, 0.0, 2.0]
 
 
 def test_unknown_layer_lists_names(planted: Planted) -> None:

@@ -105,3 +105,10 @@ def test_fashion_missing_package_message(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("CIRCUITDSL_FASHION_MNIST", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         load_fashion_mnist("train")
+
+
+def test_docs_have_a_card_for_every_model() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "zoo.md").read_text()
+    for name, entry in ZOO.items():
+        assert f"`{name}`" in doc
+        assert entry.metadata()["command"] in doc
