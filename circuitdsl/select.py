@@ -141,13 +141,15 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     )
 
 
-def _concrete(stmt: Any, selection: Selection) -> Any:
-    span = stmt.select.span
+def _concrete(
+    stmt: ast.FeatureDecl | ast.FamilyDecl, sel: ast.Selector, selection: Selection
+) -> ast.FeatureDecl | ast.FamilyDecl:
+    span = sel.span
     if isinstance(stmt, ast.FeatureDecl):
         term = ast.ChannelTerm(
             None,
             False,
-            stmt.select.layer,
+            sel.layer,
             ast.Literal(float(selection.channels[0]), "number", span, str(selection.channels[0])),
             span,
         )
@@ -171,12 +173,12 @@ def materialise(
     errors: list[Diagnostic] = []
     modules: dict[str, ast.Spec] = {}
     for path, spec in program.modules.items():
-        statements = []
+        statements: list[ast.Statement] = []
         for stmt in spec.statements:
-            sel = getattr(stmt, "select", None)
-            if sel is None:
+            if not isinstance(stmt, (ast.FeatureDecl, ast.FamilyDecl)) or stmt.select is None:
                 statements.append(stmt)
                 continue
+            sel = stmt.select
             try:
                 chosen = dataclasses.replace(
                     choose(adapter, sel, device=device), name=stmt.name.text
@@ -186,7 +188,7 @@ def materialise(
                 statements.append(stmt)
                 continue
             selections.append(chosen)
-            statements.append(_concrete(stmt, chosen))
+            statements.append(_concrete(stmt, sel, chosen))
         modules[path] = dataclasses.replace(spec, statements=tuple(statements))
     if errors:
         raise DiagnosticError(errors)

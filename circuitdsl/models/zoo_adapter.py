@@ -7,6 +7,7 @@ errors into diagnostics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,5 +41,8 @@ def register_zoo() -> None:
     from circuitdsl.models.base import register_model
     from circuitdsl.zoo import ZOO
 
+    def factory(zoo_name: str) -> Callable[[Path | None], ModelAdapter]:
+        return lambda weights: build(zoo_name, weights)
+
     for zoo_name in ZOO:
-        register_model(zoo_name, lambda weights, _n=zoo_name: build(_n, weights))
+        register_model(zoo_name, factory(zoo_name))
