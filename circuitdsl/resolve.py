@@ -608,6 +608,44 @@ class _Resolver:
         feature = scope.features.get(ref.name.text)
         return feature.family if feature else None
 
+    def check_stimulus(self, act: ast.Activation) -> None:
+        """The stimulus, its arguments and the tested parameter or aspect exist."""
+        from circuitdsl.stimuli import STIMULI
+
+        name = act.stimulus.name.text
+        if name not in STIMULI:
+            self.error(
+                d.E_UNKNOWN_NAME,
+                f"unknown stimulus `{name}`",
+                act.stimulus.name.span,
+                help=did_you_mean(name, STIMULI) or f"stimuli: {', '.join(STIMULI)}",
+            )
+            return
+        params = STIMULI[name].param_names
+        for arg, _ in act.stimulus.args:
+            if arg.text not in params:
+                self.error(
+                    d.E_UNKNOWN_PARAM,
+                    f"stimulus `{name}` has no parameter `{arg.text}`",
+                    arg.span,
+                    help=did_you_mean(arg.text, params) or f"its parameters: {', '.join(params)}",
+                )
+        if act.test == "prefers" and act.param is not None and act.param.text not in params:
+            self.error(
+                d.E_UNKNOWN_PARAM,
+                f"stimulus `{name}` has no parameter `{act.param.text}` to sweep",
+                act.param.span,
+                help=did_you_mean(act.param.text, params) or f"its parameters: {', '.join(params)}",
+            )
+        aspects = ("colour", "color", "brightness")
+        if act.test == "invariant" and act.param is not None and act.param.text not in aspects:
+            self.error(
+                d.E_BAD_VALUE,
+                f"invariance to `{act.param.text}` is not measured",
+                act.param.span,
+                help=did_you_mean(act.param.text, aspects) or "aspects: colour, brightness",
+            )
+
     def check_activation(
         self,
         act: ast.Activation,
@@ -618,6 +656,7 @@ class _Resolver:
         inner = dict(variables)
         if self_family is not None:
             inner["self"] = self_family
+        self.check_stimulus(act)
         for _, expr in act.stimulus.args:
             self.type_of(expr, scope, inner)
         for expr in (act.value, act.tolerance):

@@ -10,6 +10,7 @@ import circuitdsl
 from circuitdsl.check.activation import Plan, Source
 from circuitdsl.check.api import check_spec
 from circuitdsl.check.probe import Runner, centre
+from circuitdsl.diagnostics import DiagnosticError
 from circuitdsl.report import Report
 
 HEADER = """
@@ -65,18 +66,25 @@ def test_colour_invariance_of_a_colour_blind_kernel() -> None:
     assert r.measured["max"] > 2 * r.measured["min"] > 0
 
 
-def test_bad_stimulus_and_aspect_are_errors_not_tracebacks() -> None:
-    rep = run(
-        "expect opp responds to squiggle()\n"
-        "expect opp responds to line(lenght = 3)\n"
-        "expect opp invariant to texture on line()\n"
-        "expect opp no echo on circle()\n"
-    )
-    assert [c.status for c in rep.claims] == ["error"] * 4
-    assert "unknown stimulus 'squiggle'" in rep.claims[0].detail
-    assert "did you mean 'length'" in rep.claims[1].detail
-    assert "aspects: colour, brightness" in rep.claims[2].detail
-    assert "no orientation" in rep.claims[3].detail
+@pytest.mark.parametrize(
+    ("line", "code", "words"),
+    [
+        ("expect opp responds to squiggle()", "E100", "unknown stimulus `squiggle`"),
+        ("expect opp responds to line(lenght = 3)", "E104", "no parameter `lenght`"),
+        ("expect opp invariant to texture on line()", "E108", "`texture` is not measured"),
+        ("expect opp prefers twist 3 ± 1 on line()", "E104", "`twist` to sweep"),
+    ],
+)
+def test_bad_stimulus_and_aspect_are_diagnostics(line: str, code: str, words: str) -> None:
+    with pytest.raises(DiagnosticError) as info:
+        circuitdsl.loads(HEADER + line + "\n")
+    assert [(d.code, words in d.message) for d in info.value.diagnostics] == [(code, True)]
+
+
+def test_unmeasurable_claims_are_errors_not_tracebacks() -> None:
+    rep = run("expect opp no echo on circle()\n")
+    assert [c.status for c in rep.claims] == ["error"]
+    assert "no orientation" in rep.claims[0].detail
 
 
 def test_stimuli_are_shared_and_the_model_runs_once() -> None:
