@@ -7,8 +7,8 @@ Score of channel c (docs/claims.md, "Features declared by behaviour"): its `resp
 for the stimulus, ``z_c = (a_c(S) - mean_R(a_c)) / sd_R(a_c)`` over the same reference
 set R as `responds` claims. With ``over P`` the stimulus is swept over P (36 steps over
 the orientation period, or 24 values from 0.25x to 2x the default for other parameters)
-and the score is the best z over the sweep; the member's parameter value is where that
-best z occurs. The top K channels by score are chosen (ties: lower channel first).
+and the score is the best z over the sweep, counting only stimuli with a positive response
+(a ReLU silences the rest); the member's parameter value is where that best z occurs. The top K channels by score are chosen (ties: lower channel first).
 
 `materialise(program, adapter)` rewrites every selector declaration into a plain one
 (`feature f = conv2:16`, `family curve(...) in conv2 { 16: 185deg, ... }`) and the spec
@@ -127,6 +127,9 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     ref = acts[ref_rows]
     mean, sd = ref.mean(0), ref.std(0, unbiased=False).clamp_min(1e-12)
     z = (acts[target] - mean) / sd  # [n, C]
+    # A unit whose activation stays <= 0 is silenced by the ReLU after it, however far it
+    # is above its reference mean: it does not respond, so it cannot be chosen there.
+    z = torch.where(acts[target] > 0, z, torch.full_like(z, float("-inf")))
     best, where = z.max(0)
     dead = ref.std(0, unbiased=False) <= 1e-12
     best = torch.where(dead, torch.full_like(best, float("-inf")), best)
