@@ -7,8 +7,10 @@ Score of channel c (docs/claims.md, "Features declared by behaviour"): its `resp
 for the stimulus, ``z_c = (a_c(S) - mean_R(a_c)) / sd_R(a_c)`` over the same reference
 set R as `responds` claims. With ``over P`` the stimulus is swept over P (36 steps over
 the orientation period, or 24 values from 0.25x to 2x the default for other parameters)
-and the score is the best z over the sweep, counting only stimuli with a positive response
-(a ReLU silences the rest); the member's parameter value is where that best z occurs. The top K channels by score are chosen (ties: lower channel first).
+and the score is the best z over the sweep, counting only stimuli with a positive
+response (a ReLU silences the rest); the member's parameter value is where that best z
+occurs. Without ``over`` only positive responses count too. The top K channels by score
+are chosen (ties: lower channel first).
 
 `materialise(program, adapter)` rewrites every selector declaration into a plain one
 (`feature f = conv2:16`, `family curve(...) in conv2 { 16: 185deg, ... }`) and the spec
