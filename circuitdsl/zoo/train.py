@@ -170,7 +170,9 @@ def save(model: nn.Module, meta: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / weights_filename(meta["name"], meta["seed"])
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata={"name": meta["name"], "seed": str(meta["seed"])})
+    # One metadata entry only: safetensors writes the metadata map in hash order, so two
+    # entries would make the file's bytes (and its sha256) differ from run to run.
+    save_file(tensors, str(path), metadata={"model": f"{meta['name']} seed {meta['seed']}"})
     meta = {**meta, "weights": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path

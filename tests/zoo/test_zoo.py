@@ -66,6 +66,8 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
         assert torch.equal(value, b.state_dict()[key]), key
     assert not torch.equal(a.state_dict()["conv1.weight"], c.state_dict()["conv1.weight"])
     path = save(a, meta_a, tmp_path)
+    again = save(b, meta_a, tmp_path / "again")
+    assert path.read_bytes() == again.read_bytes()  # the file, not just the tensors
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["command"] == "python -m circuitdsl.zoo.train curvenet --seed 3 --steps 5"
     reloaded = load_zoo_model("curvenet", path)
