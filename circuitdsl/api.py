@@ -56,9 +56,9 @@ class Spec:
     def check(self, model: Any = None, *, weights: str | Path | None = None) -> Report:
         """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
         measure every claim."""
-        from circuitdsl.check.engine import check_spec
+        from circuitdsl.check.api import check_spec
 
-        return check_spec(self.circuit, model, weights)
+        return check_spec(self.circuit, model, weights, program=self.program)
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""

@@ -64,6 +64,10 @@ class BoundCircuit:
         fam = self.circuit.family(node)
         return [self.features[m] for m in fam.members]
 
+    def pairs(self, src_node: str, dst_node: str) -> list[tuple[str, str]]:
+        """Every (source feature, target feature) an edge between two nodes stands for."""
+        return [(a.name, b.name) for a in self.members(src_node) for b in self.members(dst_node)]
+
     def layer_of(self, node: str) -> str:
         """The layer of a feature or family."""
         if node in self.features:

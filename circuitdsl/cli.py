@@ -124,6 +124,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
     from circuitdsl.check.api import check_spec
 
+    device = _device(args.device)
     specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
     reports = []
     for spec in specs:
@@ -131,7 +132,16 @@ def cmd_check(args: argparse.Namespace) -> int:
             progress = (
                 _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
             )
-            reports.append(check_spec(spec.circuit, model, args.weights, progress=progress))
+            reports.append(
+                check_spec(
+                    spec.circuit,
+                    model,
+                    args.weights,
+                    progress=progress,
+                    device=device,
+                    program=spec.program,
+                )
+            )
     if args.format == "json":
         import json
 
@@ -147,6 +157,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             text = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n{body}</testsuites>\n'
     else:
         text = "\n".join(r.to_text() for r in reports)
+        if len(_model_arg(args)) > 1:
+            from circuitdsl.universality import universality_table
+
+            text += "\n" + universality_table(reports)
     _write(text, args.output)
     if args.render:
         from circuitdsl.render.graphviz_out import render as render_circuit
@@ -157,6 +171,24 @@ def cmd_check(args: argparse.Namespace) -> int:
             # The claims were checked; a missing Graphviz must not hide their verdict.
             print(render(err.diagnostics, {}), file=sys.stderr)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _device(name: str) -> str:
+    """`--device`: cuda only where torch sees a GPU (E2xx-style usage error otherwise)."""
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        "--device cuda was asked for but torch sees no GPU",
+                        help="run with --device cpu (the default)",
+                    )
+                ]
+            )
+    return name
 
 
 def _progress_printer() -> Callable[[int, int], None]:
@@ -283,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "junit"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here")
     p.add_argument("--render", metavar="OUT", help="also render the diagram (.svg, .html, ...)")
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where activation claims run the model (default cpu)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="compile a spec to its model-independent graph")

@@ -81,6 +81,8 @@ class Report:
     weights: str | None
     claims: tuple[ClaimResult, ...]
     circuit: str = ""
+    # features declared by behaviour: which channels were chosen on this model
+    selections: tuple[str, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -104,7 +106,7 @@ class Report:
             "model": {"name": self.model, "weights": self.weights},
             "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
             "summary": self.summary,
-        }
+        } | ({"selected": list(self.selections)} if self.selections else {})
 
     def to_json(self, *, with_kernels: bool = False) -> str:
         """Strict JSON (an undefined measurement is `null`, never `NaN`)."""
@@ -119,6 +121,7 @@ class Report:
             weights=data["model"].get("weights"),
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
+            selections=tuple(data.get("selected", ())),
         )
 
     @classmethod
@@ -169,7 +172,8 @@ class Report:
         head = f"{self.spec}  (model {self.model}" + (
             f", weights {self.weights})" if self.weights else ")"
         )
-        return "\n".join([head, "", *rows, "", tail]) + "\n"
+        chosen = [f"selected: {t}" for t in self.selections]
+        return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"
 
     def _repr_html_(self) -> str:
         from circuitdsl.render.html import report_table_html

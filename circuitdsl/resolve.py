@@ -166,8 +166,63 @@ class _Resolver:
             return None
         return int(value)
 
+    def selector(self, sel: ast.Selector, what: str) -> None:
+        """Check a `top K of LAYER by S [over P]` declaration (chosen later, on a model)."""
+        k = sel.count.value
+        if not isinstance(k, float) or k != int(k) or k < 1:
+            self.error(
+                d.E_BAD_VALUE, f"`top {sel.count.raw}` needs a whole number >= 1", sel.count.span
+            )
+        elif what == "feature" and k != 1:
+            self.error(
+                d.E_BAD_VALUE,
+                f"a feature is one channel, but this selects the top {sel.count.raw}",
+                sel.count.span,
+                help="write `top 1 of ...`, or declare a family: `family NAME = top K of ...`",
+            )
+        from circuitdsl.stimuli import STIMULI
+
+        name = sel.stimulus.name.text
+        if name not in STIMULI:
+            self.error(
+                d.E_UNKNOWN_NAME,
+                f"unknown stimulus `{name}`",
+                sel.stimulus.name.span,
+                help=did_you_mean(name, STIMULI) or f"stimuli: {', '.join(STIMULI)}",
+            )
+            return
+        params = STIMULI[name].param_names
+        for arg, expr in sel.stimulus.args:
+            if arg.text not in params:
+                self.error(
+                    d.E_UNKNOWN_PARAM,
+                    f"stimulus `{name}` has no parameter `{arg.text}`",
+                    arg.span,
+                    help=did_you_mean(arg.text, params) or f"its parameters: {', '.join(params)}",
+                )
+            if not isinstance(expr, ast.Literal):
+                self.error(
+                    d.E_BAD_VALUE,
+                    "a selector's stimulus takes plain values (it is chosen once per model)",
+                    getattr(expr, "span", sel.span),
+                )
+        if sel.over is not None and sel.over.text not in params:
+            self.error(
+                d.E_UNKNOWN_PARAM,
+                f"stimulus `{name}` has no parameter `{sel.over.text}` to sweep",
+                sel.over.span,
+                help=did_you_mean(sel.over.text, params) or f"its parameters: {', '.join(params)}",
+            )
+
     def feature(self, decl: ast.FeatureDecl) -> ir.Feature:
         """The feature; after an error, a best-effort one so its uses report nothing more."""
+        if decl.select is not None:
+            # Declared by behaviour: the channel is chosen when the spec meets a model
+            # (`circuitdsl.select`); until then the feature has no channels.
+            self.selector(decl.select, "feature")
+            return ir.Feature(
+                decl.name.text, decl.select.layer.text, (), (), decl.label, None, (), decl.span
+            )
         layers = {t.layer.text for t in decl.terms}
         if len(layers) > 1:
             self.error(
@@ -264,7 +319,25 @@ class _Resolver:
                     m.span,
                 )
             )
-        if not decl.members:
+        if decl.select is not None:
+            self.selector(decl.select, "family")
+            over = decl.select.over.text if decl.select.over is not None else None
+            for p in decl.params:
+                if p.name.text != over:
+                    self.error(
+                        d.E_UNKNOWN_PARAM,
+                        f"family `{decl.name.text}` is chosen by behaviour and can only carry"
+                        f" the swept parameter, not `{p.name.text}`",
+                        p.span,
+                        help="add `over PARAM` to the selector, or drop the parameter list",
+                    )
+                elif p.type.text not in ("angle", "number"):
+                    self.error(
+                        d.E_PARAM_TYPE,
+                        f"a swept parameter is an angle or a number, not {p.type.text}",
+                        p.type.span,
+                    )
+        elif not decl.members:
             self.error(
                 d.E_BAD_VALUE,
                 f"family `{decl.name.text}` has no members",
@@ -535,6 +608,44 @@ class _Resolver:
         feature = scope.features.get(ref.name.text)
         return feature.family if feature else None
 
+    def check_stimulus(self, act: ast.Activation) -> None:
+        """The stimulus, its arguments and the tested parameter or aspect exist."""
+        from circuitdsl.stimuli import STIMULI
+
+        name = act.stimulus.name.text
+        if name not in STIMULI:
+            self.error(
+                d.E_UNKNOWN_NAME,
+                f"unknown stimulus `{name}`",
+                act.stimulus.name.span,
+                help=did_you_mean(name, STIMULI) or f"stimuli: {', '.join(STIMULI)}",
+            )
+            return
+        params = STIMULI[name].param_names
+        for arg, _ in act.stimulus.args:
+            if arg.text not in params:
+                self.error(
+                    d.E_UNKNOWN_PARAM,
+                    f"stimulus `{name}` has no parameter `{arg.text}`",
+                    arg.span,
+                    help=did_you_mean(arg.text, params) or f"its parameters: {', '.join(params)}",
+                )
+        if act.test == "prefers" and act.param is not None and act.param.text not in params:
+            self.error(
+                d.E_UNKNOWN_PARAM,
+                f"stimulus `{name}` has no parameter `{act.param.text}` to sweep",
+                act.param.span,
+                help=did_you_mean(act.param.text, params) or f"its parameters: {', '.join(params)}",
+            )
+        aspects = ("colour", "color", "brightness")
+        if act.test == "invariant" and act.param is not None and act.param.text not in aspects:
+            self.error(
+                d.E_BAD_VALUE,
+                f"invariance to `{act.param.text}` is not measured",
+                act.param.span,
+                help=did_you_mean(act.param.text, aspects) or "aspects: colour, brightness",
+            )
+
     def check_activation(
         self,
         act: ast.Activation,
@@ -545,6 +656,7 @@ class _Resolver:
         inner = dict(variables)
         if self_family is not None:
             inner["self"] = self_family
+        self.check_stimulus(act)
         for _, expr in act.stimulus.args:
             self.type_of(expr, scope, inner)
         for expr in (act.value, act.tolerance):

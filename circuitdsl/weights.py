@@ -162,6 +162,9 @@ def _compose_spatial(k: _K, w: torch.Tensor, op: LinOp) -> _K:
     if k.weight is None and k.size == (1, 1) and float(k.profile[0, 0]) == 1.0:
         # A conv applied directly to the source: its kernel, exactly (no copy).
         return _K(w, k.profile, k.channels, stride, offset)
+    if k.weight is None and eh == 1 and ew == 1:
+        # A 1x1 conv after a pool: its weight spread by the pool's profile.
+        return _K(w * k.profile[None, None], k.profile, k.channels, stride, offset)
     if k.weight is None:
         # Identity with a spatial profile (e.g. after a pool): place the profile at
         # every tap of w -- as many loops as the profile has taps, usually 1 or 9.
@@ -249,6 +252,8 @@ def _join(graph: TracedGraph, op: LinOp, ins: Sequence[_K | None], c_src: int) -
             if part.weight is None:
                 idx = torch.arange(c_src)
                 dst[idx, idx] += part.profile
+            elif op.kind == "cat":
+                dst.copy_(part.weight)  # branches occupy disjoint rows: no read-modify-write
             else:
                 dst += part.weight
         start += n_rows

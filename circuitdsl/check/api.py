@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +14,68 @@ from circuitdsl.report import Report
 
 def check_spec(
     circuit: Circuit,
-    model_name: str | None = None,
+    model_name: Any = None,
     weights: str | Path | None = None,
     *,
-    progress: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    device: str = "cpu",
+    program: Any = None,
 ) -> Report:
-    """Load `model_name` (default: the spec's `model`), bind `circuit` to it, check it.
+    """Load the model, bind `circuit` to it and measure every claim.
 
-    Raises `DiagnosticError` for a missing / unknown model or unreadable weights (the
-    CLI exits 2 on those); claim-level problems become `error` results instead.
+    `model_name` is a model name for `load_model` (default: the spec's `model` line),
+    or an already loaded `ModelAdapter`, or a `BoundCircuit`. Raises
+    `DiagnosticError` for a missing / unknown model, unreadable weights or a spec that
+    does not fit the model (the CLI exits 2 on those); problems with single claims
+    become `error` results instead.
+
+    `device` ("cpu" or "cuda") is where activation claims run the model. With the parsed
+    `program` (`circuitdsl.loader.Program`) the features declared by behaviour (`top K of
+    LAYER by S`) are chosen on the model first (`circuitdsl.select`) and the spec is
+    compiled again with them; the report lists the choices.
     """
+    from circuitdsl.bind import bind
     from circuitdsl.check.engine import check
 
-    name = model_name or circuit.model
-    if not name:
+    model = model_name if model_name is not None else circuit.model
+    if model is None or model == "":
         raise DiagnosticError(
             [
                 Diagnostic(
                     E_NO_MODEL,
                     "the spec names no model and none was given",
-                    help="add `model inceptionv1` to the spec or pass --model",
+                    help="add `model inceptionv1` to the spec or pass --model NAME",
                 )
             ]
         )
-    load_model = importlib.import_module("circuitdsl.models.base").load_model
-    bind = importlib.import_module("circuitdsl.bind").bind
-    adapter = load_model(name, weights=str(weights) if weights is not None else None)
-    bound = bind(circuit, adapter)
-    report = check(circuit, bound, progress=progress)
-    if report.model != name or (weights is not None and report.weights is None):
-        report = Report(
-            spec=report.spec,
-            model=name,
-            weights=str(weights) if weights is not None else report.weights,
-            claims=report.claims,
-            circuit=report.circuit,
-        )
-    return report
+    if isinstance(model, str):
+        from circuitdsl.models.base import load_model
+
+        adapter = load_model(model, weights)
+        bound = None
+    elif callable(getattr(model, "block", None)) and hasattr(model, "adapter"):
+        bound = model  # already bound
+        adapter = model.adapter
+    else:
+        adapter = model
+        bound = None
+    selections: tuple[str, ...] = ()
+    if program is not None:
+        from circuitdsl.select import has_selectors, materialise
+
+        if has_selectors(program):
+            from circuitdsl.compile import compile_circuit
+            from circuitdsl.resolve import resolve
+
+            concrete, chosen = materialise(program, adapter, device=device)
+            circuit = compile_circuit(resolve(concrete))
+            selections = tuple(c.text() for c in chosen)
+            bound = None  # the circuit changed: bind it afresh
+    if bound is None:
+        bound = bind(circuit, adapter)
+    report = check(circuit, bound, progress=progress, device=device)
+    name = model if isinstance(model, str) else getattr(adapter, "name", report.model)
+    wpath = getattr(adapter, "weights_path", None)
+    if weights is not None:
+        wpath = str(weights)
+    return dataclasses.replace(report, model=str(name), weights=wpath, selections=selections)

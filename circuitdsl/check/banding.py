@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import torch
 
-from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("banding",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """No feature edges: banding reads a layer's own kernels."""
     return []
 
@@ -80,15 +80,23 @@ def banding(kernels: torch.Tensor, direction: str) -> float:
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """The banding share for each claim's layer."""
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         layer, direction = str(c.args["layer"]), str(c.args.get("direction", "horizontal"))
         if direction not in ("horizontal", "vertical"):
             raise Unmeasurable(f"unknown banding direction `{direction}`")
-        k = layer_kernels(ctx, layer)
-        if k.dim() != 4:
-            raise Unmeasurable(f"layer {layer} kernels have shape {tuple(k.shape)}")
-        b = banding(k, direction)
+        # several claims on one layer read its kernels and measure them once
+        key = ("banding", layer, direction)
+        if key not in ctx.memo:
+            k = layer_kernels(ctx, layer)
+            if k.dim() != 4:
+                raise Unmeasurable(f"layer {layer} kernels have shape {tuple(k.shape)}")
+            ctx.memo[key] = (k, banding(k, direction))
+        k, b = ctx.memo[key]
         h, w = k.shape[-2:]
         chance = ((h if direction == "horizontal" else w) - 1) / (h * w - 1)
         detail = (

@@ -40,6 +40,22 @@ class Outcome:
     status: str | None = None  # set only to force a status (e.g. "error")
 
 
+def unmeasurable(exc: Exception) -> Outcome:
+    """The outcome of a claim that cannot be measured: status `error`, the reason."""
+    return Outcome({}, str(exc), status="error")
+
+
+def each(claims: Sequence[Claim], fn: Any) -> list[Outcome]:
+    """Apply a one-claim measure to each claim; an Unmeasurable claim becomes an error."""
+    out = []
+    for c in claims:
+        try:
+            out.append(fn(c))
+        except Unmeasurable as exc:
+            out.append(unmeasurable(exc))
+    return out
+
+
 def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
     """Status, expected-text and detail of a claim from its measured statistics.
 
@@ -197,56 +213,90 @@ class PairData:
                     coeff[i, ch] += c
             self.inputs = torch.einsum("td,dchw->tchw", coeff, self.block)
         self._cache: dict[Any, torch.Tensor] = {}
-        self.eff_size = self._effective_sizes()
+        self._eff: list[tuple[int, int]] | None = None
 
-    def _effective_sizes(self) -> list[tuple[int, int]]:
+    @property
+    def eff_size(self) -> list[tuple[int, int]]:
         """Per target, the centred kernel size that holds all its nonzero weights.
 
         Adapters may pad the kernels of a mixed layer's branches to one common size
         (1x1 and 3x3 inside 5x5); region and shape claims must use the true size, so
         that e.g. a region claim on a 1x1-branch unit is reported as unmeasurable.
         """
-        if self.kh % 2 == 0 or self.kw % 2 == 0:
-            return [(self.kh, self.kw)] * self.inputs.shape[0]
-        nz = self.inputs.ne(0).any(dim=1)  # [T, kh, kw]
+        if self._eff is None:
+            self._eff = self._effective_sizes()
+        return self._eff
+
+    def _effective_sizes(self) -> list[tuple[int, int]]:
+        t = self.inputs.shape[0]
+        if self.kh % 2 == 0 or self.kw % 2 == 0 or t == 0:
+            return [(self.kh, self.kw)] * t
+        # Which positions carry any weight: a random mix of all sources is nonzero
+        # exactly where some source is (structural zeros are exact; a continuous random
+        # mix of nonzero weights is zero with probability 0). One pass over the data
+        # instead of an elementwise test.
+        g = torch.Generator().manual_seed(0)
+        r = torch.rand(self.c_src, generator=g, dtype=self.inputs.dtype) + 0.5
+        nz = (r @ self.inputs.flatten(2)).view(t, self.kh, self.kw).ne(0)
         rdist = (torch.arange(self.kh) - (self.kh - 1) // 2).abs()
         cdist = (torch.arange(self.kw) - (self.kw - 1) // 2).abs()
-        rows_any = nz.any(dim=2)  # [T, kh]
-        cols_any = nz.any(dim=1)  # [T, kw]
-        rr = torch.where(rows_any, rdist, -1).amax(dim=1)
-        cc = torch.where(cols_any, cdist, -1).amax(dim=1)
+        rr = torch.where(nz.any(dim=2), rdist, -1).amax(dim=1)
+        cc = torch.where(nz.any(dim=1), cdist, -1).amax(dim=1)
         out = []
-        for r, c in zip(rr.tolist(), cc.tolist(), strict=True):
-            if r < 0:  # an all-zero target: keep the block size; totals flag it
+        for r_, c_ in zip(rr.tolist(), cc.tolist(), strict=True):
+            if r_ < 0:  # an all-zero target: keep the block size; totals flag it
                 out.append((self.kh, self.kw))
             else:
                 # keep kernels square when the block is: a 3x3 branch with a zero
                 # column still reads as 3x3
                 if self.kh == self.kw:
-                    r = c = max(r, c)
-                out.append((2 * r + 1, 2 * c + 1))
+                    r_ = c_ = max(r_, c_)
+                out.append((2 * r_ + 1, 2 * c_ + 1))
         return out
 
-    # lazily computed reductions over all inputs into each target
+    # Reductions over all inputs into each target, computed once and cached. Linear
+    # ones (totals, regional sums) for several masks share one matmul: the weights
+    # are read once for all of them.
     def totals(self) -> torch.Tensor:
         """[T, C_src] signed weight sums."""
-        if "tot" not in self._cache:
-            self._cache["tot"] = self.inputs.sum(dim=(2, 3))
-        return self._cache["tot"]
+        return self.masked_totals_many([torch.ones(self.kh, self.kw, dtype=torch.bool)])[0]
 
     def norms(self) -> torch.Tensor:
         """[T, C_src] kernel L2 norms."""
         if "norm" not in self._cache:
-            self._cache["norm"] = self.inputs.flatten(2).norm(dim=2)
+            self._cache["norm"] = torch.linalg.vector_norm(self.inputs.flatten(2), dim=2)
         return self._cache["norm"]
+
+    @staticmethod
+    def _key(mask: torch.Tensor) -> tuple[Any, ...]:
+        return ("mask", mask.numpy().tobytes(), tuple(mask.shape))
+
+    def masked_totals_many(self, masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """[T, C_src] weight sums over each [kh, kw] mask, uncached ones in one matmul."""
+        todo = {self._key(m): m for m in masks if self._key(m) not in self._cache}
+        if todo:
+            cols = torch.stack([m.flatten().to(self.inputs.dtype) for m in todo.values()], 1)
+            t, c = self.inputs.shape[:2]
+            sums = (self.inputs.reshape(t * c, -1) @ cols).view(t, c, -1)
+            for n, key in enumerate(todo):
+                self._cache[key] = sums[:, :, n]
+        return [self._cache[self._key(m)] for m in masks]
 
     def masked_totals(self, mask: torch.Tensor) -> torch.Tensor:
         """[T, C_src] weight sums over a [kh, kw] mask of the full block kernel."""
-        key = ("mask", mask.numpy().tobytes(), tuple(mask.shape))
-        if key not in self._cache:
-            m = mask.to(self.inputs.dtype).flatten()
-            self._cache[key] = self.inputs.flatten(2) @ m
-        return self._cache[key]
+        return self.masked_totals_many([mask])[0]
+
+    def masked_rms_many(self, masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """[T] RMS over source channels of the masked weight sums, for each mask."""
+        keys = [("rms", *self._key(m)) for m in masks]
+        todo = [m for m, k in zip(masks, keys, strict=True) if k not in self._cache]
+        for m, tot in zip(todo, self.masked_totals_many(todo), strict=True):
+            self._cache[("rms", *self._key(m))] = tot.pow(2).mean(dim=1).sqrt()
+        return [self._cache[k] for k in keys]
+
+    def masked_rms(self, mask: torch.Tensor) -> torch.Tensor:
+        """[T] RMS over source channels of the weight sums over a mask, per target."""
+        return self.masked_rms_many([mask])[0]
 
     def kernels(self, edges: Sequence[tuple[int, Feature]]) -> torch.Tensor:
         """[n, kh, kw] kernels for (target index, source feature) edges, gathered at once."""
@@ -294,13 +344,55 @@ def pearson(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) 
     return torch.where(den > 1e-12, num / den.clamp_min(1e-30), torch.nan)
 
 
-def nodes_of(circuit: Circuit, name: str) -> list[Feature]:
+class CircuitIndex:
+    """A circuit with its features and families indexed by name (lookups in O(1)).
+
+    `Circuit.feature` rebuilds its index on every call; specs with 10,000 claims need
+    one index built once.
+    """
+
+    def __init__(self, circuit: Circuit) -> None:
+        self.circuit = circuit
+        self.features = {f.name: f for f in circuit.features}
+        self.families = {f.name: f for f in circuit.families}
+        self._family_directions: dict[str, Feature] = {}
+
+    def feature(self, name: str) -> Feature:
+        """The feature called `name`, or a family as a whole; Unmeasurable if neither.
+
+        A family used where a feature is expected stands for the family as a whole: the
+        direction that sums its members (docs/claims.md, "Conventions").
+        """
+        f = self.features.get(name)
+        if f is not None:
+            return f
+        fam = self.families.get(name)
+        if fam is None:
+            raise Unmeasurable(f"`{name}` is not a feature of the circuit")
+        if name not in self._family_directions:
+            chans: dict[int, float] = {}
+            for m in self.members(name):
+                for ch, c in zip(m.channels, m.coefficients, strict=True):
+                    chans[ch] = chans.get(ch, 0.0) + c
+            self._family_directions[name] = Feature(
+                name, fam.layer, tuple(chans), tuple(chans.values()), label=fam.label
+            )
+        return self._family_directions[name]
+
+    def members(self, name: str) -> list[Feature]:
+        """The member features of family `name`."""
+        fam = self.families.get(name)
+        if fam is None:
+            raise Unmeasurable(f"`{name}` is not a family of the circuit")
+        return [self.feature(m) for m in fam.members]
+
+
+def nodes_of(index: CircuitIndex | Circuit, name: str) -> list[Feature]:
     """The features a node name stands for (a feature, or every member of a family)."""
-    try:
-        return [circuit.feature(name)]
-    except KeyError:
-        pass
-    try:
-        return list(circuit.members(name))
-    except KeyError:
-        raise Unmeasurable(f"`{name}` is neither a feature nor a family of the circuit") from None
+    if not isinstance(index, CircuitIndex):
+        index = CircuitIndex(index)
+    if name in index.features:
+        return [index.features[name]]
+    if name in index.families:
+        return index.members(name)
+    raise Unmeasurable(f"`{name}` is neither a feature nor a family of the circuit")

@@ -6,20 +6,24 @@ lie in different layer pairs (each is read from its own batch).
 
 from __future__ import annotations
 
-from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("compare",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """Both edges of the comparison."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:2]]
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """The norm ratio of each claim's two edges."""
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         if len(c.edges) != 2:

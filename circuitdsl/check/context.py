@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
-from circuitdsl.check.common import PairData, Unmeasurable, crop
+from circuitdsl.check.common import CircuitIndex, PairData, Unmeasurable, crop
 from circuitdsl.diagnostics import DiagnosticError
 from circuitdsl.ir import Circuit, Feature
 
@@ -65,6 +65,7 @@ class Group(PairData):
         self.t_idx = torch.tensor([self.target_index[d.name] for _, d in self.edges])
         self.kern = self.kernels([(self.target_index[d.name], s) for s, d in self.edges])
         self._stats: dict[str, list[Any]] = {}
+        self._rank_cache: dict[str, dict[int, int]] = {}
         self._klists: list[list[list[float]]] | None = None
 
     def stat(self, name: str) -> list[Any]:
@@ -83,19 +84,37 @@ class Group(PairData):
             return k.flatten(1).norm(dim=1).tolist()
         if name == "rms_norm":
             return self.norms().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
-        if name in ("rank_any", "rank_exc", "rank_inh"):
-            if name == "rank_any":
-                row, val = self.norms()[self.t_idx], k.flatten(1).norm(dim=1)
-            else:
-                sign = 1.0 if name == "rank_exc" else -1.0
-                row, val = sign * self.totals()[self.t_idx], sign * k.sum(dim=(1, 2))
-            # a channel source is compared with the other channels, never with itself;
-            # ties count in the source's favour so that equal kernels share a rank
-            rank = (row > val[:, None] + 1e-12 * val.abs()[:, None]).sum(dim=1) + 1
-            return rank.tolist()
         if name == "eff":
             return [self.eff_size[t] for t in self.t_idx.tolist()]
         raise KeyError(name)
+
+    def ranks(self, positions: Sequence[int], polarity: str) -> dict[int, int]:
+        """Rank (1 = strongest) of the sources of the given edges among all inputs.
+
+        Computed only for the edges asked for, all at once. Strength is the kernel
+        norm (`any`), the total (`excitatory`) or minus the total (`inhibitory`).
+        """
+        cache = self._rank_cache.setdefault(polarity, {})
+        todo = sorted({p for p in positions if p not in cache})
+        if todo:
+            pos = torch.tensor(todo)
+            t = self.t_idx[pos]
+            k = self.kern[pos]
+            if polarity == "any":
+                row, val = self.norms()[t], torch.linalg.vector_norm(k.flatten(1), dim=1)
+            else:
+                sign = 1.0 if polarity == "excitatory" else -1.0
+                row, val = sign * self.totals()[t], sign * k.sum(dim=(1, 2))
+            # a channel source takes its value from the row it is ranked in, so that
+            # it is never compared with a differently rounded copy of itself
+            srcs = [self.edges[p][0] for p in todo]
+            chan = torch.tensor([s.is_channel for s in srcs], dtype=torch.bool)
+            if bool(chan.any()):
+                idx = torch.tensor([s.channels[0] if s.is_channel else 0 for s in srcs])
+                val = torch.where(chan, row.gather(1, idx[:, None])[:, 0], val)
+            rank = (row > val[:, None]).sum(dim=1) + 1
+            cache.update(zip(todo, rank.tolist(), strict=True))
+        return cache
 
     def kernel_lists(self) -> list[list[list[float]]]:
         """Each edge's kernel cropped to its target's effective size, as nested lists."""
@@ -126,27 +145,26 @@ class Context:
 
     def __init__(self, circuit: Circuit, bound: Any) -> None:
         self.circuit = circuit
+        self.index = CircuitIndex(circuit)
         self.bound = bound
         self.groups: dict[tuple[str, str], Group] = {}
         self.group_errors: dict[tuple[str, str], str] = {}
         self.edge_errors: dict[tuple[str, str], str] = {}
+        self.memo: dict[Any, Any] = {}  # per-run results handlers share between claims
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
+        self.device = "cpu"  # where activation claims run the model
 
     @property
     def adapter(self) -> Any:
         """The model adapter behind the bound circuit, if it exposes one."""
         return getattr(self.bound, "adapter", None) or getattr(self.bound, "model", None)
 
-    def load(
-        self,
-        edges: Sequence[tuple[Feature, Feature]],
-        progress: Any = None,
-    ) -> None:
+    def load(self, edges: Sequence[tuple[Feature, Feature]]) -> None:
         """Fetch each layer pair's block once and gather the kernels of all edges."""
         by_pair: dict[tuple[str, str], dict[tuple[str, str], tuple[Feature, Feature]]] = {}
         for s, d in edges:
             by_pair.setdefault((s.layer, d.layer), {})[(s.name, d.name)] = (s, d)
-        for n, (key, group_edges) in enumerate(by_pair.items()):
+        for key, group_edges in by_pair.items():
             try:
                 block = fetch_block(self.bound, *key)
                 good = []
@@ -161,8 +179,6 @@ class Context:
                 self.group_errors[key] = describe_exception(exc)
             for e in group_edges:
                 self._where[e] = key
-            if progress is not None:
-                progress(n + 1, len(by_pair), f"{key[0]} -> {key[1]}")
 
     def problem(self, src: str, dst: str) -> str | None:
         """Why the edge between two feature names has no weights, or None if it has."""

@@ -15,11 +15,13 @@ Nothing raises out of `check`: a claim that cannot be measured (a region claim o
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from typing import Any
 
 from circuitdsl.check import (
+    activation,
     banding,
     compare,
     equivariance,
@@ -30,14 +32,14 @@ from circuitdsl.check import (
     union,
     within,
 )
-from circuitdsl.check.common import Outcome, Unmeasurable, verdict
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, verdict
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.ir import Circuit, Claim, Feature
 from circuitdsl.report import ClaimResult, Report
 
 BatchHandler = Callable[[list[Claim], Context], list[Outcome]]
-EdgeFn = Callable[[Claim, Circuit], list[tuple[Feature, Feature]]]
-Progress = Callable[[int, int, str], None]
+EdgeFn = Callable[[Claim, CircuitIndex], list[tuple[Feature, Feature]]]
+Progress = Callable[[int, int], None]
 
 
 class _Kind:
@@ -49,14 +51,12 @@ class _Kind:
 
 
 _HANDLERS: dict[str, _Kind] = {}
-for _mod in (sign, region, rank, compare, shape, union, equivariance, within, banding):
+_BUILTIN = (sign, region, rank, compare, shape, union, equivariance, within, banding, activation)
+for _mod in _BUILTIN:
     for _kind in _mod.KINDS:
         _HANDLERS[_kind] = _Kind(_mod.measure, _mod.edges)
 
-NOT_MEASURED = {
-    "activation": "activation claims are not measured yet",
-    "prediction": "activation claims are not measured yet",
-}
+NOT_MEASURED: dict[str, str] = {}  # kinds without a handler yet, and why
 
 
 def register_handler(
@@ -92,21 +92,38 @@ def register_handler(
 def unregister_handler(kind: str) -> None:
     """Forget a handler registered with `register_handler` (built-in kinds stay)."""
     _HANDLERS.pop(kind, None)
-    for mod in (sign, region, rank, compare, shape, union, equivariance, within, banding):
+    for mod in _BUILTIN:
         if kind in mod.KINDS:
             _HANDLERS[kind] = _Kind(mod.measure, mod.edges)
 
 
-def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> Report:
+def check(
+    circuit: Circuit, bound: Any, *, progress: Progress | None = None, device: str = "cpu"
+) -> Report:
     """Measure every claim of `circuit` on `bound` and return the report.
 
     `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
     (a `circuitdsl.bind.BoundCircuit`, or `circuitdsl.check.memory.TensorBound`), and,
     for `within` / `banding` claims, an adapter with `branch_of` / layer kernels.
-    `progress(done, total, what)` is called after each layer pair is loaded and after
-    each claim kind is measured. Results come back in the circuit's claim order.
+    `progress(done, total)` is called with the number of claims measured so far, after
+    the weights are loaded and after each claim kind. Results come back in the
+    circuit's claim order.
+    `device` is where activation claims run the model ("cpu", "cuda").
     """
+    # A large spec makes tens of thousands of small result objects; the cyclic GC
+    # would rescan them (and the model) again and again. Nothing here makes cycles.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _check(circuit, bound, progress, device)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check(circuit: Circuit, bound: Any, progress: Progress | None, device: str) -> Report:
     ctx = Context(circuit, bound)
+    ctx.device = device
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
     by_kind: dict[str, list[Claim]] = {}
@@ -117,15 +134,19 @@ def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> 
             results[c.id] = _result(c, circuit, Outcome({}, msg, status="error"))
             continue
         try:
-            needed[c.id] = h.edges(c, circuit)
+            needed[c.id] = h.edges(c, ctx.index)
         except Exception as exc:  # a claim naming something unknown: report, go on
             results[c.id] = _error(c, circuit, exc)
             continue
         by_kind.setdefault(c.kind, []).append(c)
 
-    ctx.load([e for es in needed.values() for e in es], progress=progress)
+    ctx.load([e for es in needed.values() for e in es])
+    total = len(circuit.claims)
+    done = len(results)
+    if progress is not None:
+        progress(done, total)
 
-    for n, (kind, claims) in enumerate(by_kind.items()):
+    for kind, claims in by_kind.items():
         ready = []
         for c in claims:
             bad = _group_error(ctx, needed[c.id])
@@ -135,8 +156,9 @@ def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> 
                 results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
         for c, outcome in _measure(_HANDLERS[kind].measure, ready, ctx):
             results[c.id] = _result(c, circuit, outcome)
+        done += len(claims)
         if progress is not None:
-            progress(n + 1, len(by_kind), f"measured {len(claims)} {kind} claims")
+            progress(done, total)
 
     return Report(
         spec=circuit.path,
@@ -225,4 +247,24 @@ def _weights_name(bound: Any) -> str | None:
     return None
 
 
-__all__ = ["NOT_MEASURED", "Unmeasurable", "check", "register_handler", "unregister_handler"]
+def check_spec(
+    circuit: Circuit,
+    model: Any = None,
+    weights: Any = None,
+    *,
+    progress: Progress | None = None,
+) -> Report:
+    """Load the model, bind the circuit and check it (see `circuitdsl.check.api`)."""
+    from circuitdsl.check.api import check_spec as _check_spec
+
+    return _check_spec(circuit, model, weights, progress=progress)
+
+
+__all__ = [
+    "NOT_MEASURED",
+    "Unmeasurable",
+    "check",
+    "check_spec",
+    "register_handler",
+    "unregister_handler",
+]

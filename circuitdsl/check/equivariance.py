@@ -33,14 +33,23 @@ import math
 import torch
 import torch.nn.functional as F
 
-from circuitdsl.check.common import Outcome, Unmeasurable, crop, fmt, nodes_of, pearson
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    crop,
+    each,
+    fmt,
+    nodes_of,
+    pearson,
+)
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("equivariance",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """Every member-to-member edge between the two families."""
     src, dst = claim.edges[0]
     return [(a, b) for a in nodes_of(circuit, src) for b in nodes_of(circuit, dst)]
@@ -138,7 +147,7 @@ def _mirror_map(members: list[Feature], param: str) -> dict[str, Feature]:
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """Mean correlation of transformed kernels for each family-to-family claim."""
-    return [_one(c, ctx) for c in claims]
+    return each(claims, lambda c: _one(c, ctx))
 
 
 def _one(c: Claim, ctx: Context) -> Outcome:
@@ -146,7 +155,7 @@ def _one(c: Claim, ctx: Context) -> Outcome:
     param = str(c.args.get("param", ""))
     period = float(c.args.get("period") or 360.0)
     src_name, dst_name = c.edges[0]
-    A, B = nodes_of(ctx.circuit, src_name), nodes_of(ctx.circuit, dst_name)
+    A, B = nodes_of(ctx.index, src_name), nodes_of(ctx.index, dst_name)
     pairs: list[tuple[Feature, Feature, Feature, Feature, float]] = []
     errors: list[float] = []
     if transform == "rotation":
@@ -197,21 +206,19 @@ def _one(c: Claim, ctx: Context) -> Outcome:
         for s, d in ((a, b), (a2, b2)):
             if (s.name, d.name) not in located:
                 located[(s.name, d.name)] = ctx.edge(s.name, d.name)
-    g = next(iter(located.values()))[0]
-    eh = max(gg.stat("eff")[i][0] for gg, i in located.values())
-    ew = max(gg.stat("eff")[i][1] for gg, i in located.values())
+    groups = {id(gg): gg for gg, _ in located.values()}
+    if len(groups) != 1:
+        raise Unmeasurable("the members of each family must lie in one layer")
+    g = next(iter(groups.values()))
+    eff = g.stat("eff")
+    eh = max(eff[i][0] for _, i in located.values())
+    ew = max(eff[i][1] for _, i in located.values())
     if eh == 1 and ew == 1:
         raise Unmeasurable("the connections are 1x1 kernels: there is nothing to transform")
-
-    def stack(which: int) -> torch.Tensor:
-        rows = []
-        for p in pairs:
-            s, d = (p[0], p[1]) if which == 0 else (p[2], p[3])
-            gg, i = located[(s.name, d.name)]
-            rows.append(crop(gg.kern[i], eh, ew))
-        return torch.stack(rows)
-
-    k1, k2 = stack(0), stack(1)
+    # gather both sides of every comparison with one index op each
+    i1 = torch.tensor([located[(p[0].name, p[1].name)][1] for p in pairs])
+    i2 = torch.tensor([located[(p[2].name, p[3].name)][1] for p in pairs])
+    k1, k2 = crop(g.kern[i1], eh, ew), crop(g.kern[i2], eh, ew)
     amount = torch.tensor([p[4] for p in pairs], dtype=torch.float64)
     opposite = float("nan")
     if transform == "rotation":
@@ -240,13 +247,8 @@ def _one(c: Claim, ctx: Context) -> Outcome:
         f"{len(pairs)} connection pairs {src_name} -> {dst_name} correlate {fmt(corr)} on "
         f"average after {transform} (untransformed: {fmt(baseline)})"
     )
-    kernels = {}
-    for s, d, *_ in pairs[: len(B) * len(A)]:
-        key = f"{s.name}->{d.name}"
-        if key not in kernels:
-            gg, i = located[(s.name, d.name)]
-            kernels[key] = gg.kernel_lists()[i]
-    del g
+    klists = g.kernel_lists()
+    kernels = {f"{s}->{d}": klists[i] for (s, d), (_, i) in located.items()}
     return Outcome(measured, detail, kernels)
 
 

@@ -10,9 +10,9 @@ Verdict: `rank <= k`, k from the claim (a spec threshold on `rank` overrides it)
 
 from __future__ import annotations
 
-from circuitdsl.check.common import Outcome, Unmeasurable
-from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature, Threshold
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
+from circuitdsl.check.context import Context, Group
+from circuitdsl.ir import Claim, Feature, Threshold
 
 KINDS = ("rank",)
 
@@ -23,13 +23,26 @@ _STAT = {
 }
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a rank claim."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
-    """Rank and relative strength, from per-pair tensors computed once."""
+    """Rank and relative strength, computed per (layer pair, polarity) in one go."""
+    wanted: dict[tuple[int, str], tuple[Group, list[int]]] = {}
+    for c in claims:
+        if ctx.problem(*c.edges[0]) is None:
+            g, i = ctx.edge(*c.edges[0])
+            pol = str(c.args.get("polarity", "any"))
+            wanted.setdefault((id(g), pol), (g, []))[1].append(i)
+    for (_, pol), (g, positions) in wanted.items():
+        if pol in _STAT:
+            g.ranks(positions, pol)
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         src, dst = c.edges[0]
@@ -38,8 +51,8 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             raise Unmeasurable(f"unknown polarity `{polarity}`")
         k = int(c.args["k"])
         g, i = ctx.edge(src, dst)
-        rank_stat, val_stat, rms_stat = _STAT[polarity]
-        rank = g.stat(rank_stat)[i]
+        _, val_stat, rms_stat = _STAT[polarity]
+        rank = g.ranks([i], polarity)[i]
         rms = g.stat(rms_stat)[i]
         if rms <= 0:
             raise Unmeasurable(f"every input into {dst} is zero; no rank is defined")

@@ -27,21 +27,23 @@ from typing import Any
 import torch
 
 from circuitdsl.check.common import (
+    CircuitIndex,
     Outcome,
     Unmeasurable,
     embed_mask,
     fmt,
     region_label,
     region_mask,
+    unmeasurable,
 )
 from circuitdsl.check.context import Context, Group
 from circuitdsl.claims import NAMED_REGIONS
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("region", "strongest")
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a region claim."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
@@ -77,66 +79,110 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """Region z (kind `region`) or margin/share (kind `strongest`), batched per mask."""
     results: list[Outcome | None] = [None] * len(claims)
     buckets: dict[tuple[tuple[str, str], str, tuple[int, int], str], list[int]] = {}
-    located: list[tuple[Group, int]] = []
+    located: dict[int, tuple[Group, int]] = {}
     for n, c in enumerate(claims):
-        g, i = ctx.edge(*c.edges[0])
-        located.append((g, i))
-        eh, ew = g.stat("eff")[i]
-        if eh == 1 and ew == 1:
-            raise Unmeasurable(
-                f"{c.edges[0][0]} -> {c.edges[0][1]} is a 1x1 connection: it has no spatial regions"
-            )
-        buckets.setdefault((g.key, _key(c.args["region"]), (eh, ew), c.kind), []).append(n)
-    for (_gk, rkey, (eh, ew), kind), members in buckets.items():
-        g = located[members[0]][0]
-        idx = torch.tensor([located[n][1] for n in members])
-        kern = g.kern[idx]
-        mask = _mask(rkey, eh, ew, g.kh, g.kw)
+        try:
+            g, i = located[n] = ctx.edge(*c.edges[0])
+            eh, ew = g.stat("eff")[i]
+            if eh == 1 and ew == 1:
+                raise Unmeasurable(
+                    f"{c.edges[0][0]} -> {c.edges[0][1]} is a 1x1 connection: it has no "
+                    "spatial regions"
+                )
+            rkey = _key(c.args["region"])
+            _mask(rkey, eh, ew, g.kh, g.kw)  # an empty region fails here, for this claim
+            buckets.setdefault((g.key, rkey, (eh, ew), c.kind), []).append(n)
+        except Unmeasurable as exc:
+            results[n] = unmeasurable(exc)
+    # every regional sum a layer pair needs, computed in one pass over its weights,
+    # then every `region` claim of the pair at once
+    by_group: dict[tuple[str, str], list[tuple[int, torch.Tensor]]] = {}
+    for (gk, rkey, (eh, ew), kind), members in buckets.items():
         if kind == "region":
-            tot = (kern * mask).sum(dim=(1, 2))
-            rms = g.masked_totals(mask).pow(2).mean(dim=1).sqrt()[g.t_idx[idx]]
-            for n, t, r in zip(members, tot.tolist(), rms.tolist(), strict=True):
+            g = located[members[0]][0]
+            mask = _mask(rkey, eh, ew, g.kh, g.kw)
+            by_group.setdefault(gk, []).extend((n, mask) for n in members)
+    for gk, items in by_group.items():
+        g = ctx.groups[gk]
+        masks: dict[bytes, tuple[int, torch.Tensor]] = {}
+        for _, m in items:
+            masks.setdefault(m.numpy().tobytes(), (len(masks), m))
+        mlist = [m for _, m in masks.values()]
+        rms_all = torch.stack(g.masked_rms_many(mlist), dim=1)  # [T, n_masks]
+        cols = torch.stack([m.flatten().to(g.kern.dtype) for m in mlist])  # [n_masks, P]
+        which = torch.tensor([masks[m.numpy().tobytes()][0] for _, m in items])
+        idx = torch.tensor([located[n][1] for n, _ in items])
+        tot = (g.kern[idx].flatten(1) * cols[which]).sum(dim=1)
+        rms = rms_all[g.t_idx[idx], which]
+        for (n, _), t, r in zip(items, tot.tolist(), rms.tolist(), strict=True):
+            try:
                 results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
-        else:
-            names, comp = _competitors(rkey, eh, ew, g.kh, g.kw)
-            sign = torch.tensor(
-                [-1.0 if claims[n].args.get("sign") == "inhibits" else 1.0 for n in members]
-            )
-            w = kern.flatten(1) * sign[:, None]
-            m = mask.flatten()
-            own = w[:, m].mean(dim=1)
-            others = (w @ comp) / comp.sum(dim=0)
-            best, which = others.max(dim=1)
-            # RMS over the effective kernel only: padding zeros must not inflate margins
-            rms = w.pow(2).sum(dim=1).div(eh * ew).sqrt()
-            pos = w.clamp_min(0)
-            share = pos[:, m].sum(dim=1) / pos.sum(dim=1)
-            rows = zip(
-                members,
-                own.tolist(),
-                best.tolist(),
-                which.tolist(),
-                rms.tolist(),
-                share.tolist(),
-                strict=True,
-            )
-            for n, o, b, wi, r, s in rows:
-                c = claims[n]
-                src, dst = c.edges[0]
-                if r <= 0:
-                    raise Unmeasurable(f"the kernel {src} -> {dst} is all zeros")
-                margin = (o - b) / r
-                word = "inhibition" if c.args.get("sign") == "inhibits" else "excitation"
-                detail = (
-                    f"{src} -> {dst}: mean {word} at {region_label(c.args['region'])} is "
-                    f"{fmt(margin)} kernel-RMS above the strongest other region ({names[wi]})"
-                )
-                results[n] = Outcome(
-                    {"margin": margin, "share": s},
-                    detail,
-                    {f"{src}->{dst}": g.kernel_lists()[located[n][1]]},
-                )
-    return [r for r in results if r is not None]
+            except Unmeasurable as exc:
+                results[n] = unmeasurable(exc)
+    for (_gk, rkey, (eh, ew), kind), members in buckets.items():
+        if kind == "region":
+            continue
+        try:
+            _bucket(claims, located, results, members, rkey, eh, ew)
+        except Unmeasurable as exc:
+            for n in members:
+                results[n] = unmeasurable(exc)
+    return [r if r is not None else unmeasurable(Unmeasurable("not measured")) for r in results]
+
+
+def _bucket(
+    claims: list[Claim],
+    located: dict[int, tuple[Group, int]],
+    results: list[Outcome | None],
+    members: list[int],
+    rkey: str,
+    eh: int,
+    ew: int,
+) -> None:
+    """Measure `strongest` claims sharing a layer pair, a region and a kernel size."""
+    g = located[members[0]][0]
+    idx = torch.tensor([located[n][1] for n in members])
+    kern = g.kern[idx]
+    mask = _mask(rkey, eh, ew, g.kh, g.kw)
+    names, comp = _competitors(rkey, eh, ew, g.kh, g.kw)
+    sign = torch.tensor(
+        [-1.0 if claims[n].args.get("sign") == "inhibits" else 1.0 for n in members]
+    )
+    w = kern.flatten(1) * sign[:, None]
+    m = mask.flatten()
+    own = w[:, m].mean(dim=1)
+    others = (w @ comp) / comp.sum(dim=0)
+    best, which = others.max(dim=1)
+    # RMS over the effective kernel only: padding zeros must not inflate margins
+    rms = w.pow(2).sum(dim=1).div(eh * ew).sqrt()
+    pos = w.clamp_min(0)
+    share = pos[:, m].sum(dim=1) / pos.sum(dim=1)
+    rows = zip(
+        members,
+        own.tolist(),
+        best.tolist(),
+        which.tolist(),
+        rms.tolist(),
+        share.tolist(),
+        strict=True,
+    )
+    for n, o, b, wi, r, s in rows:
+        c = claims[n]
+        src, dst = c.edges[0]
+        if r <= 0:
+            results[n] = unmeasurable(Unmeasurable(f"the kernel {src} -> {dst} is all zeros"))
+            continue
+        margin = (o - b) / r
+        word = "inhibition" if c.args.get("sign") == "inhibits" else "excitation"
+        detail = (
+            f"{src} -> {dst}: mean {word} at {region_label(c.args['region'])} is "
+            f"{fmt(margin)} kernel-RMS above the strongest other region ({names[wi]})"
+        )
+        results[n] = Outcome(
+            {"margin": margin, "share": s},
+            detail,
+            {f"{src}->{dst}": g.kernel_lists()[located[n][1]]},
+        )
 
 
 def _region_outcome(c: Claim, g: Group, i: int, total: float, rms: float) -> Outcome:

@@ -25,14 +25,22 @@ import math
 
 import torch
 
-from circuitdsl.check.common import Outcome, Unmeasurable, crop, fmt, pearson
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    crop,
+    fmt,
+    pearson,
+    unmeasurable,
+)
 from circuitdsl.check.context import Context, Group
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("shape",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a shape claim."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
@@ -58,45 +66,50 @@ def template(
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
-    """Template correlations, batched per (layer pair, kernel size, template)."""
+    """Template correlations, one batch per (layer pair, kernel size)."""
     results: list[Outcome | None] = [None] * len(claims)
-    buckets: dict[tuple, list[int]] = {}
-    located: list[tuple[Group, int]] = []
+    buckets: dict[tuple[tuple[str, str], int, int], list[int]] = {}
+    located: dict[int, tuple[Group, int, torch.Tensor]] = {}
     for n, c in enumerate(claims):
-        g, i = ctx.edge(*c.edges[0])
-        located.append((g, i))
-        eh, ew = g.stat("eff")[i]
-        if eh == 1 and ew == 1:
-            raise Unmeasurable(f"{c.edges[0][0]} -> {c.edges[0][1]} is 1x1: it has no shape")
-        radius = c.args.get("radius")
-        key = (
-            g.key,
-            eh,
-            ew,
-            str(c.args["shape"]),
-            float(c.args["orientation"]),
-            None if radius is None else float(radius),
-            c.args.get("sign") == "inhibits",
-        )
-        buckets.setdefault(key, []).append(n)
-    for (_gk, eh, ew, shape, theta, radius, neg), members in buckets.items():
+        try:
+            g, i = ctx.edge(*c.edges[0])
+            eh, ew = g.stat("eff")[i]
+            if eh == 1 and ew == 1:
+                raise Unmeasurable(f"{c.edges[0][0]} -> {c.edges[0][1]} is 1x1: it has no shape")
+            radius = c.args.get("radius")
+            tmpl = template(
+                str(c.args["shape"]),
+                float(c.args["orientation"]),
+                eh,
+                ew,
+                None if radius is None else float(radius),
+            )
+        except Unmeasurable as exc:
+            results[n] = unmeasurable(exc)
+            continue
+        located[n] = (g, i, tmpl)
+        buckets.setdefault((g.key, eh, ew), []).append(n)
+    for (_gk, eh, ew), members in buckets.items():
         g = located[members[0]][0]
-        tmpl = template(shape, theta, eh, ew, radius)
         idx = torch.tensor([located[n][1] for n in members])
+        neg = torch.tensor([claims[n].args.get("sign") == "inhibits" for n in members])
         k = crop(g.kern[idx], eh, ew)
-        part = (-k if neg else k).clamp_min(0)
-        corr = pearson(part, tmpl.expand_as(part))
+        part = torch.where(neg[:, None, None], -k, k).clamp_min(0)
+        tmpl = torch.stack([located[n][2] for n in members])
+        corr = pearson(part, tmpl)
+        klists = g.kernel_lists()
         for n, r in zip(members, corr.tolist(), strict=True):
-            src, dst = claims[n].edges[0]
-            what = "negative" if neg else "positive"
+            c = claims[n]
+            src, dst = c.edges[0]
+            what = "negative" if c.args.get("sign") == "inhibits" else "positive"
             if math.isnan(r):
                 detail = f"{src} -> {dst}: the kernel has no {what} weights to correlate"
             else:
                 detail = (
-                    f"{src} -> {dst}: {what} weights correlate {fmt(r)} with a {shape} at "
-                    f"{theta:g} deg"
+                    f"{src} -> {dst}: {what} weights correlate {fmt(r)} with a "
+                    f"{c.args['shape']} at {float(c.args['orientation']):g} deg"
                 )
             results[n] = Outcome(
-                {"correlation": r}, detail, {f"{src}->{dst}": g.kernel_lists()[located[n][1]]}
+                {"correlation": r}, detail, {f"{src}->{dst}": klists[located[n][1]]}
             )
-    return [r for r in results if r is not None]
+    return [r if r is not None else unmeasurable(Unmeasurable("not measured")) for r in results]

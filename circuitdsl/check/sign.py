@@ -8,14 +8,14 @@ Defaults: excites `z >= 1`, inhibits `z <= -1`, weak `abs_z <= 0.5`.
 
 from __future__ import annotations
 
-from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("sign",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a sign claim."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
@@ -31,6 +31,10 @@ def edge_z(ctx: Context, src: str, dst: str) -> tuple[float, float, int, object,
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """z and total for each claim (the stats were computed per layer pair, in batch)."""
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         src, dst = c.edges[0]

@@ -8,21 +8,25 @@ holds for each member; every member's own value is reported as `z[member]`.
 
 from __future__ import annotations
 
-from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
 from circuitdsl.check.sign import edge_z
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("union",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """Every member edge."""
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges]
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """Member z values and the weakest of them."""
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         if not c.edges:

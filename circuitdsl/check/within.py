@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from circuitdsl.check.common import Outcome, Unmeasurable, nodes_of
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, nodes_of
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Circuit, Claim, Feature
+from circuitdsl.ir import Claim, Feature
 
 KINDS = ("within",)
 
 
-def edges(claim: Claim, circuit: Circuit) -> list[tuple[Feature, Feature]]:
+def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """No weights are needed."""
     return []
 
@@ -32,11 +32,15 @@ def _branch_of(ctx: Context) -> Any:
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """The fraction of subject channels in the named branch."""
+    return each(claims, lambda c: _measure_all([c], ctx)[0])
+
+
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     branch_of = _branch_of(ctx)
     out = []
     for c in claims:
         branch = str(c.args["branch"])
-        feats = [f for s in (c.subjects or ()) for f in nodes_of(ctx.circuit, s)]
+        feats = [f for s in (c.subjects or ()) for f in nodes_of(ctx.index, s)]
         if not feats:
             raise Unmeasurable("the claim names no feature")
         inside, total, unbranched, elsewhere = 0, 0, 0, []

@@ -15,6 +15,7 @@ Model names understood by `load_model`:
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from circuitdsl.diagnostics import (
     E_UNKNOWN_MODEL,
     Diagnostic,
     DiagnosticError,
+    Span,
     did_you_mean,
 )
 
@@ -103,7 +105,7 @@ class ModelAdapter(ABC):
         """Run the model on `x` and return the named layers' activations."""
 
 
-def unknown_layer(name: str, known: list[str], model: str, span=None) -> Diagnostic:  # type: ignore[no-untyped-def]
+def unknown_layer(name: str, known: list[str], model: str, span: Span | None = None) -> Diagnostic:
     """E201 for `name`, with close names or, failing that, a few valid ones."""
     hint = did_you_mean(name, known)
     if hint is None:
@@ -257,15 +259,20 @@ class TracedAdapter(ModelAdapter):
         interp = fx.Interpreter(self.graph.gm)
         run_node = interp.run_node
 
+        class _Done(Exception):
+            pass
+
         def record(n: fx.Node) -> object:
             val = run_node(n)
             if n.name in nodes and isinstance(val, torch.Tensor):
                 # Later in-place ops (ReLU(inplace=True)) must not change what we return.
                 out_by_node[n.name] = val.detach().clone()
+                if len(out_by_node) == len(nodes):
+                    raise _Done  # the rest of the network is not needed
             return val
 
         interp.run_node = record  # type: ignore[method-assign]
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.suppress(_Done):
             interp.run(x)
         return {n: out_by_node[node] for n, node in wanted.items()}
 
@@ -290,10 +297,29 @@ def _inceptionv1(weights: Path | None) -> ModelAdapter:
 register_model("inceptionv1", _inceptionv1)
 
 
+def _load_zoo() -> None:
+    """Import `circuitdsl.zoo`, whose import registers the models shipped with the package."""
+    import importlib
+
+    try:
+        importlib.import_module("circuitdsl.zoo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "circuitdsl.zoo":
+            raise
+
+
+def _register_zoo() -> None:
+    from circuitdsl.models.zoo_adapter import register_zoo
+
+    register_zoo()
+
+
 def known_models() -> list[str]:
     """Registered names and the `torchvision:` names, for messages and `--help`."""
+    _load_zoo()
     from circuitdsl.models.torchvision_models import SUPPORTED
 
+    _register_zoo()
     return sorted(MODEL_REGISTRY) + [f"torchvision:{n}" for n in SUPPORTED]
 
 
@@ -305,6 +331,9 @@ def load_model(
     >>> load_model("torchvision:resnet18", "resnet18.pth")  # doctest: +SKIP
     """
     path = Path(weights) if weights is not None else None
+    _load_zoo()
+    if name not in MODEL_REGISTRY and not name.startswith("torchvision:") and ":" not in name:
+        _register_zoo()  # shipped models register on first use: the zoo imports its nets
     if name in MODEL_REGISTRY:
         adapter = MODEL_REGISTRY[name](path)
     elif name.startswith("torchvision:"):

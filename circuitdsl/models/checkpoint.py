@@ -143,7 +143,8 @@ def check_state_dict(
     if not (missing or unexpected or shapes):
         return
     parts = []
-    if missing and unexpected and len(unexpected) >= len(own) // 2:
+    common = len(own) - len(missing)
+    if unexpected and common < len(own) / 2:
         lead = f"`{source}` looks like the weights of another model, not `{model_name}`"
     else:
         lead = f"`{source}` does not fit `{model_name}`"
@@ -165,8 +166,14 @@ def check_state_dict(
     )
 
 
-def load_state_dict_into(module: nn.Module, path: str | Path, *, model_name: str) -> None:
-    """Read `path`, check it against `module`, and load it (strict)."""
+def load_state_dict_into(
+    module: nn.Module, path: str | Path, *, model_name: str, assign: bool = False
+) -> None:
+    """Read `path`, check it against `module`, and load it (strict).
+
+    With `assign`, the file's tensors replace the module's (which may then live on
+    the meta device: constructing a big model there skips its random initialisation).
+    """
     state = read_state_dict(path)
     check_state_dict(module, state, source=str(path), model_name=model_name)
     own = module.state_dict()
@@ -177,4 +184,4 @@ def load_state_dict_into(module: nn.Module, path: str | Path, *, model_name: str
             and not any(k.startswith(prefix) for k in own)
         ):
             state = {k[len(prefix) :]: v for k, v in state.items()}
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)

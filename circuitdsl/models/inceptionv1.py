@@ -21,10 +21,14 @@ Input: RGB in lucent's range, i.e. ``x * 255 - 117`` for an image x in [0, 1]
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from circuitdsl.models.base import ModelAdapter
 
 WEIGHTS_URL = (
     "https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"
@@ -60,7 +64,8 @@ class _Cat(nn.Module):
 
 def _pad_pool(x: torch.Tensor, pool: nn.Module, pad: tuple[int, int, int, int]) -> torch.Tensor:
     # TensorFlow "SAME" max-pooling: pad with -inf so the pad never wins the max.
-    return pool(F.pad(x, pad, value=float("-inf")))
+    out: torch.Tensor = pool(F.pad(x, pad, value=float("-inf")))
+    return out
 
 
 class InceptionV1(nn.Module):
@@ -111,7 +116,8 @@ class InceptionV1(nn.Module):
         b5 = m(f"{name}_5x5")(m(f"{name}_5x5_pre_relu_conv")(F.pad(b5, (2, 2, 2, 2))))
         bp = _pad_pool(x, m(f"{name}_pool"), (1, 1, 1, 1))
         bp = m(f"{name}_pool_reduce")(m(f"{name}_pool_reduce_pre_relu_conv")(bp))
-        return m(name)(b1, b3, b5, bp)
+        out: torch.Tensor = m(name)(b1, b3, b5, bp)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities (1008) for a batch in lucent's input range."""
@@ -130,7 +136,8 @@ class InceptionV1(nn.Module):
         x = self._mixed("mixed5b", x)
         x = self.avgpool0(x)
         x = self.softmax2_pre_activation_matmul(x.reshape(-1, 1024))
-        return self.softmax2(x)
+        probs: torch.Tensor = self.softmax2(x)
+        return probs
 
 
 def layer_aliases() -> dict[str, str]:
@@ -154,7 +161,7 @@ def download_weights(dest: str | Path) -> Path:
     return dest
 
 
-def build(weights: str | Path | None = None, *, download: bool = False):  # type: ignore[no-untyped-def]
+def build(weights: str | Path | None = None, *, download: bool = False) -> ModelAdapter:
     """The `inceptionv1` adapter: lucent's weights from `weights` (required).
 
     Without a file this raises E210 explaining where the weights come from; with

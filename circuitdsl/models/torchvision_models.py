@@ -41,7 +41,7 @@ SUPPORTED: dict[str, dict[str, object]] = {
 
 def _cached_checkpoint(name: str) -> Path | None:
     """torchvision's downloaded checkpoint for `name` in torch's cache, if present."""
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
 
     try:
         enum = get_model_weights(name)
@@ -55,12 +55,20 @@ def _cached_checkpoint(name: str) -> Path | None:
     return None
 
 
-def build(name: str, weights: Path | None, *, allow_random: bool = False) -> ModelAdapter:
+def build(
+    name: str,
+    weights: Path | None,
+    *,
+    allow_random: bool = False,
+    input_size: int | None = None,
+) -> ModelAdapter:
     """The adapter for `torchvision:<name>` with weights from `weights` or torch's cache.
 
-    `allow_random` builds the model with random weights (tests and benchmarks only).
+    `allow_random` builds the model with random weights (tests and benchmarks only);
+    `input_size` sets the side of the example image used to trace shapes (channel
+    counts and kernels do not depend on it; default 224, 299 for inception_v3).
     """
-    import torchvision
+    import torchvision  # type: ignore[import-untyped]
 
     if name not in SUPPORTED:
         hint = did_you_mean(name, SUPPORTED) or "supported: " + ", ".join(sorted(SUPPORTED))
@@ -68,15 +76,21 @@ def build(name: str, weights: Path | None, *, allow_random: bool = False) -> Mod
             [Diagnostic(E_UNKNOWN_MODEL, f"unknown torchvision model `{name}`", help=hint)]
         )
     kwargs = dict(SUPPORTED[name])
-    module = torchvision.models.get_model(name, weights=None, **kwargs)
     if weights is None:
         weights = _cached_checkpoint(name)
+    if weights is not None:
+        # Built on the meta device, the file's tensors are assigned, not copied into
+        # freshly (and uselessly) initialised ones.
+        with torch.device("meta"):
+            module = torchvision.models.get_model(name, weights=None, **kwargs)
+    else:
+        module = torchvision.models.get_model(name, weights=None, **kwargs)
     if weights is not None:
         if name == "googlenet":
             # torchvision's published googlenet weights expect RGB normalised as
             # Inception does: turn the input transform on, as torchvision does.
             module.transform_input = True
-        load_state_dict_into(module, weights, model_name=f"torchvision:{name}")
+        load_state_dict_into(module, weights, model_name=f"torchvision:{name}", assign=True)
     elif not allow_random:
         raise DiagnosticError(
             [
@@ -89,7 +103,7 @@ def build(name: str, weights: Path | None, *, allow_random: bool = False) -> Mod
                 )
             ]
         )
-    size = 299 if name == "inception_v3" else 224
+    size = input_size or (299 if name == "inception_v3" else 224)
     return TracedAdapter(
         f"torchvision:{name}",
         module.eval(),

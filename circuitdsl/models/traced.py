@@ -291,6 +291,18 @@ class TracedGraph:
             ]
             if len(exits) == 1:
                 self.layer_node[path] = exits[0]
+        # Concatenations and sums written as functions in the top-level forward belong
+        # to no module: they are addressed by their fx node name (`cat`, `add_1`).
+        claimed = set(self.layer_node.values())
+        for node in self.gm.graph.nodes:
+            if (
+                node.name in self.nodes
+                and not node.meta.get("nn_module_stack")
+                and self.nodes[node.name].op.kind in ("cat", "add")
+                and node.name not in claimed
+                and node.name not in modules
+            ):
+                self.layer_node[node.name] = node.name
         if fold_bn:
             # `layer3.1.conv2` names the conv with its BatchNorm folded in: the output
             # of the BN that is the conv's only consumer.

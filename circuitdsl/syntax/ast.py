@@ -138,6 +138,7 @@ class FeatureDecl:
     terms: tuple[ChannelTerm, ...]
     label: str | None
     span: Span
+    select: Selector | None = None  # declared by behaviour: `terms` is empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,20 @@ class FamilyDecl:
     layer: Name
     label: str | None
     members: tuple[Member, ...]
+    span: Span
+    select: Selector | None = None  # declared by behaviour: `members` is empty
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """`top 4 of conv2 by curve(radius = 8) over orientation`: the `count` channels of
+    `layer` that respond most to the stimulus (swept over `over`, when given); chosen
+    when the spec is bound to a model (`circuitdsl.select`)."""
+
+    count: Literal
+    layer: Name
+    stimulus: Stimulus
+    over: Name | None
     span: Span
 
 

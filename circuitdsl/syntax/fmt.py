@@ -120,6 +120,14 @@ def stimulus_text(stim: ast.Stimulus) -> str:
     return f"{stim.name.text}({args})"
 
 
+def selector_text(sel: ast.Selector) -> str:
+    """`top 4 of conv2 by curve(radius = 8) over orientation`."""
+    over = f" over {sel.over.text}" if sel.over is not None else ""
+    return (
+        f"top {literal_text(sel.count)} of {sel.layer.text} by {stimulus_text(sel.stimulus)}{over}"
+    )
+
+
 def activation_text(act: ast.Activation) -> str:
     stim = stimulus_text(act.stimulus)
     if act.test == "responds":
@@ -166,6 +174,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         return [f"threshold {stmt.word.text} {o.stat.text} {o.op} {literal_text(o.value)}"]
     if isinstance(stmt, ast.FeatureDecl):
         label = f" {quote(stmt.label)}" if stmt.label is not None else ""
+        if stmt.select is not None:
+            return [f"feature {stmt.name.text} = {selector_text(stmt.select)}{label}"]
         return [f"feature {stmt.name.text} = {_combination_text(stmt.terms)}{label}"]
     if isinstance(stmt, ast.FamilyDecl):
         return _family_lines(stmt)
@@ -237,6 +247,8 @@ def _family_lines(stmt: ast.FamilyDecl) -> list[str]:
     if stmt.params:
         params = "(" + ", ".join(f"{p.name.text}: {p.type.text}" for p in stmt.params) + ")"
     label = f" {quote(stmt.label)}" if stmt.label is not None else ""
+    if stmt.select is not None:
+        return [f"family {stmt.name.text}{params} = {selector_text(stmt.select)}{label}"]
     head = f"family {stmt.name.text}{params} in {stmt.layer.text}{label} {{"
     members = [_member_text(m) for m in stmt.members]
     one_line = f"{head} {', '.join(members)} }}"

@@ -205,6 +205,34 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         label = _unquote(str(ch[4])) if len(ch) > 4 else None
         return ast.FeatureDecl(name, terms, label, self._span(meta))
 
+    def feature_select(self, meta: Meta, ch: list[Any]) -> ast.FeatureDecl:
+        select = ch[3]
+        label = _unquote(str(ch[4])) if len(ch) > 4 else None
+        return ast.FeatureDecl(self._name(ch[1]), (), label, self._span(meta), select)
+
+    def family_select(self, meta: Meta, ch: list[Any]) -> ast.FamilyDecl:
+        params: tuple[ast.ParamDecl, ...] = ()
+        label = None
+        select = None
+        for item in ch[2:]:
+            if isinstance(item, tuple) and item and isinstance(item[0], ast.ParamDecl):
+                params = item
+            elif isinstance(item, ast.Selector):
+                select = item
+            elif isinstance(item, Token) and item.type == "STRING":
+                label = _unquote(str(item))
+        assert select is not None
+        return ast.FamilyDecl(
+            self._name(ch[1]), params, select.layer, label, (), self._span(meta), select
+        )
+
+    def selector(self, meta: Meta, ch: list[Any]) -> ast.Selector:
+        count = _literal(self.path, ch[1])
+        layer = next(c for c in ch if isinstance(c, ast.Name))
+        stimulus = next(c for c in ch if isinstance(c, ast.Stimulus))
+        over = self._name(ch[-1]) if isinstance(ch[-1], Token) and ch[-1].type == "NAME" else None
+        return ast.Selector(count, layer, stimulus, over, self._span(meta))
+
     def combination(self, meta: Meta, ch: list[Any]) -> tuple[ast.ChannelTerm, ...]:
         terms: list[ast.ChannelTerm] = []
         negate = False

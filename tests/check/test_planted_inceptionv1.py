@@ -232,3 +232,80 @@ def test_not_upstream_is_error(planted) -> None:  # type: ignore[no-untyped-def]
     _, adapter = planted
     r = _run(adapter, [claim("back", "sign", [("car", "windows")], sign="excites")])
     assert r["back"].status == "error" and "does not feed" in r["back"].detail
+
+
+def test_check_spec_end_to_end(planted, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Weights file -> load_model -> bind -> check, and the shipped car spec if present."""
+    from pathlib import Path
+
+    from circuitdsl.check import check_spec
+
+    m, _ = planted
+    path = tmp_path / "planted.pth"
+    torch.save(m.state_dict(), path)
+    cir = circuit(
+        FEATS,
+        [
+            claim("top", "region", [("windows", "car")], sign="excites", region={"name": "top"}),
+            claim("act", "activation", subjects=["car"], test="responds"),
+        ],
+        model="inceptionv1",
+    )
+    rep = check_spec(cir, None, path)
+    assert rep.model == "inceptionv1" and rep.weights == str(path)
+    assert rep.result("top").status == "pass" and rep.result("act").status == "error"
+    spec = Path(__file__).resolve().parents[2] / "specs" / "inceptionv1" / "car.circ"
+    if not spec.is_file():
+        pytest.skip("specs/inceptionv1/car.circ is not in this checkout")
+    from circuitdsl.api import load
+
+    report = load(spec).check(weights=path)
+    regions = [c for c in report.claims if c.kind == "region"]
+    assert regions and all(c.status == "pass" for c in regions), [
+        (c.id, c.measured) for c in regions
+    ]
+
+
+def test_engine_matches_reference(planted) -> None:  # type: ignore[no-untyped-def]
+    """Random claims on InceptionV1: the batched engine equals the per-claim reference."""
+    import random
+
+    from circuitdsl.bind import bind
+    from circuitdsl.check.reference import measure_one
+
+    _, adapter = planted
+    rng = random.Random(0)
+    feats, claims = [], []
+    for n in range(30):
+        src = feature(f"s{n}", "mixed4b", rng.randrange(512))
+        dst = feature(f"d{n}", "mixed4c", rng.randrange(128, 448))  # 3x3 and 5x5 branches
+        other = feature(f"o{n}", "mixed4b", rng.randrange(512))
+        feats += [src, dst, other]
+        e = [(src.name, dst.name)]
+        region = {"name": rng.choice(["top", "bottom", "left", "center", "bottom_right"])}
+        claims += [
+            claim(f"sign{n}", "sign", e, sign="excites"),
+            claim(f"region{n}", "region", e, sign="inhibits", region=region),
+            claim(f"strong{n}", "strongest", e, sign="excites", region=region),
+            claim(f"rank{n}", "rank", e, k=5, polarity=rng.choice(["any", "excitatory"])),
+            claim(f"cmp{n}", "compare", [*e, (other.name, dst.name)], measure="norm"),
+            claim(
+                f"shape{n}",
+                "shape",
+                e,
+                sign="excites",
+                shape="arc",
+                orientation=float(rng.randrange(360)),
+            ),
+        ]
+    cir = circuit(feats, claims)
+    bound = bind(cir, adapter)
+    rep = check(cir, bound)
+    compared = 0
+    for c in claims:
+        got = rep.result(c.id)
+        ref = measure_one(c, bound)
+        for stat, value in ref.items():
+            assert got.measured[stat] == pytest.approx(value, rel=1e-4, abs=1e-6), (c.id, stat)
+            compared += 1
+    assert compared >= 6 * 30

@@ -1,0 +1,477 @@
+"""Activation claims (`expect`) and edit predictions (`predict`), measured on stimuli.
+
+A feature's *response* to an image is its activation at the centre of its layer's map
+(`circuitdsl.check.probe.centre`), combined over its channels with its coefficients.
+docs/claims.md ("Activation claims and edit predictions") gives the formulas; in short:
+
+* ``responds``: ``z = (a(S) - mean(R)) / sd(R)`` with R the *reference set*: S's own
+  family swept over its sweep parameter (24 values, S's other arguments kept) plus the
+  library's line, edge, curve and angle at default arguments, 24 orientations each.
+* ``prefers P V ± T``: sweep P (5° steps over the orientation period, or 37 values
+  over V ± 3T for other parameters); ``preferred`` = argmax, ``error`` = circular
+  (or absolute) distance to V; passes iff ``error <= T``.
+* ``no echo``: ``echo_ratio = max(a(E), 0) / peak`` with E the stated stimulus (or
+  the preferred orientation + half a period when S leaves the orientation open) and
+  peak the maximum over the orientation sweep.
+* ``invariant to colour|brightness``: ``cv = sd / mean`` of the responses to colour
+  (brightness) variants of S.
+* ``predict``: the test's primary statistic (activation, error, echo_ratio, cv) is
+  measured on the model and on an edited copy; ``change = after - before``.
+
+Work is batched: every claim first *plans* the images it needs (rendered once,
+deduplicated across claims), the model runs once on all of them, then every claim is
+measured from the stored centre activations. Each edit set of `predict` claims gets one
+edited copy of the model and one more batched run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from circuitdsl.check.common import Outcome, Unmeasurable, fmt
+from circuitdsl.check.edits import edited_copy
+from circuitdsl.check.probe import Runner, input_channels, input_size
+from circuitdsl.ir import Claim, Threshold
+from circuitdsl.stimuli import STIMULI, check_params, get_stimulus
+
+KINDS = ("activation", "prediction")
+
+REFERENCE_STIMULI = ("line", "edge", "curve", "angle")
+REFERENCE_STEPS = 24  # orientations per reference family
+PREFERS_STEP = 5.0  # degrees between orientations of a tuning sweep
+UNCHANGED_EFFECT = 0.1  # |effect| up to which a prediction of `unchanged` holds
+COLOURS = (
+    (1.0, 1.0, 1.0),
+    (1.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0),
+    (0.0, 0.0, 1.0),
+    (1.0, 1.0, 0.0),
+    (0.0, 1.0, 1.0),
+    (1.0, 0.0, 1.0),
+)
+BRIGHTNESS = (0.4, 0.55, 0.7, 0.85, 1.0)
+ASPECTS = {"colour": "colour", "color": "colour", "brightness": "brightness"}
+PRIMARY = {"responds": "activation", "prefers": "error", "no_echo": "echo_ratio", "invariant": "cv"}
+
+
+# ---- stimulus planning ------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Every image some claim needs, rendered once: key -> row of `images`."""
+
+    size: tuple[int, int]
+    index: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    chunks: list[torch.Tensor] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, keys: Sequence[tuple[Any, ...]], render: Callable[[], torch.Tensor]) -> list[int]:
+        """Rows of `keys`, rendering all of them with one call when any is new."""
+        if any(k not in self.index for k in keys):
+            imgs = render()
+            for k, img in zip(keys, imgs, strict=True):
+                if k not in self.index:
+                    self.index[k] = self.count
+                    self.chunks.append(img[None])
+                    self.count += 1
+        return [self.index[k] for k in keys]
+
+    def images(self) -> torch.Tensor:
+        """All planned images ``[N, 3, H, W]``."""
+        if len(self.chunks) > 1:
+            self.chunks = [torch.cat(self.chunks)]
+        return self.chunks[0] if self.chunks else torch.zeros(0, 3, *self.size)
+
+
+def _freeze(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    return float(v) if isinstance(v, (int, float)) else v
+
+
+def _stim_args(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        spec = get_stimulus(name)
+        check_params(spec, args)
+    except (KeyError, ValueError) as exc:
+        raise Unmeasurable(str(exc).strip("'\"")) from None
+    return dict(args)
+
+
+class Source:
+    """Planned images plus (after the run) centre activations: responses of features.
+
+    While `centres` is None the source is *planning*: it renders and records images and
+    returns zeros. Afterwards the same calls return the features' responses.
+    """
+
+    def __init__(self, plan: Plan, layer_node: Callable[[str], str]) -> None:
+        self.plan = plan
+        self.layer_node = layer_node
+        self.centres: dict[str, torch.Tensor] | None = None
+        self.nodes: set[str] = set()
+        self.rows: set[int] = set()
+        self.log: list[list[int]] = []  # the rows of every request, in order
+
+    def view(self, centres: dict[str, torch.Tensor]) -> Source:
+        """The same plan read through other centre activations (e.g. an edited model)."""
+        other = Source(self.plan, self.layer_node)
+        other.centres = centres
+        return other
+
+    def _resp(self, feature: Any, rows: list[int]) -> torch.Tensor:
+        node = self.layer_node(feature.layer)
+        self.nodes.add(node)
+        self.rows.update(rows)
+        self.log.append(rows)
+        if self.centres is None:
+            return torch.zeros(len(rows))
+        c = self.centres[node][rows][:, list(feature.channels)]
+        coef = torch.tensor(feature.coefficients, dtype=c.dtype)
+        return c @ coef
+
+    def sweep(
+        self,
+        feature: Any,
+        name: str,
+        args: Mapping[str, Any],
+        param: str,
+        values: Sequence[float],
+    ) -> torch.Tensor:
+        """Responses to `name(**args)` with `param` set to each of `values`."""
+        fixed = {k: v for k, v in _stim_args(name, args).items() if k != param}
+        base = tuple(sorted((k, _freeze(v)) for k, v in fixed.items()))
+        keys = [(name, (*base, (param, float(v))), None) for v in values]
+        vals = torch.tensor([float(v) for v in values])
+        rows = self.plan.add(
+            keys, lambda: get_stimulus(name)(size=self.plan.size, **fixed, **{param: vals})
+        )
+        return self._resp(feature, rows)
+
+    def one(self, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
+        """The response to one stimulus (a tensor of one value)."""
+        full = _stim_args(name, args)
+        key = (name, tuple(sorted((k, _freeze(v)) for k, v in full.items())), None)
+        rows = self.plan.add([key], lambda: get_stimulus(name)(size=self.plan.size, **full))
+        return self._resp(feature, rows)
+
+    def variants(
+        self, feature: Any, name: str, args: Mapping[str, Any], aspect: str
+    ) -> torch.Tensor:
+        """Responses to colour or brightness variants of one stimulus."""
+        full = _stim_args(name, args)
+        spec = get_stimulus(name)
+        if "foreground" not in spec.param_names:
+            raise Unmeasurable(
+                f"stimulus `{name}` has no foreground stroke; colour and brightness variants"
+                " are defined for line, edge, curve, angle and circle"
+            )
+        bg = float(full.get("background", 0.0))
+        if aspect == "colour":
+            fgs = [torch.tensor(c) for c in COLOURS]
+        else:
+            fgs = [torch.tensor((b, b, b)) for b in BRIGHTNESS]
+        base = tuple(sorted((k, _freeze(v)) for k, v in full.items()))
+        keys = [(name, base, (aspect, tuple(fg.tolist()))) for fg in fgs]
+
+        def render() -> torch.Tensor:
+            shape = {k: v for k, v in full.items() if k not in ("foreground", "background")}
+            mask = spec(size=self.plan.size, **shape, foreground=1.0, background=0.0)[:, :1]
+            fg = torch.stack(fgs)[:, :, None, None]
+            return mask * fg + (1 - mask) * bg
+
+        rows = self.plan.add(keys, render)
+        return self._resp(feature, rows)
+
+
+# ---- the tests ----------------------------------------------------------------------------
+
+
+def _period(name: str, param: str) -> float | None:
+    spec = get_stimulus(name)
+    if param == "orientation" and "orientation" in spec.param_names:
+        return spec.orientation_period
+    return None
+
+
+def _orientations(period: float, step: float) -> list[float]:
+    n = max(round(period / step), 1)
+    return [period * k / n for k in range(n)]
+
+
+def _circ_dist(a: float, b: float, period: float) -> float:
+    d = (a - b) % period
+    return min(d, period - d)
+
+
+def _reference(src: Source, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
+    parts = []
+    spec = get_stimulus(name)
+    if spec.sweep in spec.param_names:
+        period = _period(name, spec.sweep)
+        if period is not None:
+            values = _orientations(period, period / REFERENCE_STEPS)
+        else:
+            default = float(spec.defaults()[spec.sweep])
+            values = [default * (0.25 + 1.75 * k / (REFERENCE_STEPS - 1)) for k in range(24)]
+        parts.append(src.sweep(feature, name, args, spec.sweep, values))
+    for ref in REFERENCE_STIMULI:
+        period = STIMULI[ref].orientation_period or 360.0
+        values = _orientations(period, period / REFERENCE_STEPS)
+        parts.append(src.sweep(feature, ref, {}, "orientation", values))
+    return torch.cat(parts)
+
+
+def _responds(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
+    stim = act["stimulus"]
+    a = float(src.one(feature, stim["name"], stim["args"])[0])
+    ref = _reference(src, feature, stim["name"], stim["args"])
+    mean, sd = float(ref.mean()), float(ref.std(unbiased=False))
+    z = (a - mean) / sd if sd > 1e-12 else float("nan")
+    detail = (
+        f"activation {fmt(a)} vs reference mean {fmt(mean)}, sd {fmt(sd)} over {len(ref)}"
+        f" stimuli: z = {fmt(z)}"
+    )
+    return {"z": z, "activation": a, "ref_mean": mean, "ref_sd": sd}, detail
+
+
+def _sweep_values(
+    name: str, param: str, value: float, tol: float
+) -> tuple[list[float], float | None]:
+    period = _period(name, param)
+    if period is not None:
+        step = min(PREFERS_STEP, max(tol / 2, 0.5)) if tol > 0 else PREFERS_STEP
+        return _orientations(period, step), period
+    if tol <= 0:
+        raise Unmeasurable(f"a tolerance > 0 is needed to sweep `{param}`")
+    lo = value - 3 * tol
+    if get_stimulus(name).defaults().get(param, 0) and lo <= 0:
+        lo = min(0.25 * tol, value)  # sizes and lengths must stay positive
+    return [lo + (value + 3 * tol - lo) * k / 36 for k in range(37)], None
+
+
+def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
+    stim, param = act["stimulus"], str(act["param"])
+    if param not in get_stimulus(stim["name"]).param_names:
+        raise Unmeasurable(f"stimulus `{stim['name']}` has no parameter `{param}` to sweep")
+    value, tol = float(act["value"]), float(act["tolerance"])
+    values, period = _sweep_values(stim["name"], param, value, tol)
+    r = src.sweep(feature, stim["name"], stim["args"], param, values)
+    k = int(torch.argmax(r))
+    preferred, peak = values[k], float(r[k])
+    out = {"preferred": preferred, "peak": peak}
+    if period is not None:
+        w = r.clamp(min=0)
+        theta = torch.tensor(values) * (2 * math.pi / period)
+        cx, cy = float((w * torch.cos(theta)).sum()), float((w * torch.sin(theta)).sum())
+        total = float(w.sum())
+        out["preferred_mean"] = (math.degrees(math.atan2(cy, cx)) * period / 360.0) % period
+        out["selectivity"] = math.hypot(cx, cy) / total if total > 0 else 0.0
+        out["error"] = _circ_dist(preferred, value, period)
+    else:
+        out["error"] = abs(preferred - value)
+    detail = (
+        f"swept {param} over {len(values)} values: preferred {fmt(preferred)}"
+        f" (peak {fmt(peak)}), {fmt(out['error'])} from {fmt(value)}"
+    )
+    return out, detail
+
+
+def _no_echo(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
+    stim = act["stimulus"]
+    name, args = stim["name"], dict(stim["args"])
+    period = _period(name, "orientation")
+    if period is None:
+        raise Unmeasurable(f"stimulus `{name}` has no orientation, so it has no echo")
+    values = _orientations(period, PREFERS_STEP)
+    r = src.sweep(feature, name, args, "orientation", values)
+    k = int(torch.argmax(r))
+    peak = float(r[k])
+    if "orientation" in args:
+        echo_at = float(args["orientation"]) % period
+        echo = float(src.one(feature, name, args)[0])
+    else:
+        echo_at = (values[k] + period / 2) % period
+        echo = float(src.one(feature, name, {**args, "orientation": echo_at})[0])
+    ratio = max(echo, 0.0) / peak if peak > 1e-12 else float("nan")
+    detail = (
+        f"response at {fmt(echo_at)}deg is {fmt(echo)}; peak {fmt(peak)} at {fmt(values[k])}deg:"
+        f" echo_ratio {fmt(ratio)}"
+    )
+    return {"echo_ratio": ratio, "echo": echo, "peak": peak, "preferred": values[k]}, detail
+
+
+def _invariant(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
+    stim = act["stimulus"]
+    aspect = ASPECTS.get(str(act["param"]))
+    if aspect is None:
+        raise Unmeasurable(
+            f"invariance to `{act['param']}` is not measured; aspects: colour, brightness"
+        )
+    r = src.variants(feature, stim["name"], stim["args"], aspect)
+    mean, sd = float(r.mean()), float(r.std(unbiased=False))
+    cv = sd / mean if mean > 1e-12 else float("nan")
+    detail = (
+        f"{len(r)} {aspect} variants: mean {fmt(mean)}, sd {fmt(sd)}, range"
+        f" {fmt(float(r.min()))}..{fmt(float(r.max()))}: cv {fmt(cv)}"
+        + ("" if mean > 1e-12 else " (the mean response is not positive)")
+    )
+    return {"cv": cv, "mean": mean, "min": float(r.min()), "max": float(r.max())}, detail
+
+
+TESTS = {"responds": _responds, "prefers": _prefers, "no_echo": _no_echo, "invariant": _invariant}
+
+
+def measure_test(
+    feature: Any, act: Mapping[str, Any], src: Source
+) -> tuple[dict[str, float], str, tuple[Threshold, ...]]:
+    """One activation test: statistics, a sentence, and the thresholds it implies."""
+    fn = TESTS.get(str(act["test"]))
+    if fn is None:
+        raise Unmeasurable(f"unknown activation test `{act['test']}`")
+    stats, detail = fn(feature, act, src)
+    implied: tuple[Threshold, ...] = ()
+    if act["test"] == "prefers":
+        implied = (Threshold("error", "<=", float(act["tolerance"])),)
+    return stats, detail, implied
+
+
+# ---- the handler --------------------------------------------------------------------------
+
+
+def _feature(ctx: Any, name: str) -> Any:
+    feats = getattr(ctx.bound, "features", None)
+    if not isinstance(feats, Mapping) or name not in feats:
+        raise Unmeasurable(f"`{name}` is not a single feature bound to a model")
+    return feats[name]
+
+
+def _implied_change(change: str) -> tuple[Threshold, ...]:
+    if change == "increases":
+        return (Threshold("change", ">", 0.0),)
+    if change == "decreases":
+        return (Threshold("change", "<", 0.0),)
+    return (Threshold("abs_effect", "<=", UNCHANGED_EFFECT),)
+
+
+def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]) -> float:
+    if test == "responds":
+        return before.get("ref_sd", 1.0) or 1.0
+    if test == "prefers":
+        return float(act["tolerance"]) or 1.0
+    return 1.0
+
+
+def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
+    """Batch handler for `activation` and `prediction` claims (see the module doc)."""
+    adapter = getattr(ctx.bound, "adapter", None)
+    if adapter is None or not hasattr(adapter, "graph"):
+        msg = "activation claims need a model that can be run (a traced model adapter)"
+        return [Outcome({}, msg, status="error") for _ in claims]
+    device = getattr(ctx, "device", "cpu")
+    plan = Plan(input_size(adapter))
+    src = Source(plan, adapter.node)
+
+    # 1. plan: every claim renders the images it needs (deduplicated across claims)
+    planned: dict[int, Source | Exception] = {}
+    for i, c in enumerate(claims):
+        act = c.args if c.kind == "activation" else c.args["activation"]
+        mine = Source(plan, adapter.node)
+        try:
+            measure_test(_feature(ctx, c.args["subject"]), act, mine)
+            planned[i] = mine
+        except Unmeasurable as exc:
+            planned[i] = exc
+        src.nodes |= mine.nodes if isinstance(mine, Source) else set()
+
+    images = plan.images()
+    runner = Runner(adapter.graph.gm, device=device, channels=input_channels(adapter))
+    base = src.view(runner.centres(images, sorted(src.nodes))) if len(images) else src
+
+    # 2. one edited copy (and one run) per distinct edit set
+    edited: dict[str, tuple[Source, list[str]] | Exception] = {}
+    for i, c in enumerate(claims):
+        if c.kind != "prediction" or not isinstance(planned[i], Source):
+            continue
+        key = repr(c.args["edits"])
+        if key in edited:
+            continue
+        rows = sorted(
+            set().union(
+                *(
+                    planned[j].rows  # type: ignore[union-attr]
+                    for j, d in enumerate(claims)
+                    if d.kind == "prediction"
+                    and repr(d.args["edits"]) == key
+                    and isinstance(planned[j], Source)
+                )
+            )
+        )
+        try:
+            model = edited_copy(adapter, ctx.bound, c.args["edits"])
+            r = Runner(
+                model.gm, device=device, ablate=model.ablate, channels=input_channels(adapter)
+            )
+            sub = r.centres(images[rows], sorted(src.nodes))
+            full = {
+                n: torch.full((len(images), v.shape[1]), float("nan")).index_copy_(
+                    0, torch.tensor(rows), v
+                )
+                for n, v in sub.items()
+            }
+            edited[key] = (src.view(full), model.notes)
+        except Exception as exc:  # reported on each claim of this edit set
+            edited[key] = exc
+
+    # 3. measure
+    outs = []
+    for i, c in enumerate(claims):
+        p = planned[i]
+        if isinstance(p, Exception):
+            outs.append(Outcome({}, str(p), status="error"))
+            continue
+        feature = _feature(ctx, c.args["subject"])
+        if c.kind == "activation":
+            stats, detail, implied = measure_test(feature, c.args, base)
+            outs.append(Outcome(stats, detail, implied=implied))
+            continue
+        e = edited[repr(c.args["edits"])]
+        if isinstance(e, Exception):
+            from circuitdsl.check.context import describe_exception
+
+            outs.append(Outcome({}, describe_exception(e), status="error"))
+            continue
+        after_src, notes = e
+        act = c.args["activation"]
+        primary = PRIMARY[str(act["test"])]
+        s0, _, _ = measure_test(feature, act, base)
+        s1, _, _ = measure_test(feature, act, after_src)
+        before, after = s0[primary], s1[primary]
+        change = after - before
+        scale = _effect_scale(str(act["test"]), act, s0)
+        effect = change / scale
+        measured = {
+            "before": before,
+            "after": after,
+            "change": change,
+            "effect": effect,
+            "abs_effect": abs(effect),
+        }
+        detail = (
+            f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g},"
+            f" {effect:+.3g} in units of {fmt(scale)}), predicted {c.args['change']};"
+            f" edit: {'; '.join(notes)}"
+        )
+        outs.append(Outcome(measured, detail, implied=_implied_change(str(c.args["change"]))))
+    return outs
+
+
+def edges(claim: Claim, circuit: Any) -> list[tuple[Any, Any]]:
+    """Activation claims read no weight blocks through the engine (edits copy the model)."""
+    return []

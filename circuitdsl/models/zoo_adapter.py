@@ -1,0 +1,48 @@
+"""Adapters for the shipped models (`circuitdsl.zoo`): `load_model("curvenet")`.
+
+The zoo owns architectures and weights; this module only wraps a loaded zoo module in
+a `TracedAdapter` traced at the model's own input size, and turns the zoo's loading
+errors into diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from circuitdsl.diagnostics import E_WEIGHTS_CORRUPT, E_WEIGHTS_MISSING, Diagnostic, DiagnosticError
+from circuitdsl.models.base import ModelAdapter, TracedAdapter
+
+
+def build(name: str, weights: Path | None) -> ModelAdapter:
+    """The adapter of zoo model `name` (shipped weights unless `weights` is given)."""
+    from circuitdsl.zoo import get_zoo_entry, load_zoo_model
+
+    entry = get_zoo_entry(name)
+    try:
+        module = load_zoo_model(name, weights)
+    except FileNotFoundError as exc:
+        raise DiagnosticError([Diagnostic(E_WEIGHTS_MISSING, str(exc))]) from None
+    except ValueError as exc:
+        raise DiagnosticError([Diagnostic(E_WEIGHTS_CORRUPT, str(exc))]) from None
+    path = Path(weights) if weights is not None else entry.weights_path()
+    return TracedAdapter(
+        name,
+        module,
+        weights_path=str(path),
+        example_input=torch.zeros(1, *entry.input_size),
+    )
+
+
+def register_zoo() -> None:
+    """Register every shipped model name with `load_model`."""
+    from circuitdsl.models.base import register_model
+    from circuitdsl.zoo import ZOO
+
+    def factory(zoo_name: str) -> Callable[[Path | None], ModelAdapter]:
+        return lambda weights: build(zoo_name, weights)
+
+    for zoo_name in ZOO:
+        register_model(zoo_name, factory(zoo_name))

@@ -1,0 +1,78 @@
+"""The universality table: one spec checked on several models, claims x models.
+
+`circ check SPEC --model A --model B` prints each model's report and then this table;
+a cell shows the verdict and the claim's headline statistic, so one glance tells which
+claims hold on every model and which are particular to some.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from circuitdsl.report import ClaimResult, Report
+
+# The statistic shown in a cell, by preference: the one the verdict hinges on.
+_HEADLINE = ("change", "error", "echo_ratio", "cv", "z", "correlation", "ratio", "rank")
+_MARK = {"pass": "pass", "fail": "FAIL", "error": "error"}
+
+
+def _ranks(report: Report) -> dict[str, str]:
+    """`curve[16]` -> `curve#1` for members chosen by behaviour (rank = selection order).
+
+    The same claim is about different channels on different models; rows line up by
+    rank so that "the best curve unit" of each model shares a row.
+    """
+    out = {}
+    for text in report.selections:
+        name, _, rest = text.partition(" = ")
+        chans = re.findall(r"\b[\w.]+:(\d+) \(z", rest.rsplit(": ", 1)[-1])
+        for rank, ch in enumerate(chans, start=1):
+            out[f"{name}[{ch}]"] = f"{name}#{rank}"
+    return out
+
+
+def _row_key(claim_id: str, ranks: dict[str, str]) -> str:
+    for member, rank in ranks.items():
+        claim_id = claim_id.replace(member, rank)
+    return claim_id
+
+
+def _cell(result: ClaimResult | None, member: str = "") -> str:
+    if result is None:
+        return "-"
+    text = (f"{member} " if member else "") + _MARK.get(result.status, result.status)
+    for stat in (*_HEADLINE, *result.measured):
+        if stat in result.measured:
+            v = result.measured[stat]
+            return f"{text} {stat}={'nan' if math.isnan(v) else f'{v:.3g}'}"
+    return text
+
+
+def _member(result: ClaimResult | None, key: str) -> str:
+    """The chosen channel(s) a ranked row stands for on this model: `[16]`."""
+    if result is None or "#" not in key:
+        return ""
+    chans = re.findall(r"\[(\d+)\]", result.id)
+    return "[" + ",".join(chans) + "]" if chans else ""
+
+
+def universality_table(reports: Sequence[Report]) -> str:
+    """A plain-text table, claims down and models across, plus a holds-everywhere count."""
+    ids: list[str] = []
+    by_model: list[dict[str, ClaimResult]] = []
+    for r in reports:
+        ranks = _ranks(r)
+        keyed = {_row_key(c.id, ranks): c for c in r.claims}
+        by_model.append(keyed)
+        ids.extend(k for k in keyed if k not in ids)
+    head = ["claim", *(r.model for r in reports)]
+    rows = [[cid, *(_cell(m.get(cid), _member(m.get(cid), cid)) for m in by_model)] for cid in ids]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+    out = ["universality: claims x models", line, "-" * len(line)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    everywhere = sum(all(m.get(cid) and m[cid].status == "pass" for m in by_model) for cid in ids)
+    out.append(f"{everywhere}/{len(ids)} claims hold on all {len(reports)} models")
+    return "\n".join(out) + "\n"

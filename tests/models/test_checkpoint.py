@@ -1,0 +1,190 @@
+"""Weight files and model names: every way they can be wrong gets a diagnostic."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from circuitdsl.diagnostics import DiagnosticError
+from circuitdsl.models.base import load_model, register_model
+from circuitdsl.models.checkpoint import read_state_dict
+from tests.models.factories import small_cnn
+
+FACTORY = "tests.models.factories:small_cnn"
+
+
+def _diag(exc: pytest.ExceptionInfo[DiagnosticError]):  # type: ignore[no-untyped-def]
+    (d,) = exc.value.diagnostics
+    return d
+
+
+@pytest.fixture
+def good_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.pt"
+    torch.save(small_cnn().state_dict(), path)
+    return path
+
+
+def test_factory_model_loads_and_binds_layers(good_file: Path) -> None:
+    adapter = load_model(FACTORY, good_file)
+    names = [layer.name for layer in adapter.layers()]
+    assert names.index("features.0") < names.index("features.3") < names.index("head")
+    assert adapter.layer("features.3").channels == 16
+    assert adapter.layer("features.3").kind == "conv"  # BatchNorm folded in
+    assert adapter.weights_path == str(good_file)
+    acts = adapter.activations(torch.randn(2, 1, 28, 28), ["features.2", "head"])
+    assert acts["features.2"].shape == (2, 8, 14, 14) and acts["head"].shape == (2, 10)
+
+
+def test_safetensors_and_wrapped_checkpoints(tmp_path: Path) -> None:
+    state = small_cnn().state_dict()
+    st = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(st))
+    assert read_state_dict(st).keys() == state.keys()
+    wrapped = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": state, "epoch": 3}, wrapped)
+    assert read_state_dict(wrapped).keys() == state.keys()
+    load_model(FACTORY, st)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DiagnosticError) as err:
+        load_model(FACTORY, tmp_path / "nope.pt")
+    d = _diag(err)
+    assert d.code == "E210" and "nope.pt" in d.message
+
+
+def test_truncated_file(tmp_path: Path, good_file: Path) -> None:
+    cut = tmp_path / "cut.pt"
+    data = good_file.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DiagnosticError) as err:
+        load_model(FACTORY, cut)
+    assert _diag(err).code == "E211"
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(DiagnosticError) as err:
+        read_state_dict(empty)
+    assert _diag(err).code == "E211"
+
+
+class _Evil:
+    """Unpickling this would create a file: a stand-in for arbitrary code."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path: Path, zipped: bool) -> None:
+    marker = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.pt"
+    payload = {"features.0.weight": _Evil(str(marker))}
+    if zipped:
+        torch.save(payload, evil)
+    else:
+        evil.write_bytes(pickle.dumps(payload, protocol=2))
+    assert not marker.exists()
+    with pytest.raises(DiagnosticError) as err:
+        load_model(FACTORY, evil)
+    assert _diag(err).code == "E213"
+    assert not marker.exists()
+
+
+def test_wrong_shapes_listed_by_name(tmp_path: Path) -> None:
+    state = small_cnn().state_dict()
+    state["features.3.weight"] = torch.zeros(16, 8, 5, 5)
+    state["head.bias"] = torch.zeros(12)
+    del state["features.0.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.pt"
+    torch.save(state, path)
+    with pytest.raises(DiagnosticError) as err:
+        load_model(FACTORY, path)
+    d = _diag(err)
+    assert d.code == "E212"
+    for key in ("features.3.weight", "head.bias", "features.0.bias", "extra.weight"):
+        assert f"`{key}`" in d.message
+    assert "[16, 8, 5, 5]" in d.message and "[16, 8, 3, 3]" in d.message
+    assert d.help
+
+
+def test_weights_of_another_model(tmp_path: Path) -> None:
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4, 2))
+    path = tmp_path / "other.pt"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(DiagnosticError) as err:
+        load_model(FACTORY, path)
+    d = _diag(err)
+    assert d.code == "E212" and "another model" in d.message
+
+
+def test_not_a_state_dict(tmp_path: Path) -> None:
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(DiagnosticError) as err:
+        read_state_dict(path)
+    assert _diag(err).code == "E211"
+
+
+def test_unknown_model_did_you_mean() -> None:
+    with pytest.raises(DiagnosticError) as err:
+        load_model("inceptonv1")
+    d = _diag(err)
+    assert d.code == "E200" and "`inceptionv1`" in (d.help or "")
+    with pytest.raises(DiagnosticError) as err:
+        load_model("torchvision:resnet19")
+    d = _diag(err)
+    assert d.code == "E200" and "resnet18" in (d.help or "")
+
+
+@pytest.mark.parametrize(
+    ("spec", "text"),
+    [
+        ("no_such_pkg_xyz.models:net", "cannot import"),
+        ("tests.models.factories:smal_cnn", "no attribute"),
+        ("tests.models.factories:broken", "factory exploded"),
+        ("tests.models.factories:not_a_module", "not an `nn.Module`"),
+    ],
+)
+def test_factory_errors(spec: str, text: str, good_file: Path) -> None:
+    with pytest.raises(DiagnosticError) as err:
+        load_model(spec, good_file)
+    d = _diag(err)
+    assert d.code == "E214" and text in d.message
+
+
+def test_factory_without_weights() -> None:
+    with pytest.raises(DiagnosticError) as err:
+        load_model(FACTORY)
+    assert _diag(err).code == "E210"
+
+
+def test_registry(good_file: Path) -> None:
+    from circuitdsl.models.base import MODEL_REGISTRY
+    from circuitdsl.models.module import build
+
+    register_model("small-test", lambda w: build(FACTORY, w))
+    try:
+        assert load_model("small-test", good_file).layer("features.0").channels == 8
+    finally:
+        MODEL_REGISTRY.pop("small-test")
+
+
+def test_torchvision_file_roundtrip(tmp_path: Path) -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "r18.pth"
+    torch.save(model.state_dict(), path)
+    adapter = load_model("torchvision:resnet18", path)
+    assert torch.equal(adapter.module.conv1.weight, model.conv1.weight)
+    assert adapter.layer("layer3.1.conv2").channels == 256

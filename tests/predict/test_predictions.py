@@ -1,0 +1,116 @@
+"""Edit predictions on planted models: the edit is applied, and only to a copy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from predict_models import planted_adapter
+
+import circuitdsl
+from circuitdsl.check.api import check_spec
+from circuitdsl.report import Report
+
+HEADER = """
+circuit planted
+feature lum = conv1:0
+feature lum2 = conv1:1
+family lums in conv1 { 0, 1 }
+feature out = conv2:0
+feature other = conv2:1
+"""
+
+
+def run(body: str, adapter=None) -> Report:  # type: ignore[no-untyped-def]
+    spec = circuitdsl.loads(HEADER + body)
+    return check_spec(spec.circuit, adapter or planted_adapter())
+
+
+@pytest.mark.parametrize(
+    ("edit", "change", "sign"),
+    [
+        ("remove negative (lum2 -> out)", "increases", 1),
+        ("remove positive (lum -> out)", "decreases", -1),
+        ("ablate lum2", "increases", 1),
+        ("ablate lum", "decreases", -1),
+        ("scale (lum -> out) by 2", "increases", 1),
+        ("scale negative (lum2 -> out) by 3", "decreases", -1),
+        ("remove (lums -> out)", "decreases", -1),
+    ],
+)
+def test_edit_is_applied_with_planted_sign(edit: str, change: str, sign: int) -> None:
+    rep = run(f"predict {edit}: out responds to line(orientation = 0deg) {change}")
+    (r,) = rep.claims
+    assert r.status == "pass", r.detail
+    assert r.measured["change"] * sign > 1e-3  # nonzero, of the planted sign
+    assert r.measured["before"] > 0
+
+
+def test_wrong_direction_fails() -> None:
+    (r,) = run("predict remove negative (lum2 -> out): out responds to line() decreases").claims
+    assert r.status == "fail" and r.measured["change"] > 0
+
+
+def test_unchanged_when_weights_are_zero() -> None:
+    (r,) = run("predict remove (lum -> other): other responds to line() unchanged").claims
+    assert r.status == "pass" and r.measured["change"] == 0.0
+    assert "removed 9 weights" in r.detail and "sum 0 -> 0" in r.detail
+
+
+def test_no_leak_into_original_model() -> None:
+    adapter = planted_adapter()
+    state = {k: v.clone() for k, v in adapter.module.state_dict().items()}
+    cached = adapter.weights("conv1", "conv2").clone()
+    cache_obj = adapter.weights("conv1", "conv2")
+    x = torch.rand(4, 3, 16, 16)
+    out = adapter.module(x).clone()
+    acts = adapter.activations(x, ["conv2"])["conv2"].clone()
+    body = """
+predict remove negative (lum2 -> out), scale (lum -> out) by 5: out responds to line() increases
+predict ablate lums: out responds to line() decreases
+"""
+    rep = run(body, adapter)
+    assert [c.status for c in rep.claims] == ["pass", "pass"], [c.detail for c in rep.claims]
+    for k, v in adapter.module.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert torch.equal(adapter.module(x), out)
+    assert torch.equal(adapter.activations(x, ["conv2"])["conv2"], acts)
+    assert adapter.weights("conv1", "conv2") is cache_obj
+    assert torch.equal(cache_obj, cached)
+    # a second check on the same adapter sees the original model again
+    again = run(body, adapter)
+    assert [c.measured for c in again.claims] == [c.measured for c in rep.claims]
+
+
+def test_non_adjacent_edit_is_a_clear_error() -> None:
+    src = """
+circuit far
+feature a = conv1:0
+feature f = fc:0
+feature r = relu2:0
+predict remove (a -> r): r responds to line() decreases
+"""
+    rep = check_spec(circuitdsl.loads(src).circuit, planted_adapter())
+    (r,) = rep.claims
+    assert r.status == "pass"  # relu2 is conv2 up to a ReLU: the edit is direct
+    src2 = src.replace("feature r = relu2:0", "feature r = relu2:0\nfeature b = conv2:0")
+    src2 = src2.replace("remove (a -> r): r", "remove (r -> b): b")
+    rep = check_spec(circuitdsl.loads(src2).circuit, planted_adapter())
+    assert rep.claims[0].status == "error"
+
+
+def test_edits_far_apart_report_error() -> None:
+    from predict_models import tuned_adapter
+
+    src = """
+circuit far
+feature a = conv1:0
+feature c = conv2:0
+feature r = relu1:0
+predict remove (a -> c): c responds to line() decreases
+predict scale (a -> r) by 2: r responds to line() increases
+"""
+    rep = check_spec(circuitdsl.loads(src).circuit, tuned_adapter())
+    first, second = rep.claims
+    assert first.status == "pass", first.detail
+    assert second.status == "error"
+    assert "not the output of a convolution fed by" in second.detail
