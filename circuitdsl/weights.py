@@ -159,7 +159,8 @@ def _compose_spatial(k: _K, w: torch.Tensor, op: LinOp) -> _K:
     size = (sh * dh * (eh - 1) + kh_a, sw * dw * (ew - 1) + kw_a)
     stride = (sh * op.stride[0], sw * op.stride[1])
     offset = (k.offset[0] - sh * op.pad[0], k.offset[1] - sw * op.pad[2])
-    if k.weight is None and k.size == (1, 1) and float(k.profile[0, 0]) == 1.0:
+    plain = k.size == (1, 1) and k.stride == (1, 1) and op.dilation == (1, 1)
+    if k.weight is None and plain and float(k.profile[0, 0]) == 1:
         # A conv applied directly to the source: its kernel, exactly (no copy).
         return _K(w, k.profile, k.channels, stride, offset)
     if k.weight is None and eh == 1 and ew == 1:
@@ -380,7 +381,7 @@ def _probe_geometry(
     raise NotLinearisable(f"no probe size found for {src} -> {dst}")
 
 
-def probe(graph: TracedGraph, src: str, dst: str, *, chunk: int = 512) -> Block:
+def probe(graph: TracedGraph, src: str, dst: str, *, chunk: int = 256) -> Block:
     """Expanded weights src -> dst by probing the linearised sub-network with impulses."""
     nodes = graph.path_nodes(src, dst)
     rfs = receptive_fields(graph, src, dst)

@@ -210,6 +210,7 @@ class TracedAdapter(ModelAdapter):
                 ]
             )
         try:
+            self._check_block_size(src, dst)
             return expanded_weights(self.graph, self.node(src), self.node(dst), method=method)
         except NotLinearisable as exc:
             raise DiagnosticError(
@@ -222,6 +223,30 @@ class TracedAdapter(ModelAdapter):
                     )
                 ]
             ) from None
+
+    #: Refuse blocks larger than this (float32 bytes) instead of exhausting memory.
+    max_block_bytes: int = 2 << 30
+
+    def _check_block_size(self, src: str, dst: str) -> None:
+        from circuitdsl.weights import receptive_fields
+
+        a, b = self.node(src), self.node(dst)
+        (_, lo_h, hi_h), (_, lo_w, hi_w) = receptive_fields(self.graph, a, b)[b]
+        size = 4 * self.graph.channels(a) * self.graph.channels(b)
+        size *= (hi_h - lo_h + 1) * (hi_w - lo_w + 1)
+        if size > self.max_block_bytes:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        E_NOT_SUPPORTED,
+                        f"the weights from `{src}` to `{dst}` would take {size / 2**30:.1f} GiB"
+                        f" ({hi_h - lo_h + 1}x{hi_w - lo_w + 1} kernels for every channel"
+                        " pair)",
+                        help="state the claim between closer layers, or raise"
+                        " `adapter.max_block_bytes`",
+                    )
+                ]
+            )
 
     def weight_block(self, src: str, dst: str) -> Block:
         key = (src, dst)

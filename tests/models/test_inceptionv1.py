@@ -262,3 +262,10 @@ def test_layers_listing(adapter) -> None:  # type: ignore[no-untyped-def]
     names = [layer.name for layer in adapter.layers()]
     assert names.index("conv2d0") < names.index("mixed3a") < names.index("maxpool4")
     assert names.index("maxpool4") < names.index("mixed4a") < names.index("mixed5b")
+
+
+def test_huge_blocks_are_refused(adapter) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DiagnosticError) as err:
+        adapter.weights("conv2d0", "mixed5b")
+    (d,) = err.value.diagnostics
+    assert d.code == "E216" and "GiB" in d.message
