@@ -249,7 +249,7 @@ class TracedAdapter(ModelAdapter):
             )
 
     def weight_block(self, src: str, dst: str) -> Block:
-        key = (src, dst)
+        key = (self.node(src), self.node(dst))  # aliases share one cache entry
         if key not in self._cache:
             self._cache[key] = self.block(src, dst)
         return self._cache[key]

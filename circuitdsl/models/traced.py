@@ -313,6 +313,10 @@ class TracedGraph:
                     if user.kind == "bn":
                         self.layer_node[path] = user.name
                         self.nodes[user.name].kernel_size = info.kernel_size
+        # The image itself, so that first-layer kernels (RGB filters) can be addressed.
+        placeholders = [n for n in self.order if self.nodes[n].op.kind == "input"]
+        if len(placeholders) == 1 and "input" not in modules:
+            self.layer_node.setdefault("input", placeholders[0])
         for alias, target in (aliases or {}).items():
             if target in self.layer_node:
                 self.layer_node[alias] = self.layer_node[target]
@@ -323,8 +327,8 @@ class TracedGraph:
             info = self.nodes[n]
             mod = modules.get(path)
             kind = info.kind
-            if info.kind == "bn":
-                kind = "conv"
+            if info.kind in ("bn", "input"):
+                kind = "conv" if info.kind == "bn" else "input"
             elif mod is not None and not _is_leaf(mod) and info.kind not in ("concat", "add"):
                 kind = "block"
             self.layer_kind[path] = kind

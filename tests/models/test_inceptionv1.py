@@ -124,6 +124,10 @@ def test_branch_table(adapter, layer: str) -> None:  # type: ignore[no-untyped-d
 def test_published_indices(adapter) -> None:  # type: ignore[no-untyped-def]
     assert adapter.branch_of("mixed3b", 379) == ("mixed3b_5x5", 59)
     assert adapter.branch_of("mixed4c", 447) == ("mixed4c_5x5", 63)
+    # The articles' short names are aliases of the same activation point.
+    assert adapter.branch_of("4c", 447) == ("mixed4c_5x5", 63)
+    assert adapter.layer("3b").channels == 480
+    assert adapter.weights("3a", "3b") is not None
 
 
 def test_kernel_slices_are_raw_parameters(adapter) -> None:  # type: ignore[no-untyped-def]
@@ -131,6 +135,7 @@ def test_kernel_slices_are_raw_parameters(adapter) -> None:  # type: ignore[no-u
         ("mixed3a", "mixed3b_3x3_bottleneck_pre_relu", "mixed3b_3x3_bottleneck_pre_relu_conv"),
         ("mixed3b_5x5_bottleneck", "mixed3b_5x5_pre_relu", "mixed3b_5x5_pre_relu_conv"),
         ("conv2d1", "conv2d2", "conv2d2_pre_relu_conv"),
+        ("input", "conv2d0_pre_relu", "conv2d0_pre_relu_conv"),
     ]:
         w = adapter.weights(src, dst)
         assert torch.equal(w, param(adapter, p + ".weight"))
