@@ -412,10 +412,12 @@ def probe(graph: TracedGraph, src: str, dst: str, *, chunk: int = 256) -> Block:
                         for c in range(y.shape[3])
                         if 0 <= qw + uw - lo_w - sw * c < kw
                     ]
-                    ry = torch.tensor([a for a, _ in ys])
-                    dy = torch.tensor([d for _, d in ys])
-                    rx = torch.tensor([a for a, _ in xs])
-                    dx = torch.tensor([d for _, d in xs])
+                    if not ys or not xs:
+                        continue  # a kernel narrower than the stride skips this phase
+                    ry = torch.tensor([a for a, _ in ys], dtype=torch.long)
+                    dy = torch.tensor([d for _, d in ys], dtype=torch.long)
+                    rx = torch.tensor([a for a, _ in xs], dtype=torch.long)
+                    dx = torch.tensor([d for _, d in xs], dtype=torch.long)
                     sel = y[:, :, ry[:, None], rx[None, :]]  # [n, C_dst, |dy|, |dx|]
                     out[:, c0:c1, dy[:, None], dx[None, :]] = sel.transpose(0, 1)
     return Block(out, (sh, sw), (lo_h, lo_w))
