@@ -188,3 +188,35 @@ def test_torchvision_file_roundtrip(tmp_path: Path) -> None:
     adapter = load_model("torchvision:resnet18", path)
     assert torch.equal(adapter.module.conv1.weight, model.conv1.weight)
     assert adapter.layer("layer3.1.conv2").channels == 256
+
+
+def test_torchvision_weights_from_torch_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torchvision
+    from torchvision.models import ResNet18_Weights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(DiagnosticError) as err:
+        load_model("torchvision:resnet18")
+    assert _diag(err).code == "E210" and "--weights" in (_diag(err).help or "")
+    torch.manual_seed(1)
+    model = torchvision.models.resnet18(weights=None)
+    ckpt = tmp_path / "checkpoints" / Path(ResNet18_Weights.IMAGENET1K_V1.url).name
+    ckpt.parent.mkdir()
+    torch.save(model.state_dict(), ckpt)
+    adapter = load_model("torchvision:resnet18")
+    assert adapter.weights_path == str(ckpt)
+    assert torch.equal(adapter.module.fc.weight, model.fc.weight)
+
+
+def test_inceptionv1_rejects_a_bad_file(tmp_path: Path) -> None:
+    junk = tmp_path / "inception5h.pth"
+    junk.write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(DiagnosticError) as err:
+        load_model("inceptionv1", junk)
+    assert _diag(err).code == "E211"
+    other = tmp_path / "other.pth"
+    torch.save(small_cnn().state_dict(), other)
+    with pytest.raises(DiagnosticError) as err:
+        load_model("inceptionv1", other)
+    d = _diag(err)
+    assert d.code == "E212" and "another model" in d.message and "inceptionv1" in d.message
