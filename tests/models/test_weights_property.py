@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -48,6 +48,10 @@ def _linear(mods: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(layer, min_size=1, max_size=3), st.integers(0, 1000))
+# Regressions: a kernel narrower than a preceding stride; a dilated first conv.
+@example([("maxpool", 1, 2, 0, 1)], 0)
+@example([("conv", 2, 1, 0, 2)], 0)
+@example([("maxpool", 3, 2, 1, 1), ("conv", 3, 1, 1, 2), ("maxpool", 2, 2, 0, 1)], 0)
 def test_compose_probe_and_jacobian_agree(spec, seed: int) -> None:  # type: ignore[no-untyped-def]
     model, mods = _net(spec, seed)
     adapter = TracedAdapter("p", model, weights_path=None, example_input=torch.zeros(1, 2, 48, 48))
