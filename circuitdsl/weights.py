@@ -175,16 +175,25 @@ class _K:
             return w
         if self.dsize == (1, 1):
             return w * prof[None, None]  # a 1x1 weight spread by the pool's window
-        (sh, sw), (dh, dw) = self.pstride, self.dsize
-        out = w.new_zeros(w.shape[0], w.shape[1], *self.size)
-        for y in range(prof.shape[0]):
-            for x in range(prof.shape[1]):
-                v = float(prof[y, x])
-                if v != 0.0:
-                    out[:, :, y : y + sh * (dh - 1) + 1 : sh, x : x + sw * (dw - 1) + 1 : sw] += (
-                        v * w
-                    )
-        return out
+        # Every tap e of w lands at pstride * e + q for every profile tap q.
+        return _spread(w, prof, stride=self.pstride, dilation=(1, 1))
+
+
+def _spread(
+    x: torch.Tensor, kernel: torch.Tensor, *, stride: tuple[int, int], dilation: tuple[int, int]
+) -> torch.Tensor:
+    """``out[.., stride*e + dilation*q] += x[.., e] * kernel[q]`` for every kernel pair.
+
+    One grouped transposed convolution over all (C_out, C_in) pairs: much faster than a
+    loop of strided in-place adds on a tensor whose last two dimensions are tiny.
+    """
+    a, b, h, w = x.shape
+    n = a * b
+    weight = kernel.to(x.dtype)[None, None].expand(n, 1, *kernel.shape).contiguous()
+    out = F.conv_transpose2d(
+        x.reshape(1, n, h, w), weight, stride=stride, dilation=dilation, groups=n
+    )
+    return out.reshape(a, b, out.shape[2], out.shape[3])
 
 
 def _full_weight(op: LinOp) -> torch.Tensor:
@@ -265,14 +274,11 @@ def _pool_after(k: _K, op: LinOp) -> _K:
             (0, 0),
             k.channels,
         )
-    # A pool after dense weights is a depthwise conv on the stage-2 grid.
-    a, (sh, sw) = k.weight, k.dstride
-    kh_a, kw_a = a.shape[2], a.shape[3]
-    out = a.new_zeros(a.shape[0], a.shape[1], sh * (kh - 1) + kh_a, sw * (kw - 1) + kw_a)
-    for y in range(kh):
-        for x in range(kw):
-            out[:, :, sh * y : sh * y + kh_a, sw * x : sw * x + kw_a] += a
-    out /= kh * kw
+    # A pool after dense weights is a depthwise conv on the stage-2 grid: its taps are
+    # dstride apart.
+    uniform = torch.full((kh, kw), 1.0 / (kh * kw), dtype=k.weight.dtype)
+    out = _spread(k.weight, uniform, stride=(1, 1), dilation=k.dstride)
+    sh, sw = k.dstride
     return k.with_weight(
         out,
         (sh * s[0], sw * s[1]),
