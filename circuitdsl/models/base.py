@@ -302,6 +302,35 @@ class TracedAdapter(ModelAdapter):
         return {n: out_by_node[node] for n, node in wanted.items()}
 
 
+def adapter_from_module(
+    name: str,
+    module: nn.Module,
+    *,
+    weights_path: str | Path | None = None,
+    input_shape: tuple[int, ...] = (3, 224, 224),
+    aliases: Mapping[str, str] | None = None,
+) -> ModelAdapter:
+    """An adapter for a module whose weights are already loaded.
+
+    For registry factories (the model zoo):
+
+    >>> register_model(  # doctest: +SKIP
+    ...     "curvenet",
+    ...     lambda w: adapter_from_module("curvenet", build_and_load(w), input_shape=(1, 64, 64)),
+    ... )
+
+    `input_shape` (C, H, W) is the example input used once to trace shapes; layers are
+    dotted module paths, plus `aliases` (alias -> layer).
+    """
+    return TracedAdapter(
+        name,
+        module,
+        weights_path=str(weights_path) if weights_path is not None else None,
+        example_input=torch.zeros(1, *input_shape),
+        aliases=aliases,
+    )
+
+
 # ---- registry and load_model ----------------------------------------------------
 
 ModelFactory = Callable[[Path | None], ModelAdapter]

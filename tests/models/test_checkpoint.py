@@ -10,7 +10,12 @@ import torch
 from safetensors.torch import save_file
 
 from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.models.base import load_model, register_model
+from circuitdsl.models.base import (
+    ModelAdapter,
+    adapter_from_module,
+    load_model,
+    register_model,
+)
 from circuitdsl.models.checkpoint import read_state_dict
 from tests.models.factories import small_cnn
 
@@ -176,6 +181,27 @@ def test_registry(good_file: Path) -> None:
         assert load_model("small-test", good_file).layer("features.0").channels == 8
     finally:
         MODEL_REGISTRY.pop("small-test")
+
+    def zoo_like(weights: Path | None) -> ModelAdapter:
+        module = small_cnn()
+        if weights is not None:
+            module.load_state_dict(torch.load(weights, weights_only=True))
+        return adapter_from_module("zoo-like", module, input_shape=(1, 28, 28))
+
+    register_model("zoo-like", zoo_like)
+    try:
+        adapter = load_model("zoo-like", good_file)
+        assert adapter.layer("features.3").channels == 16
+        assert "zoo-like" in (_diag_of(lambda: load_model("zoo-lik")).help or "")
+    finally:
+        MODEL_REGISTRY.pop("zoo-like")
+
+
+def _diag_of(fn):  # type: ignore[no-untyped-def]
+    with pytest.raises(DiagnosticError) as err:
+        fn()
+    (d,) = err.value.diagnostics
+    return d
 
 
 def test_torchvision_file_roundtrip(tmp_path: Path) -> None:
