@@ -304,6 +304,10 @@ def _pad_after(k: _K, op: LinOp) -> _K:
 
 
 def _scale_after(k: _K, scale: torch.Tensor) -> _K:
+    if scale.dim() == 0:  # multiplication by a constant
+        if k.weight is None:
+            return _K(k.profile * scale, k.pstride, k.poffset, None, (1, 1), (0, 0), k.channels)
+        return k.with_weight(k.weight * scale, k.dstride, k.doffset)
     if k.weight is None:
         diag = torch.diag(scale)[:, :, None, None]
         return k.with_weight(diag, (1, 1), (0, 0))
@@ -394,7 +398,7 @@ def _run_linear(
             y = t
         elif op.kind == "scale":
             assert op.scale is not None
-            y = t * op.scale[None, :, None, None]
+            y = t * (op.scale if op.scale.dim() == 0 else op.scale[None, :, None, None])
         elif op.kind == "conv":
             assert op.weight is not None
             t = F.pad(t, (op.pad[2], op.pad[3], op.pad[0], op.pad[1]))

@@ -206,6 +206,19 @@ def _function_op(node: fx.Node) -> tuple[LinOp, str, tuple[int, int] | None]:
         if len(tensors) == 1:
             return LinOp("identity", (tensors[0].name,)), "add", None
         return LinOp("add", ins), "add", None
+    operands = node.args[:2]
+    tensors = [a for a in operands if isinstance(a, fx.Node)]
+    numbers = [a for a in operands if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(tensors) == 1 and len(numbers) == 1:
+        # Arithmetic with a constant: a scale is linear, an offset is a bias (dropped).
+        c = float(numbers[0])
+        if name in ("mul", "mul_", "imul"):
+            return LinOp("scale", (tensors[0].name,), scale=torch.tensor(c)), "scale", None
+        if name in ("truediv", "div", "div_", "itruediv") and operands[0] is tensors[0]:
+            return LinOp("scale", (tensors[0].name,), scale=torch.tensor(1.0 / c)), "scale", None
+        if name in ("sub", "sub_", "isub"):
+            sign = 1.0 if operands[0] is tensors[0] else -1.0
+            return LinOp("scale", (tensors[0].name,), scale=torch.tensor(sign)), "scale", None
     if name == "pad":
         pads = list(_arg(node, 1, "pad", ()))
         mode = _arg(node, 2, "mode", "constant")

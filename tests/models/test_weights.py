@@ -56,8 +56,8 @@ class Toy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.relu1(self.bn1(self.conv1(x))))
         y = torch.cat([F.relu(self.a(x)), self.b(F.pad(x, (1, 0, 1, 0)))], 1)
-        y = y + F.relu(self.c(y))
-        return self.out(F.avg_pool2d(y, 2))
+        y = y + F.relu(self.c(y)) * 0.5 - 1.0
+        return self.out(F.avg_pool2d(y / 4, 2))
 
 
 def test_probe_matches_compose_and_jacobian_on_toy() -> None:
@@ -82,8 +82,8 @@ def test_probe_matches_compose_and_jacobian_on_toy() -> None:
         a = F.conv2d(p, w(model.a), None, 1, 2, 2, 2)
         b = F.conv2d(F.pad(p, (1, 0, 1, 0)), w(model.b))
         y = torch.cat([a, b], 1)
-        y = y + F.conv2d(y, w(model.c), padding=1)
-        return F.conv2d(F.avg_pool2d(y, 2), w(model.out))
+        y = y + F.conv2d(y, w(model.c), padding=1) * 0.5
+        return F.conv2d(F.avg_pool2d(y / 4, 2), w(model.out))
 
     k, off = fast.kernel_size[0], fast.offset[0]
     assert fast.kernel_size == (k, k) and fast.offset == (off, off)
