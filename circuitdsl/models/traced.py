@@ -236,6 +236,10 @@ def _function_op(node: fx.Node) -> tuple[LinOp, str, tuple[int, int] | None]:
         s = _pair(stride) if stride not in (None, [], ()) else k
         p = _pair(_arg(node, 3, "padding", 0))
         ceil = bool(_arg(node, 5 if name.startswith("max") else 4, "ceil_mode", False))
+        if name.startswith("max") and _pair(_arg(node, 4, "dilation", 1)) != (1, 1):
+            return LinOp("opaque", ins, why="dilated max-pool"), "pool", k
+        if not name.startswith("max") and _arg(node, 6, "divisor_override", None) is not None:
+            return LinOp("opaque", ins, why="average-pool with divisor_override"), "pool", k
         op = LinOp("avgpool", ins, kernel=k, stride=s, pad=(p[0], p[0], p[1], p[1]), ceil_mode=ceil)
         return op, "pool", k
     return LinOp("opaque", ins, why=f"operation {name!r}"), name, None
