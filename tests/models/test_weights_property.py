@@ -46,7 +46,7 @@ def _linear(mods: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(layer, min_size=1, max_size=3), st.integers(0, 1000))
 # Regressions: a kernel narrower than a preceding stride; a dilated first conv.
 @example([("maxpool", 1, 2, 0, 1)], 0)
@@ -109,7 +109,7 @@ class _Branchy(nn.Module):
         return F.avg_pool2d(y, p.kernel_size, p.stride, p.padding, count_include_pad=True)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     st.sampled_from([1, 3, 5]),
     st.sampled_from([1, 3]),
