@@ -96,6 +96,10 @@ class ModelAdapter(ABC):
         w = self.weights(src, dst)
         return Block(w, (1, 1), (-(w.shape[2] // 2), -(w.shape[3] // 2)))
 
+    def aliases(self) -> dict[str, str]:
+        """Other names of the same activation point: alias -> canonical layer name."""
+        return {}
+
     @abstractmethod
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
         """For a concatenation layer, the branch layer and index a channel comes from."""
@@ -134,8 +138,11 @@ class TracedAdapter(ModelAdapter):
         example_input: torch.Tensor,
         aliases: Mapping[str, str] | None = None,
         hidden: frozenset[str] = frozenset(),
+        preferred: frozenset[str] = frozenset(),
     ) -> None:
         from circuitdsl.models.traced import TracedGraph
+
+        self._preferred = preferred  # names listed first among aliases of one point
 
         self.name = name
         self.weights_path = weights_path
@@ -177,6 +184,30 @@ class TracedAdapter(ModelAdapter):
 
     def layers(self) -> list[LayerInfo]:
         return [self._layers[n] for n in self._order]
+
+    def aliases(self) -> dict[str, str]:
+        groups: dict[str, list[str]] = {}
+        for n in self._order:
+            groups.setdefault(self.graph.layer_node[n], []).append(n)
+        out: dict[str, str] = {}
+        for names in groups.values():
+            if len(names) < 2:
+                continue
+
+            # Prefer a module's own path to an adapter alias, and a folded conv's path
+            # to its BatchNorm's.
+            def rank(n: str) -> tuple[int, int, int, int]:
+                mod = self._modules.get(n)
+                return (
+                    n not in self._preferred,
+                    n in self._alias_target,
+                    not isinstance(mod, nn.Conv2d),
+                    self._order.index(n),
+                )
+
+            canonical = min(names, key=rank)
+            out.update({n: canonical for n in names if n != canonical})
+        return out
 
     def layer(self, name: str) -> LayerInfo:
         try:

@@ -201,4 +201,6 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
         weights_path=str(weights),
         example_input=torch.zeros(1, 3, 224, 224),
         aliases=layer_aliases(),
+        # Lucid's names are the ones the Circuits articles use.
+        preferred=frozenset(a for a in layer_aliases() if a.endswith("_pre_relu")),
     )

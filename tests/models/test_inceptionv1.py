@@ -274,3 +274,11 @@ def test_huge_blocks_are_refused(adapter) -> None:  # type: ignore[no-untyped-de
         adapter.weights("conv2d0", "mixed5b")
     (d,) = err.value.diagnostics
     assert d.code == "E216" and "GiB" in d.message
+
+
+def test_aliases_prefer_lucid_names(adapter) -> None:  # type: ignore[no-untyped-def]
+    aliases = adapter.aliases()
+    assert aliases["mixed3b_5x5_pre_relu_conv"] == "mixed3b_5x5_pre_relu"
+    assert aliases["4c"] == "mixed4c"
+    text = format_layers(adapter)
+    assert "mixed3b_5x5_pre_relu " in text and "(also mixed3b_5x5_pre_relu_conv)" in text
