@@ -100,6 +100,20 @@ class ModelAdapter(ABC):
         """Other names of the same activation point: alias -> canonical layer name."""
         return {}
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the images the model expects."""
+        return (3, 224, 224)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (``[N, C, H, W]``, RGB) -> the model's input range.
+
+        Stimuli are rendered in [0, 1]; this applies the model's own normalisation
+        (lucent's ``x * 255 - 117`` for InceptionV1, ImageNet mean/std for torchvision).
+        The default is the identity.
+        """
+        return images
+
     @abstractmethod
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
         """For a concatenation layer, the branch layer and index a channel comes from."""
@@ -139,8 +153,16 @@ class TracedAdapter(ModelAdapter):
         aliases: Mapping[str, str] | None = None,
         hidden: frozenset[str] = frozenset(),
         preferred: frozenset[str] = frozenset(),
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         from circuitdsl.models.traced import TracedGraph
+
+        self._preprocess = preprocess
+        self._input_shape = (
+            int(example_input.shape[1]),
+            int(example_input.shape[2]),
+            int(example_input.shape[3]),
+        )
 
         self._preferred = preferred  # names listed first among aliases of one point
 
@@ -184,6 +206,13 @@ class TracedAdapter(ModelAdapter):
 
     def layers(self) -> list[LayerInfo]:
         return [self._layers[n] for n in self._order]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._input_shape
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        return self._preprocess(images) if self._preprocess is not None else images
 
     def aliases(self) -> dict[str, str]:
         groups: dict[str, list[str]] = {}
@@ -340,6 +369,7 @@ def adapter_from_module(
     weights_path: str | Path | None = None,
     input_shape: tuple[int, ...] = (3, 224, 224),
     aliases: Mapping[str, str] | None = None,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ModelAdapter:
     """An adapter for a module whose weights are already loaded.
 
@@ -351,7 +381,8 @@ def adapter_from_module(
     ... )
 
     `input_shape` (C, H, W) is the example input used once to trace shapes; layers are
-    dotted module paths, plus `aliases` (alias -> layer).
+    dotted module paths, plus `aliases` (alias -> layer); `preprocess` maps images in
+    [0, 1] to the model's input (default: none needed).
     """
     return TracedAdapter(
         name,
@@ -359,6 +390,7 @@ def adapter_from_module(
         weights_path=str(weights_path) if weights_path is not None else None,
         example_input=torch.zeros(1, *input_shape),
         aliases=aliases,
+        preprocess=preprocess,
     )
 
 

@@ -203,4 +203,5 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
         aliases=layer_aliases(),
         # Lucid's names are the ones the Circuits articles use.
         preferred=frozenset(a for a in layer_aliases() if a.endswith("_pre_relu")),
+        preprocess=preprocess,
     )

@@ -259,3 +259,18 @@ def test_safetensors_whose_header_looks_like_a_pickle(tmp_path: Path) -> None:
     else:  # pragma: no cover - the header length is controllable
         pytest.skip("could not make such a header")
     assert torch.equal(read_state_dict(path)["w"], torch.ones(2))
+
+
+def test_input_shape_and_preprocess_of_other_models(good_file: Path) -> None:
+    from circuitdsl.models.torchvision_models import build
+
+    small = load_model(FACTORY, good_file)
+    assert small.input_shape == (1, 28, 28)
+    x = torch.rand(1, 1, 28, 28)
+    assert torch.equal(small.preprocess(x), x)
+    tv = build("alexnet", None, allow_random=True, input_size=96)
+    rgb = torch.rand(1, 3, 4, 4)
+    expected = (rgb - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    )[:, None, None]
+    assert torch.allclose(tv.preprocess(rgb), expected)

@@ -282,3 +282,9 @@ def test_aliases_prefer_lucid_names(adapter) -> None:  # type: ignore[no-untyped
     assert aliases["4c"] == "mixed4c"
     text = format_layers(adapter)
     assert "mixed3b_5x5_pre_relu " in text and "(also mixed3b_5x5_pre_relu_conv)" in text
+
+
+def test_input_shape_and_preprocess(adapter) -> None:  # type: ignore[no-untyped-def]
+    assert adapter.input_shape == (3, 224, 224)
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(adapter.preprocess(x), x * 255 - 117)
