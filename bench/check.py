@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import resource
 import sys
@@ -185,8 +186,9 @@ def main() -> None:
         help="time the naive loop on this many claims and extrapolate (0 = all)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     adapter = model(a.seed)
     cir = make_claims(a.claims, a.seed)
@@ -207,6 +209,13 @@ def main() -> None:
         report = check(cir, bound)
         best = min(best, time.perf_counter() - t0)
     rss_after = rss_mb()
+    torch.set_num_threads(1)
+    one = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        check(cir, bound)
+        one = min(one, time.perf_counter() - t0)
+    torch.set_num_threads(a.threads)
     tracemalloc.start()
     check(cir, bound)
     _, py_peak = tracemalloc.get_traced_memory()
