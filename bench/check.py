@@ -223,9 +223,11 @@ def main() -> None:
     n = len(cir.claims)
     print(f"check (cold, incl. expanded weights of {len(PAIRS) + 1} layer pairs): {t_cold:.3f} s")
     print(
-        f"check (warm, best of 3): {best:.3f} s = {1e6 * best / n:.1f} us/claim; "
-        f"summary {report.summary}"
+        f"check (warm, best of 3, {a.threads} threads): {best:.3f} s = "
+        f"{1e6 * best / n:.1f} us/claim; summary {report.summary}"
     )
+    print(f"check (warm, best of 3, 1 thread): {one:.3f} s = {1e6 * one / n:.1f} us/claim")
+    print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
         f"peak RSS {rss_after:.0f} MB (before warm runs {rss_before:.0f} MB); "
         f"Python-heap peak during check (tracemalloc) {py_peak / 2**20:.1f} MB"
