@@ -234,9 +234,7 @@ def _model_name(bound: Any) -> str:
 
 def _weights_name(bound: Any) -> str | None:
     for obj in (bound, getattr(bound, "adapter", None)):
-        w = getattr(obj, "weights", None) if obj is not bound else None
-        if w is None:
-            w = getattr(obj, "weights_path", None) or getattr(obj, "weights_name", None)
+        w = getattr(obj, "weights_path", None) or getattr(obj, "weights_name", None)
         if isinstance(w, str):
             return w
         if w is not None and hasattr(w, "__fspath__"):
