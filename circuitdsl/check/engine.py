@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from circuitdsl.check import (
     banding,
     compare,
@@ -98,7 +100,13 @@ def unregister_handler(kind: str) -> None:
             _HANDLERS[kind] = _Kind(mod.measure, mod.edges)
 
 
-def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> Report:
+def check(
+    circuit: Circuit,
+    bound: Any,
+    *,
+    progress: Progress | None = None,
+    threads: int | None = 1,
+) -> Report:
     """Measure every claim of `circuit` on `bound` and return the report.
 
     `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
@@ -107,14 +115,25 @@ def check(circuit: Circuit, bound: Any, *, progress: Progress | None = None) -> 
     `progress(done, total)` is called with the number of claims measured so far, after
     the weights are loaded and after each claim kind. Results come back in the
     circuit's claim order.
+
+    `threads` sets torch's intra-op threads for the duration of the check (None leaves
+    the setting alone). The default is 1: the checker runs thousands of small tensor
+    ops, where a thread pool costs more than it gives, badly so on a shared machine
+    (bench/check.py: 10,000 claims took 0.9 s with 1 thread and 6-8 s with 2 on two
+    cores under load).
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
     was_enabled = gc.isenabled()
+    old_threads = torch.get_num_threads()
     gc.disable()
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         return _check(circuit, bound, progress)
     finally:
+        if threads is not None:
+            torch.set_num_threads(old_threads)
         if was_enabled:
             gc.enable()
 

@@ -65,6 +65,12 @@ def _circ(d: float, period: float) -> float:
     return d
 
 
+def _circ_t(d: torch.Tensor, period: float) -> torch.Tensor:
+    """`_circ` elementwise: signed circular differences in (-period/2, period/2]."""
+    d = torch.remainder(d, period)
+    return torch.where(d > period / 2, d - period, d)
+
+
 def _value(f: Feature, param: str) -> float | str:
     try:
         return f.param(param)
@@ -159,17 +165,22 @@ def _one(c: Claim, ctx: Context) -> Outcome:
     pairs: list[tuple[Feature, Feature, Feature, Feature, float]] = []
     errors: list[float] = []
     if transform == "rotation":
-        pa = {a.name: _num(a, param) for a in A}
-        pb = {b.name: _num(b, param) for b in B}
-        for a in A:
-            for b in B:
-                rel = pa[a.name] - pb[b.name]
-                for b2 in B:
-                    if b2.name == b.name:
+        pa = torch.tensor([_num(a, param) for a in A], dtype=torch.float64)
+        pb = torch.tensor([_num(b, param) for b in B], dtype=torch.float64)
+        # resid[a, b, b2, a2] = how far (a2, b2) is from the relative angle of (a, b);
+        # the nearest partner a2 of every (a, b, b2) in one tensor op
+        rel = pa[:, None] - pb[None, :]  # [A, B]
+        want = rel[:, :, None, None] + pb[None, None, :, None]  # [A, B, B2, 1]
+        resid = _circ_t(pa[None, None, None, :] - want, period).abs()
+        err, best = resid.min(dim=3)
+        turn = _circ_t(pb[None, :] - pb[:, None], period)  # [B, B2]
+        for ia, a in enumerate(A):
+            for ib, b in enumerate(B):
+                for ib2, b2 in enumerate(B):
+                    if ib2 == ib:
                         continue
-                    a2 = min(A, key=lambda o: abs(_circ(pa[o.name] - pb[b2.name] - rel, period)))
-                    errors.append(abs(_circ(pa[a2.name] - pb[b2.name] - rel, period)))
-                    pairs.append((a, b, a2, b2, _circ(pb[b2.name] - pb[b.name], period)))
+                    pairs.append((a, b, A[int(best[ia, ib, ib2])], b2, float(turn[ib, ib2])))
+                    errors.append(float(err[ia, ib, ib2]))
     elif transform == "reflection":
         ma, mb = _mirror_map(A, param), _mirror_map(B, param)
         seen = set()
