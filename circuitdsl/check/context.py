@@ -133,6 +133,18 @@ class Group(PairData):
         return crop(self.kern[i], eh, ew)
 
 
+def _with_threads(n: int | None, fn: Any, *args: Any) -> Any:
+    """Call fn(*args) with torch's intra-op threads set to n (None: unchanged)."""
+    if n is None or n == torch.get_num_threads():
+        return fn(*args)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(old)
+
+
 def _range_error(f: Feature, size: int) -> str | None:
     bad = [ch for ch in f.channels if not 0 <= ch < size]
     if bad:
@@ -158,14 +170,16 @@ class Context:
         """The model adapter behind the bound circuit, if it exposes one."""
         return getattr(self.bound, "adapter", None) or getattr(self.bound, "model", None)
 
-    def load(self, edges: Sequence[tuple[Feature, Feature]]) -> None:
+    def load(
+        self, edges: Sequence[tuple[Feature, Feature]], *, fetch_threads: int | None = None
+    ) -> None:
         """Fetch each layer pair's block once and gather the kernels of all edges."""
         by_pair: dict[tuple[str, str], dict[tuple[str, str], tuple[Feature, Feature]]] = {}
         for s, d in edges:
             by_pair.setdefault((s.layer, d.layer), {})[(s.name, d.name)] = (s, d)
         for key, group_edges in by_pair.items():
             try:
-                block = fetch_block(self.bound, *key)
+                block = _with_threads(fetch_threads, fetch_block, self.bound, *key)
                 good = []
                 for e, (src, dst) in group_edges.items():
                     bad = _range_error(src, block.shape[1]) or _range_error(dst, block.shape[0])

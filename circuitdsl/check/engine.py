@@ -116,29 +116,24 @@ def check(
     the weights are loaded and after each claim kind. Results come back in the
     circuit's claim order.
 
-    `threads` sets torch's intra-op threads for the duration of the check (None leaves
-    the setting alone). The default is 1: the checker runs thousands of small tensor
-    ops, where a thread pool costs more than it gives, badly so on a shared machine
-    (bench/check.py: 10,000 claims took 0.9 s with 1 thread and 6-8 s with 2 on two
-    cores under load).
+    `threads` sets torch's intra-op threads for the checker's own tensor work (None
+    leaves the setting alone); computing expanded weights keeps the caller's setting.
+    The default is 1: the checker runs thousands of small tensor ops, where a thread
+    pool costs more than it gives, badly so on a shared machine (bench/check.py:
+    10,000 claims took 0.9 s with 1 thread and 6-8 s with 2, two cores under load).
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
     was_enabled = gc.isenabled()
-    old_threads = torch.get_num_threads()
     gc.disable()
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
-        return _check(circuit, bound, progress)
+        return _check(circuit, bound, progress, threads)
     finally:
-        if threads is not None:
-            torch.set_num_threads(old_threads)
         if was_enabled:
             gc.enable()
 
 
-def _check(circuit: Circuit, bound: Any, progress: Progress | None) -> Report:
+def _check(circuit: Circuit, bound: Any, progress: Progress | None, threads: int | None) -> Report:
     ctx = Context(circuit, bound)
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
@@ -156,7 +151,32 @@ def _check(circuit: Circuit, bound: Any, progress: Progress | None) -> Report:
             continue
         by_kind.setdefault(c.kind, []).append(c)
 
-    ctx.load([e for es in needed.values() for e in es])
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        # computing expanded weights (big convolutions) keeps the caller's threads
+        ctx.load([e for es in needed.values() for e in es], fetch_threads=old_threads)
+        _measure_kinds(ctx, by_kind, needed, results, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+    return Report(
+        spec=circuit.path,
+        model=_model_name(bound),
+        weights=_weights_name(bound),
+        claims=tuple(results[c.id] for c in circuit.claims),
+        circuit=circuit.name,
+    )
+
+
+def _measure_kinds(
+    ctx: Context,
+    by_kind: dict[str, list[Claim]],
+    needed: dict[str, list[tuple[Feature, Feature]]],
+    results: dict[str, ClaimResult],
+    progress: Progress | None,
+) -> None:
+    circuit = ctx.circuit
     total = len(circuit.claims)
     done = len(results)
     if progress is not None:
@@ -175,14 +195,6 @@ def _check(circuit: Circuit, bound: Any, progress: Progress | None) -> Report:
         done += len(claims)
         if progress is not None:
             progress(done, total)
-
-    return Report(
-        spec=circuit.path,
-        model=_model_name(bound),
-        weights=_weights_name(bound),
-        claims=tuple(results[c.id] for c in circuit.claims),
-        circuit=circuit.name,
-    )
 
 
 def _measure(fn: BatchHandler, claims: list[Claim], ctx: Context) -> list[tuple[Claim, Outcome]]:
