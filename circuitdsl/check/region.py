@@ -107,13 +107,18 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
         masks: dict[bytes, tuple[int, torch.Tensor]] = {}
         for _, m in items:
             masks.setdefault(m.numpy().tobytes(), (len(masks), m))
-        mlist = [m for _, m in masks.values()]
-        rms_all = torch.stack(g.masked_rms_many(mlist), dim=1)  # [T, n_masks]
-        cols = torch.stack([m.flatten().to(g.kern.dtype) for m in mlist])  # [n_masks, P]
+        cols = torch.stack([m.flatten().to(g.kern.dtype) for _, m in masks.values()])
         which = torch.tensor([masks[m.numpy().tobytes()][0] for _, m in items])
         idx = torch.tensor([located[n][1] for n, _ in items])
+        # regional sums of every input, only for the targets of region claims
+        uniq, inv = torch.unique(g.t_idx[idx], return_inverse=True)
+        sub = g.inputs.index_select(0, uniq)
+        sums = (sub.reshape(-1, sub.shape[-2] * sub.shape[-1]) @ cols.T).view(
+            len(uniq), g.c_src, -1
+        )
+        rms_all = sums.pow(2).mean(dim=1).sqrt()  # [targets, masks]
         tot = (g.kern[idx].flatten(1) * cols[which]).sum(dim=1)
-        rms = rms_all[g.t_idx[idx], which]
+        rms = rms_all[inv, which]
         for (n, _), t, r in zip(items, tot.tolist(), rms.tolist(), strict=True):
             try:
                 results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
