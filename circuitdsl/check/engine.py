@@ -16,7 +16,6 @@ Nothing raises out of `check`: a claim that cannot be measured (a region claim o
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -233,16 +232,12 @@ def _source(c: Claim, circuit: Circuit) -> str:
 
 def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
     status, expected, detail = verdict(c, outcome)
-    measured = {
-        k: (float(v) if not (isinstance(v, float) and math.isnan(v)) else float("nan"))
-        for k, v in outcome.measured.items()
-    }
     return ClaimResult(
         id=c.id,
         status=status,
         text=c.text,
         source=_source(c, circuit),
-        measured=measured,
+        measured={k: float(v) for k, v in outcome.measured.items()},
         expected=expected,
         detail=detail,
         kind=c.kind,
