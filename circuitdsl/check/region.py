@@ -21,7 +21,6 @@ where Q runs over the named regions disjoint from R (w negated for `inhibits`), 
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 import torch
@@ -49,12 +48,24 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
 
 
 def _key(region: Any) -> str:
-    return json.dumps(dict(region), sort_keys=True, default=list)
+    """A hashable spelling of a region (`name:top`, `rows:0:1:0:4`) for caches."""
+    if "name" in region:
+        return f"name:{region['name']}"
+    (r0, r1), (c0, c1) = region["rows"], region["cols"]
+    return f"rows:{int(r0)}:{int(r1)}:{int(c0)}:{int(c1)}"
+
+
+def _unkey(key: str) -> dict[str, Any]:
+    kind, *rest = key.split(":")
+    if kind == "name":
+        return {"name": rest[0]}
+    r0, r1, c0, c1 = (int(v) for v in rest)
+    return {"rows": [r0, r1], "cols": [c0, c1]}
 
 
 @functools.lru_cache(maxsize=4096)
 def _mask(key: str, eh: int, ew: int, kh: int, kw: int) -> torch.Tensor:
-    return embed_mask(region_mask(json.loads(key), eh, ew), kh, kw)
+    return embed_mask(region_mask(_unkey(key), eh, ew), kh, kw)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -64,7 +75,7 @@ def _competitors(key: str, eh: int, ew: int, kh: int, kw: int) -> tuple[list[str
     names, cols = [], []
     for name in NAMED_REGIONS:
         try:
-            m = _mask(json.dumps({"name": name}), eh, ew, kh, kw)
+            m = _mask(f"name:{name}", eh, ew, kh, kw)
         except Unmeasurable:
             continue
         if not bool((m & own).any()):
