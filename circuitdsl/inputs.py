@@ -159,6 +159,8 @@ def _preferred_name(adapter: Any, names: list[str]) -> str:
     A BatchNorm-folded conv is addressable under both module paths; specs name the
     conv. Otherwise the first name in network order (aliases come after).
     """
+    aliases = adapter.aliases() if hasattr(adapter, "aliases") else {}
+    names = [n for n in names if n not in aliases] or names  # `mixed4b`, not its alias `4b`
     root = getattr(adapter, "module", None)
     for name in names:
         try:
