@@ -369,7 +369,17 @@ def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]
 
 
 def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
-    """Batch handler for `activation` and `prediction` claims (see the module doc)."""
+    """Batch handler for `activation` and `prediction` claims (see the module doc).
+
+    Forward passes are large convolutions, which gain from a thread pool, unlike the
+    checker's many small weight statistics: they run with the caller's torch threads.
+    """
+    from circuitdsl.check.context import _with_threads
+
+    return _with_threads(getattr(ctx, "caller_threads", None), _measure_all, claims, ctx)  # type: ignore[no-any-return]
+
+
+def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
     adapter = getattr(ctx.bound, "adapter", None)
     if adapter is None or not hasattr(adapter, "graph"):
         msg = "activation claims need a model that can be run (a traced model adapter)"

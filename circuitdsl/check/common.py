@@ -14,7 +14,6 @@ Conventions used by every claim kind (docs/claims.md states them for users):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,29 +55,46 @@ def each(claims: Sequence[Claim], fn: Any) -> list[Outcome]:
     return out
 
 
+_RULES_CACHE: dict[tuple[Any, ...], tuple[dict[str, Threshold], dict[str, str]]] = {}
+
+
+def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[str, str]]:
+    # thousands of claims share a handful of threshold sets: build each one once
+    key = (claim.thresholds, outcome.implied)
+    hit = _RULES_CACHE.get(key)
+    if hit is None:
+        by_stat = {t.stat: t for t in outcome.implied}
+        by_stat.update({t.stat: t for t in claim.thresholds})
+        hit = (by_stat, {s: str(t) for s, t in by_stat.items()})
+        if len(_RULES_CACHE) < 10_000:
+            _RULES_CACHE[key] = hit
+    return hit
+
+
 def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
     """Status, expected-text and detail of a claim from its measured statistics.
 
     A claim passes when every threshold (the claim's own, else the implied ones) holds;
     a threshold on a statistic the handler did not measure is an error, not a pass.
     """
-    by_stat = {t.stat: t for t in outcome.implied}
-    by_stat.update({t.stat: t for t in claim.thresholds})
-    expected = {s: str(t) for s, t in by_stat.items()}
+    by_stat, shared = _rules(claim, outcome)
+    expected = dict(shared)
     if outcome.status is not None:
         return outcome.status, expected, outcome.detail
     if not by_stat:
         return "error", expected, "the claim has no threshold to compare against"
-    missing = [s for s in by_stat if s not in outcome.measured]
-    if missing:
-        return (
-            "error",
-            expected,
-            f"statistic {', '.join(missing)} is not measured for a {claim.kind} claim",
-        )
+    measured = outcome.measured
+    for s in by_stat:
+        if s not in measured:
+            missing = [m for m in by_stat if m not in measured]
+            return (
+                "error",
+                expected,
+                f"statistic {', '.join(missing)} is not measured for a {claim.kind} claim",
+            )
     for s, t in by_stat.items():
-        value = outcome.measured[s]
-        if isinstance(value, float) and math.isnan(value):
+        value = measured[s]
+        if value != value:  # NaN: the statistic is undefined
             return "fail", expected, outcome.detail + f" ({s} is undefined)"
         if not t.holds(value):
             return "fail", expected, outcome.detail

@@ -88,23 +88,28 @@ class Group(PairData):
             return [self.eff_size[t] for t in self.t_idx.tolist()]
         raise KeyError(name)
 
-    def ranks(self, positions: Sequence[int], polarity: str) -> dict[int, int]:
-        """Rank (1 = strongest) of the sources of the given edges among all inputs.
+    def ranks(self, positions: Sequence[int], polarity: str) -> dict[int, tuple[int, float]]:
+        """(rank, strength) of the sources of the given edges among all inputs.
 
-        Computed only for the edges asked for, all at once. Strength is the kernel
-        norm (`any`), the total (`excitatory`) or minus the total (`inhibitory`).
+        Rank 1 = strongest. Strength is the kernel norm (`any`), the total
+        (`excitatory`) or minus the total (`inhibitory`), reported relative to its RMS
+        over all inputs (NaN when every input is zero). Computed only for the edges
+        asked for, all at once; norms only for their targets.
         """
         cache = self._rank_cache.setdefault(polarity, {})
         todo = sorted({p for p in positions if p not in cache})
         if todo:
             pos = torch.tensor(todo)
-            t = self.t_idx[pos]
             k = self.kern[pos]
             if polarity == "any":
-                row, val = self.norms()[t], torch.linalg.vector_norm(k.flatten(1), dim=1)
+                uniq, inv = torch.unique(self.t_idx[pos], return_inverse=True)
+                norms = torch.linalg.vector_norm(
+                    self.inputs.index_select(0, uniq).flatten(2), dim=2
+                )
+                row, val = norms[inv], torch.linalg.vector_norm(k.flatten(1), dim=1)
             else:
                 sign = 1.0 if polarity == "excitatory" else -1.0
-                row, val = sign * self.totals()[t], sign * k.sum(dim=(1, 2))
+                row, val = sign * self.totals()[self.t_idx[pos]], sign * k.sum(dim=(1, 2))
             # a channel source takes its value from the row it is ranked in, so that
             # it is never compared with a differently rounded copy of itself
             srcs = [self.edges[p][0] for p in todo]
@@ -113,7 +118,9 @@ class Group(PairData):
                 idx = torch.tensor([s.channels[0] if s.is_channel else 0 for s in srcs])
                 val = torch.where(chan, row.gather(1, idx[:, None])[:, 0], val)
             rank = (row > val[:, None]).sum(dim=1) + 1
-            cache.update(zip(todo, rank.tolist(), strict=True))
+            rms = row.pow(2).mean(dim=1).sqrt()
+            strength = torch.where(rms > 0, val / rms, torch.nan)
+            cache.update(zip(todo, zip(rank.tolist(), strength.tolist(), strict=True), strict=True))
         return cache
 
     def kernel_lists(self) -> list[list[list[float]]]:
@@ -131,6 +138,18 @@ class Group(PairData):
         """Edge i's kernel cropped to its target's effective size."""
         eh, ew = self.stat("eff")[i]
         return crop(self.kern[i], eh, ew)
+
+
+def _with_threads(n: int | None, fn: Any, *args: Any) -> Any:
+    """Call fn(*args) with torch's intra-op threads set to n (None: unchanged)."""
+    if n is None or n == torch.get_num_threads():
+        return fn(*args)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(old)
 
 
 def _range_error(f: Feature, size: int) -> str | None:
@@ -153,20 +172,23 @@ class Context:
         self.memo: dict[Any, Any] = {}  # per-run results handlers share between claims
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
         self.device = "cpu"  # where activation claims run the model
+        self.caller_threads: int | None = None  # torch threads outside the checker
 
     @property
     def adapter(self) -> Any:
         """The model adapter behind the bound circuit, if it exposes one."""
         return getattr(self.bound, "adapter", None) or getattr(self.bound, "model", None)
 
-    def load(self, edges: Sequence[tuple[Feature, Feature]]) -> None:
+    def load(
+        self, edges: Sequence[tuple[Feature, Feature]], *, fetch_threads: int | None = None
+    ) -> None:
         """Fetch each layer pair's block once and gather the kernels of all edges."""
         by_pair: dict[tuple[str, str], dict[tuple[str, str], tuple[Feature, Feature]]] = {}
         for s, d in edges:
             by_pair.setdefault((s.layer, d.layer), {})[(s.name, d.name)] = (s, d)
         for key, group_edges in by_pair.items():
             try:
-                block = fetch_block(self.bound, *key)
+                block = _with_threads(fetch_threads, fetch_block, self.bound, *key)
                 good = []
                 for e, (src, dst) in group_edges.items():
                     bad = _range_error(src, block.shape[1]) or _range_error(dst, block.shape[0])

@@ -16,9 +16,10 @@ Nothing raises out of `check`: a claim that cannot be measured (a region claim o
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from circuitdsl.check import (
     activation,
@@ -98,7 +99,12 @@ def unregister_handler(kind: str) -> None:
 
 
 def check(
-    circuit: Circuit, bound: Any, *, progress: Progress | None = None, device: str = "cpu"
+    circuit: Circuit,
+    bound: Any,
+    *,
+    progress: Progress | None = None,
+    threads: int | None = 1,
+    device: str = "cpu",
 ) -> Report:
     """Measure every claim of `circuit` on `bound` and return the report.
 
@@ -109,19 +115,27 @@ def check(
     the weights are loaded and after each claim kind. Results come back in the
     circuit's claim order.
     `device` is where activation claims run the model ("cpu", "cuda").
+
+    `threads` sets torch's intra-op threads for the checker's own tensor work (None
+    leaves the setting alone); computing expanded weights keeps the caller's setting.
+    The default is 1: the checker runs thousands of small tensor ops, where a thread
+    pool costs more than it gives, badly so on a shared machine (bench/check.py:
+    10,000 claims took 0.9 s with 1 thread and 6-8 s with 2, two cores under load).
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(circuit, bound, progress, device)
+        return _check(circuit, bound, progress, threads, device)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _check(circuit: Circuit, bound: Any, progress: Progress | None, device: str) -> Report:
+def _check(
+    circuit: Circuit, bound: Any, progress: Progress | None, threads: int | None, device: str
+) -> Report:
     ctx = Context(circuit, bound)
     ctx.device = device
     results: dict[str, ClaimResult] = {}
@@ -140,7 +154,33 @@ def _check(circuit: Circuit, bound: Any, progress: Progress | None, device: str)
             continue
         by_kind.setdefault(c.kind, []).append(c)
 
-    ctx.load([e for es in needed.values() for e in es])
+    old_threads = torch.get_num_threads()
+    ctx.caller_threads = old_threads  # model forward passes (activation claims) use these
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        # computing expanded weights (big convolutions) keeps the caller's threads
+        ctx.load([e for es in needed.values() for e in es], fetch_threads=old_threads)
+        _measure_kinds(ctx, by_kind, needed, results, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+    return Report(
+        spec=circuit.path,
+        model=_model_name(bound),
+        weights=_weights_name(bound),
+        claims=tuple(results[c.id] for c in circuit.claims),
+        circuit=circuit.name,
+    )
+
+
+def _measure_kinds(
+    ctx: Context,
+    by_kind: dict[str, list[Claim]],
+    needed: dict[str, list[tuple[Feature, Feature]]],
+    results: dict[str, ClaimResult],
+    progress: Progress | None,
+) -> None:
+    circuit = ctx.circuit
     total = len(circuit.claims)
     done = len(results)
     if progress is not None:
@@ -159,14 +199,6 @@ def _check(circuit: Circuit, bound: Any, progress: Progress | None, device: str)
         done += len(claims)
         if progress is not None:
             progress(done, total)
-
-    return Report(
-        spec=circuit.path,
-        model=_model_name(bound),
-        weights=_weights_name(bound),
-        claims=tuple(results[c.id] for c in circuit.claims),
-        circuit=circuit.name,
-    )
 
 
 def _measure(fn: BatchHandler, claims: list[Claim], ctx: Context) -> list[tuple[Claim, Outcome]]:
@@ -205,16 +237,12 @@ def _source(c: Claim, circuit: Circuit) -> str:
 
 def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
     status, expected, detail = verdict(c, outcome)
-    measured = {
-        k: (float(v) if not (isinstance(v, float) and math.isnan(v)) else float("nan"))
-        for k, v in outcome.measured.items()
-    }
     return ClaimResult(
         id=c.id,
         status=status,
         text=c.text,
         source=_source(c, circuit),
-        measured=measured,
+        measured={k: float(v) for k, v in outcome.measured.items()},
         expected=expected,
         detail=detail,
         kind=c.kind,
@@ -237,9 +265,7 @@ def _model_name(bound: Any) -> str:
 
 def _weights_name(bound: Any) -> str | None:
     for obj in (bound, getattr(bound, "adapter", None)):
-        w = getattr(obj, "weights", None) if obj is not bound else None
-        if w is None:
-            w = getattr(obj, "weights_path", None) or getattr(obj, "weights_name", None)
+        w = getattr(obj, "weights_path", None) or getattr(obj, "weights_name", None)
         if isinstance(w, str):
             return w
         if w is not None and hasattr(w, "__fspath__"):

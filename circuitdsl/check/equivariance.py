@@ -65,6 +65,12 @@ def _circ(d: float, period: float) -> float:
     return d
 
 
+def _circ_t(d: torch.Tensor, period: float) -> torch.Tensor:
+    """`_circ` elementwise: signed circular differences in (-period/2, period/2]."""
+    d = torch.remainder(d, period)
+    return torch.where(d > period / 2, d - period, d)
+
+
 def _value(f: Feature, param: str) -> float | str:
     try:
         return f.param(param)
@@ -156,70 +162,80 @@ def _one(c: Claim, ctx: Context) -> Outcome:
     period = float(c.args.get("period") or 360.0)
     src_name, dst_name = c.edges[0]
     A, B = nodes_of(ctx.index, src_name), nodes_of(ctx.index, dst_name)
-    pairs: list[tuple[Feature, Feature, Feature, Feature, float]] = []
+    # each comparison: (a, b, a2, b2) as member indices, and the transform's amount
+    quads: list[tuple[int, int, int, int]] = []
+    amounts: list[float] = []
     errors: list[float] = []
     if transform == "rotation":
-        pa = {a.name: _num(a, param) for a in A}
-        pb = {b.name: _num(b, param) for b in B}
-        for a in A:
-            for b in B:
-                rel = pa[a.name] - pb[b.name]
-                for b2 in B:
-                    if b2.name == b.name:
-                        continue
-                    a2 = min(A, key=lambda o: abs(_circ(pa[o.name] - pb[b2.name] - rel, period)))
-                    errors.append(abs(_circ(pa[a2.name] - pb[b2.name] - rel, period)))
-                    pairs.append((a, b, a2, b2, _circ(pb[b2.name] - pb[b.name], period)))
+        pa = torch.tensor([_num(a, param) for a in A], dtype=torch.float64)
+        pb = torch.tensor([_num(b, param) for b in B], dtype=torch.float64)
+        # resid[a, b, b2, a2] = how far (a2, b2) is from the relative angle of (a, b);
+        # the nearest partner a2 of every (a, b, b2) in one tensor op
+        rel = pa[:, None] - pb[None, :]  # [A, B]
+        want = rel[:, :, None, None] + pb[None, None, :, None]  # [A, B, B2, 1]
+        resid = _circ_t(pa[None, None, None, :] - want, period).abs()
+        err_t, best_t = resid.min(dim=3)
+        err, best = err_t.tolist(), best_t.tolist()
+        turn = _circ_t(pb[None, :] - pb[:, None], period).tolist()  # [B, B2]
+        for ia in range(len(A)):
+            for ib in range(len(B)):
+                for ib2 in range(len(B)):
+                    if ib2 != ib:
+                        quads.append((ia, ib, best[ia][ib][ib2], ib2))
+                        amounts.append(turn[ib][ib2])
+                        errors.append(err[ia][ib][ib2])
     elif transform == "reflection":
         ma, mb = _mirror_map(A, param), _mirror_map(B, param)
+        ia_of = {a.name: n for n, a in enumerate(A)}
+        ib_of = {b.name: n for n, b in enumerate(B)}
         seen = set()
-        for a in A:
-            for b in B:
-                a2, b2 = ma[a.name], mb[b.name]
-                key = frozenset([(a.name, b.name), (a2.name, b2.name)])
-                if key in seen:
-                    continue
-                seen.add(key)
-                pairs.append((a, b, a2, b2, 0.0))
-                errors.append(0.0)
+        for ia, a in enumerate(A):
+            for ib, b in enumerate(B):
+                ia2, ib2 = ia_of[ma[a.name].name], ib_of[mb[b.name].name]
+                key = frozenset([(ia, ib), (ia2, ib2)])
+                if key not in seen:
+                    seen.add(key)
+                    quads.append((ia, ib, ia2, ib2))
+                    amounts.append(0.0)
+                    errors.append(0.0)
     elif transform == "scale":
-        pa = {a.name: _num(a, param) for a in A}
-        pb = {b.name: _num(b, param) for b in B}
-        if min(list(pa.values()) + list(pb.values())) <= 0:
+        sa = [_num(a, param) for a in A]
+        sb = [_num(b, param) for b in B]
+        if min(sa + sb) <= 0:
             raise Unmeasurable(f"scale({param}) needs positive parameter values")
-        for a in A:
-            for b in B:
-                for b2 in B:
-                    if b2.name == b.name:
+        for ia in range(len(A)):
+            for ib in range(len(B)):
+                for ib2 in range(len(B)):
+                    if ib2 == ib:
                         continue
-                    ratio = pb[b2.name] / pb[b.name]
-                    a2 = min(A, key=lambda o: abs(math.log(pa[o.name] / pa[a.name] / ratio)))
-                    errors.append(abs(math.log(pa[a2.name] / pa[a.name] / ratio)))
-                    pairs.append((a, b, a2, b2, ratio))
+                    ratio = sb[ib2] / sb[ib]
+                    off = [abs(math.log(sa[o] / sa[ia] / ratio)) for o in range(len(A))]
+                    ia2 = min(range(len(A)), key=off.__getitem__)
+                    quads.append((ia, ib, ia2, ib2))
+                    amounts.append(ratio)
+                    errors.append(off[ia2])
     else:
         raise Unmeasurable(f"unknown transform `{transform}` (known: rotation, reflection, scale)")
-    if not pairs:
+    if not quads:
         raise Unmeasurable("the families give no pair of connections to compare")
 
-    located = {}
-    for a, b, a2, b2, _ in pairs:
-        for s, d in ((a, b), (a2, b2)):
-            if (s.name, d.name) not in located:
-                located[(s.name, d.name)] = ctx.edge(s.name, d.name)
-    groups = {id(gg): gg for gg, _ in located.values()}
+    # every member-to-member edge once, then both sides of all comparisons by indexing
+    located = [[ctx.edge(a.name, b.name) for b in B] for a in A]
+    groups = {id(gg) for row in located for gg, _ in row}
     if len(groups) != 1:
         raise Unmeasurable("the members of each family must lie in one layer")
-    g = next(iter(groups.values()))
+    g = located[0][0][0]
+    pos = torch.tensor([[i for _, i in row] for row in located])  # [A, B]
     eff = g.stat("eff")
-    eh = max(eff[i][0] for _, i in located.values())
-    ew = max(eff[i][1] for _, i in located.values())
+    used = pos.flatten().tolist()
+    eh = max(eff[i][0] for i in used)
+    ew = max(eff[i][1] for i in used)
     if eh == 1 and ew == 1:
         raise Unmeasurable("the connections are 1x1 kernels: there is nothing to transform")
-    # gather both sides of every comparison with one index op each
-    i1 = torch.tensor([located[(p[0].name, p[1].name)][1] for p in pairs])
-    i2 = torch.tensor([located[(p[2].name, p[3].name)][1] for p in pairs])
+    q = torch.tensor(quads)
+    i1, i2 = pos[q[:, 0], q[:, 1]], pos[q[:, 2], q[:, 3]]
     k1, k2 = crop(g.kern[i1], eh, ew), crop(g.kern[i2], eh, ew)
-    amount = torch.tensor([p[4] for p in pairs], dtype=torch.float64)
+    amount = torch.tensor(amounts, dtype=torch.float64)
     opposite = float("nan")
     if transform == "rotation":
         moved = resample(k1, _rot(amount))
@@ -237,18 +253,22 @@ def _one(c: Claim, ctx: Context) -> Outcome:
     baseline = _mean(pearson(k1, k2, disc))
     measured = {
         "correlation": corr,
-        "pairs": float(len(pairs)),
+        "pairs": float(len(quads)),
         "baseline": baseline,
         "param_error": sum(errors) / len(errors),
     }
     if transform == "rotation":
         measured["opposite"] = opposite
     detail = (
-        f"{len(pairs)} connection pairs {src_name} -> {dst_name} correlate {fmt(corr)} on "
+        f"{len(quads)} connection pairs {src_name} -> {dst_name} correlate {fmt(corr)} on "
         f"average after {transform} (untransformed: {fmt(baseline)})"
     )
     klists = g.kernel_lists()
-    kernels = {f"{s}->{d}": klists[i] for (s, d), (_, i) in located.items()}
+    kernels = {
+        f"{a.name}->{b.name}": klists[located[ia][ib][1]]
+        for ia, a in enumerate(A)
+        for ib, b in enumerate(B)
+    }
     return Outcome(measured, detail, kernels)
 
 

@@ -10,6 +10,8 @@ Verdict: `rank <= k`, k from the claim (a spec threshold on `rank` overrides it)
 
 from __future__ import annotations
 
+import math
+
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
 from circuitdsl.check.context import Context, Group
 from circuitdsl.ir import Claim, Feature, Threshold
@@ -51,14 +53,9 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             raise Unmeasurable(f"unknown polarity `{polarity}`")
         k = int(c.args["k"])
         g, i = ctx.edge(src, dst)
-        _, val_stat, rms_stat = _STAT[polarity]
-        rank = g.ranks([i], polarity)[i]
-        rms = g.stat(rms_stat)[i]
-        if rms <= 0:
+        rank, strength = g.ranks([i], polarity)[i]
+        if math.isnan(strength):
             raise Unmeasurable(f"every input into {dst} is zero; no rank is defined")
-        strength = g.stat(val_stat)[i] / rms
-        if polarity == "inhibitory":
-            strength = -strength
         by = {
             "any": "kernel norm",
             "excitatory": "excitatory total",

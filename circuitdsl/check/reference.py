@@ -65,7 +65,9 @@ def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
                 others.append(w[m].mean())
         rms = math.sqrt(float((w**2).mean()))
         pos = np.clip(w, 0, None)
-        return {"margin": (w[own].mean() - max(others)) / rms, "share": pos[own].sum() / pos.sum()}
+        with np.errstate(invalid="ignore", divide="ignore"):  # no positive weight: NaN share
+            share = pos[own].sum() / pos.sum()
+        return {"margin": (w[own].mean() - max(others)) / rms, "share": float(share)}
     if kind == "rank":
         src, dst = claim.edges[0]
         k, inp = _pair(bound, src, dst)

@@ -21,7 +21,6 @@ where Q runs over the named regions disjoint from R (w negated for `inhibits`), 
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 import torch
@@ -49,12 +48,24 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
 
 
 def _key(region: Any) -> str:
-    return json.dumps(dict(region), sort_keys=True, default=list)
+    """A hashable spelling of a region (`name:top`, `rows:0:1:0:4`) for caches."""
+    if "name" in region:
+        return f"name:{region['name']}"
+    (r0, r1), (c0, c1) = region["rows"], region["cols"]
+    return f"rows:{int(r0)}:{int(r1)}:{int(c0)}:{int(c1)}"
+
+
+def _unkey(key: str) -> dict[str, Any]:
+    kind, *rest = key.split(":")
+    if kind == "name":
+        return {"name": rest[0]}
+    r0, r1, c0, c1 = (int(v) for v in rest)
+    return {"rows": [r0, r1], "cols": [c0, c1]}
 
 
 @functools.lru_cache(maxsize=4096)
 def _mask(key: str, eh: int, ew: int, kh: int, kw: int) -> torch.Tensor:
-    return embed_mask(region_mask(json.loads(key), eh, ew), kh, kw)
+    return embed_mask(region_mask(_unkey(key), eh, ew), kh, kw)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -64,7 +75,7 @@ def _competitors(key: str, eh: int, ew: int, kh: int, kw: int) -> tuple[list[str
     names, cols = [], []
     for name in NAMED_REGIONS:
         try:
-            m = _mask(json.dumps({"name": name}), eh, ew, kh, kw)
+            m = _mask(f"name:{name}", eh, ew, kh, kw)
         except Unmeasurable:
             continue
         if not bool((m & own).any()):
@@ -107,13 +118,18 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
         masks: dict[bytes, tuple[int, torch.Tensor]] = {}
         for _, m in items:
             masks.setdefault(m.numpy().tobytes(), (len(masks), m))
-        mlist = [m for _, m in masks.values()]
-        rms_all = torch.stack(g.masked_rms_many(mlist), dim=1)  # [T, n_masks]
-        cols = torch.stack([m.flatten().to(g.kern.dtype) for m in mlist])  # [n_masks, P]
+        cols = torch.stack([m.flatten().to(g.kern.dtype) for _, m in masks.values()])
         which = torch.tensor([masks[m.numpy().tobytes()][0] for _, m in items])
         idx = torch.tensor([located[n][1] for n, _ in items])
+        # regional sums of every input, only for the targets of region claims
+        uniq, inv = torch.unique(g.t_idx[idx], return_inverse=True)
+        sub = g.inputs.index_select(0, uniq)
+        sums = (sub.reshape(-1, sub.shape[-2] * sub.shape[-1]) @ cols.T).view(
+            len(uniq), g.c_src, -1
+        )
+        rms_all = sums.pow(2).mean(dim=1).sqrt()  # [targets, masks]
         tot = (g.kern[idx].flatten(1) * cols[which]).sum(dim=1)
-        rms = rms_all[g.t_idx[idx], which]
+        rms = rms_all[inv, which]
         for (n, _), t, r in zip(items, tot.tolist(), rms.tolist(), strict=True):
             try:
                 results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
