@@ -538,12 +538,12 @@ def _parse_param(text: str) -> tuple[str, Any]:
     return name, values if len(values) > 1 else values[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: print a tuning table, optionally plot / classify."""
+def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.tuning") -> int:
+    """Command-line entry point (also `circ tune`): print a tuning table, plot, classify."""
     from circuitdsl.zoo import get_zoo_entry, load_zoo_model
 
     parser = argparse.ArgumentParser(
-        prog="python -m circuitdsl.tuning",
+        prog=prog,
         description="Measure every channel's orientation tuning to a stimulus.",
     )
     parser.add_argument("model", help="zoo model name (curvenet, curvenet-seed1, fashionnet, ...)")
