@@ -166,7 +166,11 @@ def _preferred_name(adapter: Any, names: list[str]) -> str:
                 return name
         except (AttributeError, TypeError):
             continue
-    return names[0]
+    # Otherwise the adapter's canonical name for the activation (InceptionV1 also answers
+    # to short aliases like `4b`, which come first in network order).
+    aliases = adapter.aliases() if callable(getattr(adapter, "aliases", None)) else {}
+    canonical = [n for n in names if n not in aliases]
+    return canonical[0] if canonical else names[0]
 
 
 def _no_source(adapter: Any, layer: str) -> DiagnosticError:
