@@ -174,7 +174,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _device(name: str) -> str:
-    """`--device`: cuda only where torch sees a GPU (E2xx-style usage error otherwise)."""
+    """`--device`: cuda only where torch sees a GPU (a usage diagnostic, E300, otherwise)."""
     if name == "cuda":
         import torch
 

@@ -29,7 +29,7 @@ import torch
 from circuitdsl import diagnostics as d
 from circuitdsl.check.activation import Plan, Source, _orientations, _period, _reference
 from circuitdsl.check.common import Unmeasurable
-from circuitdsl.check.probe import Runner, input_channels, input_size
+from circuitdsl.check.probe import input_size, runner_for
 from circuitdsl.diagnostics import Diagnostic, DiagnosticError
 from circuitdsl.loader import Program
 from circuitdsl.models.base import unknown_layer
@@ -124,7 +124,7 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     except Unmeasurable as exc:
         raise DiagnosticError([Diagnostic(d.E_BAD_VALUE, str(exc), sel.stimulus.span)]) from None
     node = adapter.node(layer)
-    runner = Runner(adapter.graph.gm, device=device, channels=input_channels(adapter))
+    runner = runner_for(adapter, device=device)
     acts = runner.centres(plan.images(), [node])[node]  # [N, C]
     ref = acts[ref_rows]
     mean, sd = ref.mean(0), ref.std(0, unbiased=False).clamp_min(1e-12)

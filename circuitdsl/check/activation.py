@@ -35,7 +35,7 @@ import torch
 
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
 from circuitdsl.check.edits import edited_copy
-from circuitdsl.check.probe import Runner, input_channels, input_size
+from circuitdsl.check.probe import input_size, runner_for
 from circuitdsl.ir import Claim, Threshold
 from circuitdsl.stimuli import STIMULI, check_params, get_stimulus
 
@@ -369,7 +369,17 @@ def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]
 
 
 def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
-    """Batch handler for `activation` and `prediction` claims (see the module doc)."""
+    """Batch handler for `activation` and `prediction` claims (see the module doc).
+
+    Forward passes are large convolutions, which gain from a thread pool, unlike the
+    checker's many small weight statistics: they run with the caller's torch threads.
+    """
+    from circuitdsl.check.context import _with_threads
+
+    return _with_threads(getattr(ctx, "caller_threads", None), _measure_all, claims, ctx)  # type: ignore[no-any-return]
+
+
+def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
     adapter = getattr(ctx.bound, "adapter", None)
     if adapter is None or not hasattr(adapter, "graph"):
         msg = "activation claims need a model that can be run (a traced model adapter)"
@@ -391,7 +401,7 @@ def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
         src.nodes |= mine.nodes if isinstance(mine, Source) else set()
 
     images = plan.images()
-    runner = Runner(adapter.graph.gm, device=device, channels=input_channels(adapter))
+    runner = runner_for(adapter, device=device)
     base = src.view(runner.centres(images, sorted(src.nodes))) if len(images) else src
 
     # 2. one edited copy (and one run) per distinct edit set
@@ -415,9 +425,7 @@ def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
         )
         try:
             model = edited_copy(adapter, ctx.bound, c.args["edits"])
-            r = Runner(
-                model.gm, device=device, ablate=model.ablate, channels=input_channels(adapter)
-            )
+            r = runner_for(adapter, model.gm, device=device, ablate=model.ablate)
             sub = r.centres(images[rows], sorted(src.nodes))
             full = {
                 n: torch.full((len(images), v.shape[1]), float("nan")).index_copy_(

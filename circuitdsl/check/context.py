@@ -172,6 +172,7 @@ class Context:
         self.memo: dict[Any, Any] = {}  # per-run results handlers share between claims
         self._where: dict[tuple[str, str], tuple[str, str]] = {}
         self.device = "cpu"  # where activation claims run the model
+        self.caller_threads: int | None = None  # torch threads outside the checker
 
     @property
     def adapter(self) -> Any:

@@ -135,11 +135,7 @@ def check(
 
 
 def _check(
-    circuit: Circuit,
-    bound: Any,
-    progress: Progress | None,
-    threads: int | None,
-    device: str,
+    circuit: Circuit, bound: Any, progress: Progress | None, threads: int | None, device: str
 ) -> Report:
     ctx = Context(circuit, bound)
     ctx.device = device
@@ -160,6 +156,7 @@ def _check(
         by_kind.setdefault(c.kind, []).append(c)
 
     old_threads = torch.get_num_threads()
+    ctx.caller_threads = old_threads  # model forward passes (activation claims) use these
     if threads is not None:
         torch.set_num_threads(threads)
     try:

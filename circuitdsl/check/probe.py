@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -43,7 +43,10 @@ def centre(t: torch.Tensor) -> torch.Tensor:
 
 
 def input_size(adapter: Any) -> tuple[int, int]:
-    """The (height, width) the model was traced at: stimuli are rendered at that size."""
+    """The (height, width) the model expects: stimuli are rendered at that size."""
+    shape = getattr(adapter, "input_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 3:
+        return int(shape[1]), int(shape[2])
     graph = getattr(adapter, "graph", None)
     if graph is not None:
         for info in graph.nodes.values():
@@ -52,8 +55,21 @@ def input_size(adapter: Any) -> tuple[int, int]:
     return 224, 224
 
 
+def runner_for(adapter: Any, gm: fx.GraphModule | None = None, **kw: Any) -> Runner:
+    """A `Runner` over `gm` (default: the adapter's own module) with its input handling."""
+    return Runner(
+        gm if gm is not None else adapter.graph.gm,
+        channels=input_channels(adapter),
+        preprocess=getattr(adapter, "preprocess", None),
+        **kw,
+    )
+
+
 def input_channels(adapter: Any) -> int:
     """How many colour channels the model's input has (1 for greyscale models)."""
+    shape = getattr(adapter, "input_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 3:
+        return int(shape[0])
     graph = getattr(adapter, "graph", None)
     if graph is not None:
         for info in graph.nodes.values():
@@ -77,6 +93,7 @@ class Runner:
         device: str = "cpu",
         ablate: Mapping[str, Iterable[int]] | None = None,
         channels: int = 3,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.device = torch.device(device)
         if self.device.type != "cpu":
@@ -85,6 +102,7 @@ class Runner:
         self.gm = gm
         self.ablate = {n: sorted(set(c)) for n, c in (ablate or {}).items()}
         self.channels = channels
+        self.preprocess = preprocess  # [0, 1] stimuli -> the model's input range
         self.images_run = 0
 
     def centres(self, images: torch.Tensor, nodes: Iterable[str]) -> dict[str, torch.Tensor]:
@@ -93,6 +111,8 @@ class Runner:
         parts: dict[str, list[torch.Tensor]] = {n: [] for n in wanted}
         if self.channels == 1 and images.shape[1] == 3:
             images = images.mean(dim=1, keepdim=True)  # greyscale models see luminance
+        if self.preprocess is not None:
+            images = self.preprocess(images)
         for start in range(0, images.shape[0], BATCH):
             chunk = images[start : start + BATCH].to(self.device)
             for n, v in self._run(chunk, wanted).items():

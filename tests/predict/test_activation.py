@@ -130,3 +130,26 @@ def test_plan_deduplicates() -> None:
     assert plan.count == 2  # the sweep's 45deg image is the stated stimulus: one key
     src.sweep(F, "line", {}, "orientation", [0, 45, 90])
     assert plan.count == 3
+
+
+def test_model_preprocess_is_applied_to_stimuli() -> None:
+    from predict_models import Planted
+
+    from circuitdsl.models.base import TracedAdapter
+
+    def dark(x: torch.Tensor) -> torch.Tensor:
+        return 3.0 * x  # a model that expects images in [0, 3]
+
+    plain = planted_adapter()
+    inverted = TracedAdapter(
+        "inv",
+        Planted(),
+        weights_path=None,
+        example_input=torch.zeros(1, 3, 16, 16),
+        preprocess=dark,
+    )
+    src = "circuit c\nfeature a = conv1:0\nexpect a responds to line()\n"
+    spec = circuitdsl.loads(src)
+    a0 = check_spec(spec.circuit, plain).claims[0].measured["activation"]
+    a1 = check_spec(spec.circuit, inverted).claims[0].measured["activation"]
+    assert a0 > 0 and a1 == pytest.approx(3 * a0)  # conv1 has no bias: linear in the input
