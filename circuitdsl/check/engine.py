@@ -183,7 +183,9 @@ def _measure_kinds(
 
     for kind, claims in by_kind.items():
         ready = []
-        for c in claims:
+        if not ctx.group_errors and not ctx.edge_errors:
+            ready = claims
+        for c in claims if not ready else ():
             bad = _group_error(ctx, needed[c.id])
             if bad is None:
                 ready.append(c)
