@@ -106,11 +106,6 @@ def feature_coeffs(feature: Feature) -> list[tuple[int, float]]:
     return list(zip(feature.channels, feature.coefficients, strict=True))
 
 
-def kernel_list(k: torch.Tensor) -> list[list[float]]:
-    """A 2-D kernel as nested lists with values rounded for JSON (row 0 = top)."""
-    return [[round(float(v), 6) for v in row] for row in k.tolist()]
-
-
 def fmt(x: float) -> str:
     """A number for a detail sentence."""
     return f"{x:.3g}"
@@ -339,15 +334,6 @@ class PairData:
                 co = torch.tensor(s.coefficients, dtype=torch.float32)
                 out[i] = torch.einsum("c,chw->hw", co, self.inputs[t, ch])
         return out
-
-
-def source_strength_vs_all(
-    row: torch.Tensor, value: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank (1 = strongest) and RMS-relative strength of `value[n]` among `row[n, C]`."""
-    rms = row.pow(2).mean(dim=1).sqrt()
-    rank = (row > value[:, None]).sum(dim=1) + 1
-    return rank, value / rms
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -82,8 +82,6 @@ class Group(PairData):
             return self.totals().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
         if name == "norm":
             return k.flatten(1).norm(dim=1).tolist()
-        if name == "rms_norm":
-            return self.norms().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
         if name == "eff":
             return [self.eff_size[t] for t in self.t_idx.tolist()]
         raise KeyError(name)
