@@ -7,11 +7,13 @@ Prints, as minimum over repetitions (the machine may be shared):
 * fast path: `compose` for the whole 480x256x5x5 block (all four branches),
 * general mechanism: `probe` (impulses through the linearised sub-network),
 * cache hit: `adapter.weights` when the block was computed before,
-and the ratios. Run: `python bench/weights.py`.
+and the ratios, then the fast path's time for every pair of adjacent InceptionV1
+layers. Run: `python bench/weights.py`.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -92,6 +94,18 @@ def main() -> None:
     print(f"probe / fast:        {t_probe / t_fast:8.1f}x")
     print(f"fast / cache hit:    {t_fast / t_hit:8.0f}x")
     print(f"max |fast - probe| / max |w|: {err:.1e}; |fast - by hand|: {hand_err:.1e}")
+    print()
+    print("fast path for every adjacent pair (min of 3 runs):")
+    chain = ["conv2d2", "mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c"]
+    chain += ["mixed4d", "mixed4e", "mixed5a", "mixed5b"]
+    for a, b in itertools.pairwise(chain):
+        na, nb = adapter.node(a), adapter.node(b)
+        t = best(lambda na=na, nb=nb: compose(g, na, nb), 3)
+        blk = compose(g, na, nb)
+        shape = "x".join(str(d) for d in blk.weight.shape)
+        mib = blk.weight.numel() * 4 / 2**20
+        pair = f"{a:>8} -> {b:<8}"
+        print(f"  {pair} {shape:>16} stride {blk.stride[0]}  {t * 1e3:7.1f} ms {mib:5.0f} MiB")
 
 
 if __name__ == "__main__":

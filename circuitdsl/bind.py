@@ -197,9 +197,10 @@ def bind(circuit: Circuit, adapter: ModelAdapter) -> BoundCircuit:
                 continue
             checked.add((ls, lt, claim.span))
             if not adapter.is_upstream(ls, lt):
+                canon = adapter.aliases()
                 why = (
                     "they are the same layer"
-                    if adapter.layer(ls) == adapter.layer(lt) or ls == lt
+                    if canon.get(ls, ls) == canon.get(lt, lt)
                     else f"`{lt}` comes before `{ls}` or on another path"
                 )
                 diags.append(

@@ -115,24 +115,85 @@ def receptive_fields(graph: TracedGraph, src: str, dst: str) -> dict[str, _RF]:
 
 @dataclass
 class _K:
-    """A partial block. `weight` None means identity over channels times `profile`."""
+    """A partial block from the source to one node, kept in two stages.
 
+    Stage 1 is channel-diagonal: every source channel is filtered by the same spatial
+    `profile` (identity, or the uniform windows of pools applied to the source), with
+    `pstride` and `poffset` in source pixels. Stage 2 is `weight` (None: identity), a
+    dense kernel on stage 1's output grid with `dstride` and `doffset` in that grid.
+    Keeping the pool apart means a bottleneck after a strided pool is still one einsum;
+    the profile is spread into the kernel only when the block is materialised.
+    """
+
+    profile: torch.Tensor
+    pstride: tuple[int, int]
+    poffset: tuple[int, int]
     weight: torch.Tensor | None
-    profile: torch.Tensor  # [kh, kw], used when weight is None
+    dstride: tuple[int, int]
+    doffset: tuple[int, int]
     channels: int
-    stride: tuple[int, int]
-    offset: tuple[int, int]
+
+    @property
+    def psize(self) -> tuple[int, int]:
+        return int(self.profile.shape[0]), int(self.profile.shape[1])
+
+    @property
+    def dsize(self) -> tuple[int, int]:
+        if self.weight is None:
+            return (1, 1)
+        return int(self.weight.shape[2]), int(self.weight.shape[3])
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return (self.pstride[0] * self.dstride[0], self.pstride[1] * self.dstride[1])
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        return (
+            self.poffset[0] + self.pstride[0] * self.doffset[0],
+            self.poffset[1] + self.pstride[1] * self.doffset[1],
+        )
 
     @property
     def size(self) -> tuple[int, int]:
-        t = self.profile if self.weight is None else self.weight
-        return int(t.shape[-2]), int(t.shape[-1])
+        (ph, pw), (dh, dw) = self.psize, self.dsize
+        return (self.pstride[0] * (dh - 1) + ph, self.pstride[1] * (dw - 1) + pw)
+
+    def with_weight(
+        self, weight: torch.Tensor | None, dstride: tuple[int, int], doffset: tuple[int, int]
+    ) -> _K:
+        return _K(self.profile, self.pstride, self.poffset, weight, dstride, doffset, self.channels)
 
     def dense(self) -> torch.Tensor:
-        if self.weight is not None:
-            return self.weight
-        eye = torch.eye(self.channels, dtype=self.profile.dtype)
-        return eye[:, :, None, None] * self.profile[None, None]
+        """The whole block on the source grid: [C, C_src, *size]."""
+        prof = self.profile
+        if self.weight is None:
+            eye = torch.eye(self.channels, dtype=prof.dtype)
+            return eye[:, :, None, None] * prof[None, None]
+        w = self.weight
+        if self.psize == (1, 1) and self.pstride == (1, 1) and float(prof[0, 0]) == 1.0:
+            return w
+        if self.dsize == (1, 1):
+            return w * prof[None, None]  # a 1x1 weight spread by the pool's window
+        # Every tap e of w lands at pstride * e + q for every profile tap q.
+        return _spread(w, prof, stride=self.pstride, dilation=(1, 1))
+
+
+def _spread(
+    x: torch.Tensor, kernel: torch.Tensor, *, stride: tuple[int, int], dilation: tuple[int, int]
+) -> torch.Tensor:
+    """``out[.., stride*e + dilation*q] += x[.., e] * kernel[q]`` for every kernel pair.
+
+    One grouped transposed convolution over all (C_out, C_in) pairs: much faster than a
+    loop of strided in-place adds on a tensor whose last two dimensions are tiny.
+    """
+    a, b, h, w = x.shape
+    n = a * b
+    weight = kernel.to(x.dtype)[None, None].expand(n, 1, *kernel.shape).contiguous()
+    out = F.conv_transpose2d(
+        x.reshape(1, n, h, w), weight, stride=stride, dilation=dilation, groups=n
+    )
+    return out.reshape(a, b, out.shape[2], out.shape[3])
 
 
 def _full_weight(op: LinOp) -> torch.Tensor:
@@ -151,79 +212,106 @@ def _full_weight(op: LinOp) -> torch.Tensor:
     return full
 
 
-def _compose_spatial(k: _K, w: torch.Tensor, op: LinOp) -> _K:
-    """Apply a conv-like op with weight w [C_out, C_mid, kh, kw] after block k."""
-    (sh, sw), (dh, dw) = k.stride, op.dilation
-    kh_a, kw_a = k.size
+def _dilate(w: torch.Tensor, dilation: tuple[int, int]) -> torch.Tensor:
+    if dilation == (1, 1):
+        return w
+    dh, dw = dilation
+    kh, kw = w.shape[-2], w.shape[-1]
+    out = w.new_zeros(*w.shape[:-2], dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    out[..., ::dh, ::dw] = w
+    return out
+
+
+def _compose_dense(a: torch.Tensor, a_stride: tuple[int, int], w: torch.Tensor) -> torch.Tensor:
+    """Kernel of ``w`` (taps on a grid of stride a_stride) applied after kernel ``a``."""
+    (sh, sw), (kh_a, kw_a) = a_stride, (a.shape[2], a.shape[3])
     eh, ew = w.shape[2], w.shape[3]
-    size = (sh * dh * (eh - 1) + kh_a, sw * dw * (ew - 1) + kw_a)
-    stride = (sh * op.stride[0], sw * op.stride[1])
-    offset = (k.offset[0] - sh * op.pad[0], k.offset[1] - sw * op.pad[2])
-    if k.weight is None and k.size == (1, 1) and float(k.profile[0, 0]) == 1.0:
-        # A conv applied directly to the source: its kernel, exactly (no copy).
-        return _K(w, k.profile, k.channels, stride, offset)
-    if k.weight is None and eh == 1 and ew == 1:
-        # A 1x1 conv after a pool: its weight spread by the pool's profile.
-        return _K(w * k.profile[None, None], k.profile, k.channels, stride, offset)
-    if k.weight is None:
-        # Identity with a spatial profile (e.g. after a pool): place the profile at
-        # every tap of w -- as many loops as the profile has taps, usually 1 or 9.
-        out = w.new_zeros(w.shape[0], w.shape[1], *size)
-        prof = k.profile
-        for y in range(kh_a):
-            for x in range(kw_a):
-                v = float(prof[y, x])
-                if v == 0.0:
-                    continue
-                out[
-                    :,
-                    :,
-                    y : y + sh * dh * (eh - 1) + 1 : sh * dh,
-                    x : x + sw * dw * (ew - 1) + 1 : sw * dw,
-                ] += v * w
-        return _K(out, prof, k.channels, stride, offset)
-    a = k.weight
-    if kh_a == 1 and kw_a == 1 and sh * dh == 1 and sw * dw == 1:
+    if kh_a == 1 and kw_a == 1 and (sh == 1 or eh == 1) and (sw == 1 or ew == 1):
         # The bottleneck fast path: W_exp[o, i] = sum_b W_kxk[o, b] W_1x1[b, i].
-        out = torch.einsum("obhw,bi->oihw", w, a[:, :, 0, 0])
-        return _K(out, k.profile, k.channels, stride, offset)
-    out = w.new_zeros(w.shape[0], a.shape[1], *size)
+        return torch.einsum("obhw,bi->oihw", w, a[:, :, 0, 0])
+    out = w.new_zeros(w.shape[0], a.shape[1], sh * (eh - 1) + kh_a, sw * (ew - 1) + kw_a)
     for y in range(eh):
         for x in range(ew):
-            y0, x0 = sh * dh * y, sw * dw * x
-            out[:, :, y0 : y0 + kh_a, x0 : x0 + kw_a] += torch.einsum(
-                "ob,bihw->oihw", w[:, :, y, x], a
-            )
-    return _K(out, k.profile, k.channels, stride, offset)
+            if bool((w[:, :, y, x] != 0).any()):
+                out[:, :, sh * y : sh * y + kh_a, sw * x : sw * x + kw_a] += torch.einsum(
+                    "ob,bihw->oihw", w[:, :, y, x], a
+                )
+    return out
 
 
-def _pool_profile(k: _K, op: LinOp) -> _K:
-    kh, kw = op.kernel
-    uniform = torch.full((kh, kw), 1.0 / (kh * kw), dtype=k.profile.dtype)
+def _conv_after(k: _K, op: LinOp) -> _K:
+    """Apply a conv op after block k."""
+    w = _dilate(_full_weight(op), op.dilation)
+    s, top, left = op.stride, op.pad[0], op.pad[2]
     if k.weight is None:
-        # Pool after identity stays channel-diagonal: convolve the profile.
-        prof = _compose_spatial(
-            _K(k.profile[None, None], k.profile, 1, k.stride, k.offset), uniform[None, None], op
-        )
-        assert prof.weight is not None
-        return _K(None, prof.weight[0, 0], k.channels, prof.stride, prof.offset)
-    c = k.weight.shape[0]
-    # A pool is a depthwise conv: apply the uniform window channel by channel.
-    (sh, sw) = k.stride
-    kh_a, kw_a = k.size
-    size = (sh * (kh - 1) + kh_a, sw * (kw - 1) + kw_a)
-    out = k.weight.new_zeros(c, k.weight.shape[1], *size)
-    for y in range(kh):
-        for x in range(kw):
-            out[:, :, sh * y : sh * y + kh_a, sw * x : sw * x + kw_a] += k.weight
-    out /= kh * kw
-    return _K(
-        out,
-        k.profile,
-        k.channels,
-        (sh * op.stride[0], sw * op.stride[1]),
-        (k.offset[0] - sh * op.pad[0], k.offset[1] - sw * op.pad[2]),
+        # Directly on the (possibly pooled) source: the conv's own kernel, no copy.
+        return k.with_weight(w, s, (-top, -left))
+    return k.with_weight(
+        _compose_dense(k.weight, k.dstride, w),
+        (k.dstride[0] * s[0], k.dstride[1] * s[1]),
+        (k.doffset[0] - k.dstride[0] * top, k.doffset[1] - k.dstride[1] * left),
     )
+
+
+def _pool_after(k: _K, op: LinOp) -> _K:
+    """Apply an average-pool (the linear stand-in for any pool) after block k."""
+    kh, kw = op.kernel
+    s, top, left = op.stride, op.pad[0], op.pad[2]
+    if k.weight is None:
+        # Still channel-diagonal: convolve the profile with the uniform window.
+        (sh, sw), (ph, pw) = k.pstride, k.psize
+        prof = k.profile.new_zeros(sh * (kh - 1) + ph, sw * (kw - 1) + pw)
+        for y in range(kh):
+            for x in range(kw):
+                prof[sh * y : sh * y + ph, sw * x : sw * x + pw] += k.profile
+        prof /= kh * kw
+        return _K(
+            prof,
+            (sh * s[0], sw * s[1]),
+            (k.poffset[0] - sh * top, k.poffset[1] - sw * left),
+            None,
+            (1, 1),
+            (0, 0),
+            k.channels,
+        )
+    # A pool after dense weights is a depthwise conv on the stage-2 grid: its taps are
+    # dstride apart.
+    uniform = torch.full((kh, kw), 1.0 / (kh * kw), dtype=k.weight.dtype)
+    out = _spread(k.weight, uniform, stride=(1, 1), dilation=k.dstride)
+    sh, sw = k.dstride
+    return k.with_weight(
+        out,
+        (sh * s[0], sw * s[1]),
+        (k.doffset[0] - sh * top, k.doffset[1] - sw * left),
+    )
+
+
+def _pad_after(k: _K, op: LinOp) -> _K:
+    top, left = op.pad[0], op.pad[2]
+    if k.weight is None:
+        return _K(
+            k.profile,
+            k.pstride,
+            (k.poffset[0] - k.pstride[0] * top, k.poffset[1] - k.pstride[1] * left),
+            None,
+            (1, 1),
+            (0, 0),
+            k.channels,
+        )
+    return k.with_weight(
+        k.weight, k.dstride, (k.doffset[0] - k.dstride[0] * top, k.doffset[1] - k.dstride[1] * left)
+    )
+
+
+def _scale_after(k: _K, scale: torch.Tensor) -> _K:
+    if scale.dim() == 0:  # multiplication by a constant
+        if k.weight is None:
+            return _K(k.profile * scale, k.pstride, k.poffset, None, (1, 1), (0, 0), k.channels)
+        return k.with_weight(k.weight * scale, k.dstride, k.doffset)
+    if k.weight is None:
+        diag = torch.diag(scale)[:, :, None, None]
+        return k.with_weight(diag, (1, 1), (0, 0))
+    return k.with_weight(scale[:, None, None, None] * k.weight, k.dstride, k.doffset)
 
 
 def _join(graph: TracedGraph, op: LinOp, ins: Sequence[_K | None], c_src: int) -> _K:
@@ -253,17 +341,18 @@ def _join(graph: TracedGraph, op: LinOp, ins: Sequence[_K | None], c_src: int) -
                 idx = torch.arange(c_src)
                 dst[idx, idx] += part.profile
             elif op.kind == "cat":
-                dst.copy_(part.weight)  # branches occupy disjoint rows: no read-modify-write
+                dst.copy_(part.dense())  # branches occupy disjoint rows: no read-modify-write
             else:
-                dst += part.weight
+                dst += part.dense()
         start += n_rows
-    return _K(out, live[0].profile, c_src, live[0].stride, lo)
+    one = torch.ones(1, 1, dtype=dtype)
+    return _K(one, (1, 1), (0, 0), out, live[0].stride, lo, c_src)
 
 
 def compose(graph: TracedGraph, src: str, dst: str) -> Block:
     """Expanded weights src -> dst by composing kernels along the graph (fast path)."""
     c_src = graph.channels(src)
-    env: dict[str, _K] = {src: _K(None, torch.ones(1, 1), c_src, (1, 1), (0, 0))}
+    env: dict[str, _K] = {src: _K(torch.ones(1, 1), (1, 1), (0, 0), None, (1, 1), (0, 0), c_src)}
     for n in graph.path_nodes(src, dst):
         op = graph.nodes[n].op
         ins = [env.get(i) for i in op.inputs]
@@ -275,21 +364,13 @@ def compose(graph: TracedGraph, src: str, dst: str) -> Block:
             env[n] = k
         elif op.kind == "scale":
             assert op.scale is not None
-            env[n] = _K(
-                op.scale[:, None, None, None] * k.dense(), k.profile, c_src, k.stride, k.offset
-            )
+            env[n] = _scale_after(k, op.scale)
         elif op.kind == "conv":
-            env[n] = _compose_spatial(k, _full_weight(op), op)
+            env[n] = _conv_after(k, op)
         elif op.kind == "avgpool":
-            env[n] = _pool_profile(k, op)
+            env[n] = _pool_after(k, op)
         elif op.kind == "pad":
-            env[n] = _K(
-                k.weight,
-                k.profile,
-                c_src,
-                k.stride,
-                (k.offset[0] - k.stride[0] * op.pad[0], k.offset[1] - k.stride[1] * op.pad[2]),
-            )
+            env[n] = _pad_after(k, op)
         elif op.kind in ("cat", "add"):
             if len({p.stride for p in live}) != 1:
                 raise NotLinearisable(f"`{n}` joins paths of different strides")
@@ -317,7 +398,7 @@ def _run_linear(
             y = t
         elif op.kind == "scale":
             assert op.scale is not None
-            y = t * op.scale[None, :, None, None]
+            y = t * (op.scale if op.scale.dim() == 0 else op.scale[None, :, None, None])
         elif op.kind == "conv":
             assert op.weight is not None
             t = F.pad(t, (op.pad[2], op.pad[3], op.pad[0], op.pad[1]))
@@ -380,7 +461,7 @@ def _probe_geometry(
     raise NotLinearisable(f"no probe size found for {src} -> {dst}")
 
 
-def probe(graph: TracedGraph, src: str, dst: str, *, chunk: int = 512) -> Block:
+def probe(graph: TracedGraph, src: str, dst: str, *, chunk: int = 256) -> Block:
     """Expanded weights src -> dst by probing the linearised sub-network with impulses."""
     nodes = graph.path_nodes(src, dst)
     rfs = receptive_fields(graph, src, dst)
@@ -411,10 +492,12 @@ def probe(graph: TracedGraph, src: str, dst: str, *, chunk: int = 512) -> Block:
                         for c in range(y.shape[3])
                         if 0 <= qw + uw - lo_w - sw * c < kw
                     ]
-                    ry = torch.tensor([a for a, _ in ys])
-                    dy = torch.tensor([d for _, d in ys])
-                    rx = torch.tensor([a for a, _ in xs])
-                    dx = torch.tensor([d for _, d in xs])
+                    if not ys or not xs:
+                        continue  # a kernel narrower than the stride skips this phase
+                    ry = torch.tensor([a for a, _ in ys], dtype=torch.long)
+                    dy = torch.tensor([d for _, d in ys], dtype=torch.long)
+                    rx = torch.tensor([a for a, _ in xs], dtype=torch.long)
+                    dx = torch.tensor([d for _, d in xs], dtype=torch.long)
                     sel = y[:, :, ry[:, None], rx[None, :]]  # [n, C_dst, |dy|, |dx|]
                     out[:, c0:c1, dy[:, None], dx[None, :]] = sel.transpose(0, 1)
     return Block(out, (sh, sw), (lo_h, lo_w))

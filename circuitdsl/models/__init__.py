@@ -8,8 +8,16 @@ from circuitdsl.models.base import (
     MODEL_REGISTRY,
     LayerInfo,
     ModelAdapter,
+    adapter_from_module,
     load_model,
     register_model,
 )
 
-__all__ = ["MODEL_REGISTRY", "LayerInfo", "ModelAdapter", "load_model", "register_model"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "LayerInfo",
+    "ModelAdapter",
+    "adapter_from_module",
+    "load_model",
+    "register_model",
+]

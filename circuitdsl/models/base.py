@@ -96,6 +96,24 @@ class ModelAdapter(ABC):
         w = self.weights(src, dst)
         return Block(w, (1, 1), (-(w.shape[2] // 2), -(w.shape[3] // 2)))
 
+    def aliases(self) -> dict[str, str]:
+        """Other names of the same activation point: alias -> canonical layer name."""
+        return {}
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the images the model expects."""
+        return (3, 224, 224)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] (``[N, C, H, W]``, RGB) -> the model's input range.
+
+        Stimuli are rendered in [0, 1]; this applies the model's own normalisation
+        (lucent's ``x * 255 - 117`` for InceptionV1, ImageNet mean/std for torchvision).
+        The default is the identity.
+        """
+        return images
+
     @abstractmethod
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
         """For a concatenation layer, the branch layer and index a channel comes from."""
@@ -134,8 +152,19 @@ class TracedAdapter(ModelAdapter):
         example_input: torch.Tensor,
         aliases: Mapping[str, str] | None = None,
         hidden: frozenset[str] = frozenset(),
+        preferred: frozenset[str] = frozenset(),
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         from circuitdsl.models.traced import TracedGraph
+
+        self._preprocess = preprocess
+        self._input_shape = (
+            int(example_input.shape[1]),
+            int(example_input.shape[2]),
+            int(example_input.shape[3]),
+        )
+
+        self._preferred = preferred  # names listed first among aliases of one point
 
         self.name = name
         self.weights_path = weights_path
@@ -178,6 +207,37 @@ class TracedAdapter(ModelAdapter):
     def layers(self) -> list[LayerInfo]:
         return [self._layers[n] for n in self._order]
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._input_shape
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        return self._preprocess(images) if self._preprocess is not None else images
+
+    def aliases(self) -> dict[str, str]:
+        groups: dict[str, list[str]] = {}
+        for n in self._order:
+            groups.setdefault(self.graph.layer_node[n], []).append(n)
+        out: dict[str, str] = {}
+        for names in groups.values():
+            if len(names) < 2:
+                continue
+
+            # Prefer a module's own path to an adapter alias, and a folded conv's path
+            # to its BatchNorm's.
+            def rank(n: str) -> tuple[int, int, int, int]:
+                mod = self._modules.get(n)
+                return (
+                    n not in self._preferred,
+                    n in self._alias_target,
+                    not isinstance(mod, nn.Conv2d),
+                    self._order.index(n),
+                )
+
+            canonical = min(names, key=rank)
+            out.update({n: canonical for n in names if n != canonical})
+        return out
+
     def layer(self, name: str) -> LayerInfo:
         try:
             return self._layers[name]
@@ -210,6 +270,7 @@ class TracedAdapter(ModelAdapter):
                 ]
             )
         try:
+            self._check_block_size(src, dst)
             return expanded_weights(self.graph, self.node(src), self.node(dst), method=method)
         except NotLinearisable as exc:
             raise DiagnosticError(
@@ -223,8 +284,32 @@ class TracedAdapter(ModelAdapter):
                 ]
             ) from None
 
+    #: Refuse blocks larger than this (float32 bytes) instead of exhausting memory.
+    max_block_bytes: int = 2 << 30
+
+    def _check_block_size(self, src: str, dst: str) -> None:
+        from circuitdsl.weights import receptive_fields
+
+        a, b = self.node(src), self.node(dst)
+        (_, lo_h, hi_h), (_, lo_w, hi_w) = receptive_fields(self.graph, a, b)[b]
+        size = 4 * self.graph.channels(a) * self.graph.channels(b)
+        size *= (hi_h - lo_h + 1) * (hi_w - lo_w + 1)
+        if size > self.max_block_bytes:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        E_NOT_SUPPORTED,
+                        f"the weights from `{src}` to `{dst}` would take {size / 2**30:.1f} GiB"
+                        f" ({hi_h - lo_h + 1}x{hi_w - lo_w + 1} kernels for every channel"
+                        " pair)",
+                        help="state the claim between closer layers, or raise"
+                        " `adapter.max_block_bytes`",
+                    )
+                ]
+            )
+
     def weight_block(self, src: str, dst: str) -> Block:
-        key = (src, dst)
+        key = (self.node(src), self.node(dst))  # aliases share one cache entry
         if key not in self._cache:
             self._cache[key] = self.block(src, dst)
         return self._cache[key]
@@ -275,6 +360,38 @@ class TracedAdapter(ModelAdapter):
         with torch.no_grad(), contextlib.suppress(_Done):
             interp.run(x)
         return {n: out_by_node[node] for n, node in wanted.items()}
+
+
+def adapter_from_module(
+    name: str,
+    module: nn.Module,
+    *,
+    weights_path: str | Path | None = None,
+    input_shape: tuple[int, ...] = (3, 224, 224),
+    aliases: Mapping[str, str] | None = None,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> ModelAdapter:
+    """An adapter for a module whose weights are already loaded.
+
+    For registry factories (the model zoo):
+
+    >>> register_model(  # doctest: +SKIP
+    ...     "curvenet",
+    ...     lambda w: adapter_from_module("curvenet", build_and_load(w), input_shape=(1, 64, 64)),
+    ... )
+
+    `input_shape` (C, H, W) is the example input used once to trace shapes; layers are
+    dotted module paths, plus `aliases` (alias -> layer); `preprocess` maps images in
+    [0, 1] to the model's input (default: none needed).
+    """
+    return TracedAdapter(
+        name,
+        module,
+        weights_path=str(weights_path) if weights_path is not None else None,
+        example_input=torch.zeros(1, *input_shape),
+        aliases=aliases,
+        preprocess=preprocess,
+    )
 
 
 # ---- registry and load_model ----------------------------------------------------

@@ -58,7 +58,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         head = fh.read(8)
     if p.suffix == ".safetensors" or (len(head) == 8 and not head.startswith((b"PK", b"\x80"))):
         return _read_safetensors(p)
-    return _read_torch(p)
+    try:
+        return _read_torch(p)
+    except DiagnosticError as err:
+        # A safetensors file's 8-byte length header can start like a pickle: try it.
+        # (Parsing safetensors never runs code, so trying it after a refusal is safe.)
+        if head.startswith(b"PK"):
+            raise
+        try:
+            return _read_safetensors(p)
+        except DiagnosticError:
+            raise err from None
 
 
 def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:

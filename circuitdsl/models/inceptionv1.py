@@ -141,8 +141,10 @@ class InceptionV1(nn.Module):
 
 
 def layer_aliases() -> dict[str, str]:
-    """Lucid's pre-ReLU names (`mixed3b_5x5_pre_relu`) for the conv modules."""
-    out = {"conv2d0_pre_relu": "conv2d0_pre_relu_conv"}
+    """Lucid's pre-ReLU names (`mixed3b_5x5_pre_relu`) for the conv modules, and the
+    Circuits articles' short names (`4c` for `mixed4c`, as in `4c:447`)."""
+    out = {name[len("mixed") :]: name for name in MIXED}
+    out["conv2d0_pre_relu"] = "conv2d0_pre_relu_conv"
     out["conv2d1_pre_relu"] = "conv2d1_pre_relu_conv"
     out["conv2d2_pre_relu"] = "conv2d2_pre_relu_conv"
     for name in MIXED:
@@ -199,4 +201,7 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
         weights_path=str(weights),
         example_input=torch.zeros(1, 3, 224, 224),
         aliases=layer_aliases(),
+        # Lucid's names are the ones the Circuits articles use.
+        preferred=frozenset(a for a in layer_aliases() if a.endswith("_pre_relu")),
+        preprocess=preprocess,
     )

@@ -12,7 +12,10 @@ from circuitdsl.models.base import ModelAdapter
 
 def format_layers(adapter: ModelAdapter, *, branches: bool = True) -> str:
     """Every addressable layer of `adapter` with channels, kernel size and kind."""
-    layers = adapter.layers()
+    also: dict[str, list[str]] = {}
+    for alias, canonical in adapter.aliases().items():
+        also.setdefault(canonical, []).append(alias)
+    layers = [layer for layer in adapter.layers() if layer.name not in adapter.aliases()]
     width = max([len(layer.name) for layer in layers] + [5])
     lines = [
         f"model {adapter.name}"
@@ -21,7 +24,10 @@ def format_layers(adapter: ModelAdapter, *, branches: bool = True) -> str:
     ]
     for layer in layers:
         kernel = f"{layer.kernel_size[0]}x{layer.kernel_size[1]}" if layer.kernel_size else "-"
-        lines.append(f"{layer.name:<{width}}  {layer.channels:>8}  {kernel:>6}  {layer.kind}")
+        extra = f"  (also {', '.join(sorted(also[layer.name]))})" if layer.name in also else ""
+        lines.append(
+            f"{layer.name:<{width}}  {layer.channels:>8}  {kernel:>6}  {layer.kind}{extra}"
+        )
         if branches and layer.kind == "concat":
             parts = []
             channel = 0
@@ -35,5 +41,5 @@ def format_layers(adapter: ModelAdapter, *, branches: bool = True) -> str:
                 channel += size
             if parts:
                 lines.append(" " * (width + 2) + "= " + ", ".join(parts))
-    lines.append(f"{len(layers)} layers")
+    lines.append(f"{len(layers)} layers" + (f", {len(adapter.aliases())} aliases" if also else ""))
     return "\n".join(lines) + "\n"

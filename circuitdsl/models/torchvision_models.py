@@ -39,6 +39,17 @@ SUPPORTED: dict[str, dict[str, object]] = {
 }
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_normalise(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's input transform: ``(x - mean) / std`` per RGB channel."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device)
+    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device)
+    return (images - mean[:, None, None]) / std[:, None, None]
+
+
 def _cached_checkpoint(name: str) -> Path | None:
     """torchvision's downloaded checkpoint for `name` in torch's cache, if present."""
     from torchvision.models import get_model_weights  # type: ignore[import-untyped]
@@ -109,4 +120,5 @@ def build(
         module.eval(),
         weights_path=str(weights) if weights is not None else None,
         example_input=torch.zeros(1, 3, size, size),
+        preprocess=imagenet_normalise,
     )

@@ -206,6 +206,19 @@ def _function_op(node: fx.Node) -> tuple[LinOp, str, tuple[int, int] | None]:
         if len(tensors) == 1:
             return LinOp("identity", (tensors[0].name,)), "add", None
         return LinOp("add", ins), "add", None
+    operands = node.args[:2]
+    tensors = [a for a in operands if isinstance(a, fx.Node)]
+    numbers = [a for a in operands if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(tensors) == 1 and len(numbers) == 1:
+        # Arithmetic with a constant: a scale is linear, an offset is a bias (dropped).
+        c = float(numbers[0])
+        if name in ("mul", "mul_", "imul"):
+            return LinOp("scale", (tensors[0].name,), scale=torch.tensor(c)), "scale", None
+        if name in ("truediv", "div", "div_", "itruediv") and operands[0] is tensors[0]:
+            return LinOp("scale", (tensors[0].name,), scale=torch.tensor(1.0 / c)), "scale", None
+        if name in ("sub", "sub_", "isub"):
+            sign = 1.0 if operands[0] is tensors[0] else -1.0
+            return LinOp("scale", (tensors[0].name,), scale=torch.tensor(sign)), "scale", None
     if name == "pad":
         pads = list(_arg(node, 1, "pad", ()))
         mode = _arg(node, 2, "mode", "constant")
@@ -223,6 +236,10 @@ def _function_op(node: fx.Node) -> tuple[LinOp, str, tuple[int, int] | None]:
         s = _pair(stride) if stride not in (None, [], ()) else k
         p = _pair(_arg(node, 3, "padding", 0))
         ceil = bool(_arg(node, 5 if name.startswith("max") else 4, "ceil_mode", False))
+        if name.startswith("max") and _pair(_arg(node, 4, "dilation", 1)) != (1, 1):
+            return LinOp("opaque", ins, why="dilated max-pool"), "pool", k
+        if not name.startswith("max") and _arg(node, 6, "divisor_override", None) is not None:
+            return LinOp("opaque", ins, why="average-pool with divisor_override"), "pool", k
         op = LinOp("avgpool", ins, kernel=k, stride=s, pad=(p[0], p[0], p[1], p[1]), ceil_mode=ceil)
         return op, "pool", k
     return LinOp("opaque", ins, why=f"operation {name!r}"), name, None
@@ -313,6 +330,10 @@ class TracedGraph:
                     if user.kind == "bn":
                         self.layer_node[path] = user.name
                         self.nodes[user.name].kernel_size = info.kernel_size
+        # The image itself, so that first-layer kernels (RGB filters) can be addressed.
+        placeholders = [n for n in self.order if self.nodes[n].op.kind == "input"]
+        if len(placeholders) == 1 and "input" not in modules:
+            self.layer_node.setdefault("input", placeholders[0])
         for alias, target in (aliases or {}).items():
             if target in self.layer_node:
                 self.layer_node[alias] = self.layer_node[target]
@@ -323,8 +344,8 @@ class TracedGraph:
             info = self.nodes[n]
             mod = modules.get(path)
             kind = info.kind
-            if info.kind == "bn":
-                kind = "conv"
+            if info.kind in ("bn", "input"):
+                kind = "conv" if info.kind == "bn" else "input"
             elif mod is not None and not _is_leaf(mod) and info.kind not in ("concat", "add"):
                 kind = "block"
             self.layer_kind[path] = kind

@@ -10,7 +10,12 @@ import torch
 from safetensors.torch import save_file
 
 from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.models.base import load_model, register_model
+from circuitdsl.models.base import (
+    ModelAdapter,
+    adapter_from_module,
+    load_model,
+    register_model,
+)
 from circuitdsl.models.checkpoint import read_state_dict
 from tests.models.factories import small_cnn
 
@@ -177,6 +182,27 @@ def test_registry(good_file: Path) -> None:
     finally:
         MODEL_REGISTRY.pop("small-test")
 
+    def zoo_like(weights: Path | None) -> ModelAdapter:
+        module = small_cnn()
+        if weights is not None:
+            module.load_state_dict(torch.load(weights, weights_only=True))
+        return adapter_from_module("zoo-like", module, input_shape=(1, 28, 28))
+
+    register_model("zoo-like", zoo_like)
+    try:
+        adapter = load_model("zoo-like", good_file)
+        assert adapter.layer("features.3").channels == 16
+        assert "zoo-like" in (_diag_of(lambda: load_model("zoo-lik")).help or "")
+    finally:
+        MODEL_REGISTRY.pop("zoo-like")
+
+
+def _diag_of(fn):  # type: ignore[no-untyped-def]
+    with pytest.raises(DiagnosticError) as err:
+        fn()
+    (d,) = err.value.diagnostics
+    return d
+
 
 def test_torchvision_file_roundtrip(tmp_path: Path) -> None:
     import torchvision
@@ -188,3 +214,63 @@ def test_torchvision_file_roundtrip(tmp_path: Path) -> None:
     adapter = load_model("torchvision:resnet18", path)
     assert torch.equal(adapter.module.conv1.weight, model.conv1.weight)
     assert adapter.layer("layer3.1.conv2").channels == 256
+
+
+def test_torchvision_weights_from_torch_cache(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torchvision
+    from torchvision.models import ResNet18_Weights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(DiagnosticError) as err:
+        load_model("torchvision:resnet18")
+    assert _diag(err).code == "E210" and "--weights" in (_diag(err).help or "")
+    torch.manual_seed(1)
+    model = torchvision.models.resnet18(weights=None)
+    ckpt = tmp_path / "checkpoints" / Path(ResNet18_Weights.IMAGENET1K_V1.url).name
+    ckpt.parent.mkdir()
+    torch.save(model.state_dict(), ckpt)
+    adapter = load_model("torchvision:resnet18")
+    assert adapter.weights_path == str(ckpt)
+    assert torch.equal(adapter.module.fc.weight, model.fc.weight)
+
+
+def test_inceptionv1_rejects_a_bad_file(tmp_path: Path) -> None:
+    junk = tmp_path / "inception5h.pth"
+    junk.write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(DiagnosticError) as err:
+        load_model("inceptionv1", junk)
+    assert _diag(err).code == "E211"
+    other = tmp_path / "other.pth"
+    torch.save(small_cnn().state_dict(), other)
+    with pytest.raises(DiagnosticError) as err:
+        load_model("inceptionv1", other)
+    d = _diag(err)
+    assert d.code == "E212" and "another model" in d.message and "inceptionv1" in d.message
+
+
+def test_safetensors_whose_header_looks_like_a_pickle(tmp_path: Path) -> None:
+    """The 8-byte header length can begin with 0x80, a pickle's first byte."""
+    state = {"w": torch.ones(2)}
+    path = tmp_path / "weights.pt"
+    for pad in range(300):
+        save_file(state, str(path), metadata={"x": "y" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:  # pragma: no cover - the header length is controllable
+        pytest.skip("could not make such a header")
+    assert torch.equal(read_state_dict(path)["w"], torch.ones(2))
+
+
+def test_input_shape_and_preprocess_of_other_models(good_file: Path) -> None:
+    from circuitdsl.models.torchvision_models import build
+
+    small = load_model(FACTORY, good_file)
+    assert small.input_shape == (1, 28, 28)
+    x = torch.rand(1, 1, 28, 28)
+    assert torch.equal(small.preprocess(x), x)
+    tv = build("alexnet", None, allow_random=True, input_size=96)
+    rgb = torch.rand(1, 3, 4, 4)
+    expected = (rgb - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    )[:, None, None]
+    assert torch.allclose(tv.preprocess(rgb), expected)

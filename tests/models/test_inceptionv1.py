@@ -124,6 +124,10 @@ def test_branch_table(adapter, layer: str) -> None:  # type: ignore[no-untyped-d
 def test_published_indices(adapter) -> None:  # type: ignore[no-untyped-def]
     assert adapter.branch_of("mixed3b", 379) == ("mixed3b_5x5", 59)
     assert adapter.branch_of("mixed4c", 447) == ("mixed4c_5x5", 63)
+    # The articles' short names are aliases of the same activation point.
+    assert adapter.branch_of("4c", 447) == ("mixed4c_5x5", 63)
+    assert adapter.layer("3b").channels == 480
+    assert adapter.weights("3a", "3b") is not None
 
 
 def test_kernel_slices_are_raw_parameters(adapter) -> None:  # type: ignore[no-untyped-def]
@@ -131,6 +135,7 @@ def test_kernel_slices_are_raw_parameters(adapter) -> None:  # type: ignore[no-u
         ("mixed3a", "mixed3b_3x3_bottleneck_pre_relu", "mixed3b_3x3_bottleneck_pre_relu_conv"),
         ("mixed3b_5x5_bottleneck", "mixed3b_5x5_pre_relu", "mixed3b_5x5_pre_relu_conv"),
         ("conv2d1", "conv2d2", "conv2d2_pre_relu_conv"),
+        ("input", "conv2d0_pre_relu", "conv2d0_pre_relu_conv"),
     ]:
         w = adapter.weights(src, dst)
         assert torch.equal(w, param(adapter, p + ".weight"))
@@ -262,3 +267,24 @@ def test_layers_listing(adapter) -> None:  # type: ignore[no-untyped-def]
     names = [layer.name for layer in adapter.layers()]
     assert names.index("conv2d0") < names.index("mixed3a") < names.index("maxpool4")
     assert names.index("maxpool4") < names.index("mixed4a") < names.index("mixed5b")
+
+
+def test_huge_blocks_are_refused(adapter) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DiagnosticError) as err:
+        adapter.weights("conv2d0", "mixed5b")
+    (d,) = err.value.diagnostics
+    assert d.code == "E216" and "GiB" in d.message
+
+
+def test_aliases_prefer_lucid_names(adapter) -> None:  # type: ignore[no-untyped-def]
+    aliases = adapter.aliases()
+    assert aliases["mixed3b_5x5_pre_relu_conv"] == "mixed3b_5x5_pre_relu"
+    assert aliases["4c"] == "mixed4c"
+    text = format_layers(adapter)
+    assert "mixed3b_5x5_pre_relu " in text and "(also mixed3b_5x5_pre_relu_conv)" in text
+
+
+def test_input_shape_and_preprocess(adapter) -> None:  # type: ignore[no-untyped-def]
+    assert adapter.input_shape == (3, 224, 224)
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(adapter.preprocess(x), x * 255 - 117)

@@ -56,8 +56,8 @@ class Toy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.relu1(self.bn1(self.conv1(x))))
         y = torch.cat([F.relu(self.a(x)), self.b(F.pad(x, (1, 0, 1, 0)))], 1)
-        y = y + F.relu(self.c(y))
-        return self.out(F.avg_pool2d(y, 2))
+        y = y + F.relu(self.c(y)) * 0.5 - 1.0
+        return self.out(F.avg_pool2d(y / 4, 2))
 
 
 def test_probe_matches_compose_and_jacobian_on_toy() -> None:
@@ -82,8 +82,8 @@ def test_probe_matches_compose_and_jacobian_on_toy() -> None:
         a = F.conv2d(p, w(model.a), None, 1, 2, 2, 2)
         b = F.conv2d(F.pad(p, (1, 0, 1, 0)), w(model.b))
         y = torch.cat([a, b], 1)
-        y = y + F.conv2d(y, w(model.c), padding=1)
-        return F.conv2d(F.avg_pool2d(y, 2), w(model.out))
+        y = y + F.conv2d(y, w(model.c), padding=1) * 0.5
+        return F.conv2d(F.avg_pool2d(y / 4, 2), w(model.out))
 
     k, off = fast.kernel_size[0], fast.offset[0]
     assert fast.kernel_size == (k, k) and fast.offset == (off, off)
@@ -234,3 +234,33 @@ def test_vgg_and_alexnet_layers_by_module_path() -> None:
     alex = build_torchvision("alexnet", None, allow_random=True, input_size=96)
     assert alex.layer("features.0").kernel_size == (11, 11)
     assert alex.is_upstream("features.0", "features.10")
+
+
+class _Functional(nn.Module):
+    """Pools and activations written as functions rather than modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv(x)), 3, 2, 1, ceil_mode=True)
+        return self.head(torch.relu(F.avg_pool2d(x, 2, 1)))
+
+
+def test_functional_pools_and_relus() -> None:
+    torch.manual_seed(0)
+    model = _Functional().eval()
+    adapter = TracedAdapter("f", model, weights_path=None, example_input=torch.zeros(1, 3, 32, 32))
+    block = adapter.weight_block("conv", "head")
+    w = model.head.weight.detach()
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=True)
+        return F.conv2d(F.avg_pool2d(x, 2, 1), w)
+
+    k, off = block.kernel_size[0], block.offset[0]
+    window, outside = _jacobian_kernel(f, 4, 32, 4, 2, off, k)
+    assert torch.allclose(block.weight, window, rtol=1e-5, atol=1e-7)
+    assert torch.count_nonzero(outside) == 0
