@@ -60,10 +60,15 @@ class Spec:
 
         return check_spec(self.circuit, model, weights)
 
-    def _repr_svg_(self) -> str:
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""
+        from circuitdsl.diagnostics import DiagnosticError
         from circuitdsl.render.html import circuit_svg
 
-        return circuit_svg(self.circuit)
+        try:
+            return circuit_svg(self.circuit)
+        except DiagnosticError:
+            return None
 
 
 def compile_program(program: Program) -> Spec:

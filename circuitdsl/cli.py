@@ -122,7 +122,7 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
-    from circuitdsl.check.engine import check_spec
+    from circuitdsl.check.api import check_spec
 
     specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
     reports = []
@@ -151,8 +151,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.render:
         from circuitdsl.render.graphviz_out import render as render_circuit
 
-        for spec, report in zip(specs, reports, strict=False):
-            render_circuit(spec.circuit, args.render, report=report)
+        try:
+            render_circuit(specs[0].circuit, args.render, report=reports[0])
+        except DiagnosticError as err:
+            # The claims were checked; a missing Graphviz must not hide their verdict.
+            print(render(err.diagnostics, {}), file=sys.stderr)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
 
 
@@ -173,11 +176,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     spec = load(args.spec)
     report = None
     if args.model or args.weights:
-        from circuitdsl.check.engine import check_spec
+        from circuitdsl.check.api import check_spec
 
         report = check_spec(spec.circuit, args.model[0] if args.model else None, args.weights)
     render_circuit(spec.circuit, args.output, report=report)
     return EXIT_OK
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from circuitdsl.tuning import main as tune_main
+
+    return tune_main(args.rest, prog="circ tune")
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
@@ -187,6 +196,64 @@ def cmd_layers(args: argparse.Namespace) -> int:
     adapter = load_model(args.model, args.weights)
     _write(format_layers(adapter), None)
     return EXIT_OK
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    from circuitdsl.inputs import analyse, parse_unit
+    from circuitdsl.models.base import load_model
+
+    layer, channel = parse_unit(args.unit)
+    adapter = load_model(args.model, args.weights)
+    report = analyse(adapter, layer, channel, source=args.source, top=args.top)
+    _write(report.to_json() if args.format == "json" else report.to_text(), args.output)
+    return EXIT_OK
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from circuitdsl.inputs import parse_unit
+    from circuitdsl.models.base import load_model
+    from circuitdsl.suggest import command_line, suggest
+
+    layer, channel = parse_unit(args.unit)
+    adapter = load_model(args.model, args.weights)
+    command = command_line(
+        args.model,
+        args.unit,
+        source=args.source,
+        top=args.top,
+        depth=args.depth,
+        weights=args.weights,
+        output=args.output,
+    )
+    draft = suggest(
+        adapter,
+        layer,
+        channel,
+        source=args.source,
+        top=args.top,
+        depth=args.depth,
+        model=args.model,
+        command=command,
+    )
+    _write(draft.text, args.output)
+    where = args.output if args.output not in (None, "-") else "stdout"
+    dropped = (
+        "no candidate claim failed"
+        if draft.n_dropped == 0
+        else f"{draft.n_dropped} candidate claim(s) that fail with the default thresholds"
+        " were left out (listed as comments)"
+    )
+    print(
+        f"drafted {draft.n_features} features and {draft.n_claims} claims to {where}; {dropped}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _top(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--top needs a whole number >= 1, not `{text}`")
+    return int(text)
 
 
 # ---- the parser -----------------------------------------------------------------------
@@ -237,10 +304,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only report files that would change")
     p.set_defaults(func=cmd_fmt)
 
+    p = sub.add_parser(
+        "tune",
+        help="measure every channel's orientation tuning to generated stimuli (shipped models)",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="see `circ tune --help`")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("layers", help="list a model's layers with channel counts")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--weights", metavar="FILE")
     p.set_defaults(func=cmd_layers)
+
+    unit_help = "the unit, LAYER:CHANNEL (e.g. mixed4c:447)"
+    from_help = (
+        "source layer (default: the nearest conv/concat/add output that every path to the"
+        " unit passes through, e.g. mixed4b for mixed4c; see docs/suggest.md)"
+    )
+    p = sub.add_parser("inputs", help="a unit's strongest excitatory and inhibitory inputs")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("unit", metavar="LAYER:CH", help=unit_help)
+    p.add_argument("--from", dest="source", metavar="LAYER", help=from_help)
+    p.add_argument("--top", type=_top, default=5, metavar="K", help="inputs of each sign (5)")
+    p.add_argument("--weights", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(func=cmd_inputs)
+
+    p = sub.add_parser("suggest", help="draft a spec from a unit's weights (claims that pass)")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("unit", metavar="LAYER:CH", help=unit_help)
+    p.add_argument("--from", dest="source", metavar="LAYER", help=from_help)
+    p.add_argument("--top", type=_top, default=3, metavar="K", help="inputs of each sign (3)")
+    p.add_argument(
+        "--depth", type=int, choices=(1, 2), default=1, help="2: also the inputs' inputs"
+    )
+    p.add_argument("--weights", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="FILE", help="the draft .circ (default: stdout)")
+    p.set_defaults(func=cmd_suggest)
     return parser
 
 
@@ -248,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `circ` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["tune"]:  # its own argument parser, `--help` included
+            return cmd_tune(argparse.Namespace(rest=argv[1:]))
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)

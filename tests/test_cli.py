@@ -77,14 +77,14 @@ def test_compile_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_fmt_check_and_rewrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     messy = tmp_path / "messy.circ"
     messy.write_text(
-        "circuit   m   # the name\nfeature a=conv1:0\nfeature b =conv2:1 \"label\"\n\n\n"
+        'circuit   m   # the name\nfeature a=conv1:0\nfeature b =conv2:1 "label"\n\n\n'
         "a->b:excites,inhibits at top(z>=2)\n# end\n"
     )
     assert main(["fmt", "--check", str(messy)]) == 1
     assert "would reformat" in capsys.readouterr().err
     assert main(["fmt", str(messy)]) == 0
     assert messy.read_text() == (
-        "circuit m  # the name\nfeature a = conv1:0\nfeature b = conv2:1 \"label\"\n\n"
+        'circuit m  # the name\nfeature a = conv1:0\nfeature b = conv2:1 "label"\n\n'
         "a -> b : excites, inhibits at top (z >= 2)\n# end\n"
     )
     assert main(["fmt", "--check", str(messy)]) == 0

@@ -41,7 +41,8 @@ def weight_rgb(value: float, scale: float) -> tuple[int, int, int]:
     a = abs(t)
     # Round half away from zero explicitly so golden files never depend on
     # banker's rounding quirks.
-    return tuple(int(m + (e - m) * a + 0.5) for m, e in zip(MID_RGB, end, strict=True))  # type: ignore[return-value]
+    r, g, b = (int(m + (e - m) * a + 0.5) for m, e in zip(MID_RGB, end, strict=True))
+    return (r, g, b)
 
 
 def weight_hex(value: float, scale: float) -> str:

@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+import operator
+import re
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from circuitdsl.diagnostics import Span
 from circuitdsl.ir import Circuit, Claim, Family, Feature
 from circuitdsl.render._style import (
     EXCITE_COLOR,
@@ -231,24 +235,75 @@ def _main_stat(result: ClaimResult) -> str:
     return ""
 
 
-def _claim_line(claim: Claim, result: ClaimResult | None, *, phrase: str | None = None) -> str:
-    text = _h(phrase if phrase is not None else claim_phrase(claim))
+def _wrap_h(text: str, width: int = 64) -> str:
+    """`text` escaped, broken into left-aligned lines: Graphviz never wraps by itself."""
+    parts = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return '<BR ALIGN="LEFT"/>'.join(_h(p) for p in parts)
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
+def _member_view(result: ClaimResult, member: str) -> tuple[str, str] | None:
+    """A union claim's verdict on one member's edge, from its own statistic `z[member]`.
+
+    A union fails as a whole when its weakest member does; on the diagram each
+    member's edge shows that member's number and whether it alone meets the threshold.
+    """
+    if result.status == "error":
+        return None
+    for stat, want in result.expected.items():
+        value = result.measured.get(f"{stat}[{member}]")
+        parts = str(want).split()
+        if not isinstance(value, (int, float)) or len(parts) != 2 or parts[0] not in _OPS:
+            continue
+        try:
+            threshold = float(parts[1])
+        except ValueError:
+            continue
+        ok = _OPS[parts[0]](float(value), threshold)
+        return ("pass" if ok else "fail"), f"{stat}={format_number(value)}"
+    return None
+
+
+def _line_view(result: ClaimResult | None, member: str | None) -> tuple[str | None, str]:
+    """(status, `stat=value`) for one claim's line on an edge from `member`."""
     if result is None:
+        return None, ""
+    view = _member_view(result, member) if member else None
+    return view if view else (result.status, _main_stat(result))
+
+
+def _claim_line(
+    claim: Claim,
+    result: ClaimResult | None,
+    *,
+    phrase: str | None = None,
+    member: str | None = None,
+) -> str:
+    text = _wrap_h(phrase if phrase is not None else claim_phrase(claim))
+    status, stat = _line_view(result, member)
+    if status is None:
         return text
-    stat = _main_stat(result)
-    glyph = STATUS_GLYPH.get(result.status, "?")
-    colour = STATUS_COLOR.get(result.status, NEUTRAL_COLOR)
+    glyph = STATUS_GLYPH.get(status, "?")
+    colour = STATUS_COLOR.get(status, NEUTRAL_COLOR)
     tail = f" ({_h(stat)})" if stat else ""
     # A non-breaking space: Graphviz drops a plain one after a font change.
     return f'<FONT COLOR="{colour}">{glyph}</FONT>&#160;{text}{tail}'
 
 
-def _strength(results: Sequence[ClaimResult]) -> float | None:
+def _strength(results: Sequence[ClaimResult], member: str | None = None) -> float | None:
     """The largest |z| measured on an edge: how far the weight sum is from zero."""
     best: float | None = None
     for r in results:
         for stat in ("z", "abs_z"):
-            v = r.measured.get(stat)
+            # A union's own number is its weakest member's; the member's is truer here.
+            v = r.measured.get(f"{stat}[{member}]", r.measured.get(stat))
             if isinstance(v, (int, float)) and math.isfinite(v):
                 best = max(best or 0.0, abs(float(v)))
     return best
@@ -351,11 +406,12 @@ class _DotWriter:
                 fs, ft = self._family_of(src), self._family_of(dst)
                 grid = self.grids.get((fs.name, ft.name)) if fs and ft else None
                 if grid is not None:
-                    if src in self.families:
-                        if claim not in grid.family_claims:
-                            grid.family_claims.append(claim)
-                    else:
+                    if src in self.member_of and dst in self.member_of:
                         grid.pairs.setdefault((src, dst), []).append(claim)
+                    elif claim not in grid.family_claims:
+                        # Family-level (or member-to-family) claims have no cell;
+                        # they are listed under the grid.
+                        grid.family_claims.append(claim)
                     continue
                 edge = self.pair_edges.setdefault((src, dst), _PairEdge(src, dst))
                 if claim not in edge.claims:
@@ -375,17 +431,50 @@ class _DotWriter:
         if isinstance(subject, str):
             candidates.append(subject)
         for name in candidates:
+            if name in self.member_of:
+                # One note per family box, not one per member: a quantified `expect`
+                # over ten curve detectors is one statement.
+                return self.member_of[name][0].name
             if name in self.features or name in self.families:
                 return name
         return None
 
+    def _generic_text(self, claim: Claim) -> str:
+        """The claim's text with its member subject replaced by the family's name."""
+        text = " ".join(claim.text.split())
+        subject = claim.args.get("subject") if claim.args else None
+        for name in (*claim.subjects, subject):
+            if isinstance(name, str) and name in self.member_of:
+                text = text.replace(name, self.member_of[name][0].name)
+        return text
+
+    def _used(self) -> set[str]:
+        """Every node name some claim mentions, and the families of mentioned members."""
+        used: set[str] = set()
+        for claim in self.c.claims:
+            names = [n for edge in claim.edges for n in edge] + list(claim.subjects)
+            subject = claim.args.get("subject") if claim.args else None
+            if isinstance(subject, str):
+                names.append(subject)
+            for name in names:
+                used.add(name)
+                if name in self.member_of:
+                    used.add(self.member_of[name][0].name)
+        return used
+
+    def _shown(self, name: str, span: Span | None, used: set[str]) -> bool:
+        # A feature library pulled in by `import` would otherwise fill the picture
+        # with nodes no claim of this circuit is about.
+        imported = span is not None and span.file != self.c.path
+        return name in used or not imported
+
     # ---- node ids and endpoints --------------------------------------------------
-    def _node_id(self, name: str) -> str:
+    def _node_id(self, name: str, *, port: bool = True) -> str:
         if name in self.families:
             return _q(f"F:{name}")
         if name in self.member_of:
             fam, i = self.member_of[name]
-            return f"{_q('F:' + fam.name)}:{_q(f'm{i}')}"
+            return f"{_q('F:' + fam.name)}:{_q(f'm{i}')}" if port else _q(f"F:{fam.name}")
         return _q(f"f:{name}")
 
     def _layer_of(self, name: str) -> str | None:
@@ -421,11 +510,13 @@ class _DotWriter:
 
         # Nodes grouped by layer, so each layer is one rank.
         boxed = {m for fam in self.c.families for m in fam.members}
+        used = self._used()
         by_layer: dict[str, list[str]] = {lay: [] for lay in self.layers}
         for fam in self.c.families:
-            by_layer.setdefault(fam.layer, []).append(self._family_node(fam))
+            if self._shown(fam.name, fam.span, used):
+                by_layer.setdefault(fam.layer, []).append(self._family_node(fam))
         for feat in self.c.features:
-            if feat.name not in boxed:
+            if feat.name not in boxed and self._shown(feat.name, feat.span, used):
                 by_layer.setdefault(feat.layer, []).append(self._feature_node(feat))
         # Endpoints named by claims but declared nowhere still get a (plain) node.
         for edge in self.pair_edges.values():
@@ -493,10 +584,7 @@ class _DotWriter:
             )
         rows.append(f'<TR><TD ALIGN="LEFT">{self._legend()}</TD></TR>')
         if self.loose:
-            lines = '<BR ALIGN="LEFT"/>'.join(
-                _claim_line(c, self.results.get(c.id), phrase=" ".join(c.text.split()))
-                for c in self.loose
-            )
+            lines = '<BR ALIGN="LEFT"/>'.join(self._grouped_lines(self.loose))
             rows.append(
                 f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">{lines}<BR ALIGN="LEFT"/></FONT>'
                 "</TD></TR>"
@@ -504,24 +592,20 @@ class _DotWriter:
         return '<<TABLE BORDER="0" CELLSPACING="1" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
     def _legend(self) -> str:
-        edges = (
+        # Plain text, not a nested table: Graphviz stretches nested tables to the
+        # cell's width, which would centre the legend under a long description.
+        text = (
             f'<FONT COLOR="{EXCITE_COLOR}">━ excites</FONT>  '
             f'<FONT COLOR="{INHIBIT_COLOR}">━ inhibits</FONT>  '
             f'<FONT COLOR="{NEUTRAL_COLOR}">━ other claim</FONT>'
         )
-        parts = [f'<TD><FONT POINT-SIZE="9">{edges}</FONT></TD>']
         if self.report is not None:
-            bar = kernel_table([[-1.0, -0.66, -0.33, 0.0, 0.33, 0.66, 1.0]], 1.0, 8)
-            parts += [
-                '<TD><FONT POINT-SIZE="9">   weight −</FONT></TD>',
-                f"<TD>{bar}</TD>",
-                '<TD><FONT POINT-SIZE="9">+   ✓ holds  ✗ fails (dashed edge)</FONT></TD>',
-            ]
-        return (
-            '<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
-            + "".join(parts)
-            + "</TR></TABLE>"
-        )
+            bar = "".join(
+                f'<FONT COLOR="{weight_hex(v, 1.0)}">█</FONT>'
+                for v in (-1.0, -0.66, -0.33, 0.0, 0.33, 0.66, 1.0)
+            )
+            text += f"     weight − {bar} +     ✓ holds  ✗ fails (dashed edge)"
+        return f'<FONT POINT-SIZE="9">{text}</FONT>'
 
     def _image_cell(self, name: str, size: int) -> str:
         path = self.images.get(name)
@@ -547,7 +631,7 @@ class _DotWriter:
         attrs = [("label", label), ("tooltip", f"{feat.name} = {feat.ref}")]
         return f"    {_q('f:' + feat.name)} {_attrs(attrs)};"
 
-    def _member_cell(self, fam: Family, i: int, name: str) -> str:
+    def _member_cell(self, fam: Family, i: int, name: str, min_w: int) -> str:
         feat = self.features.get(name)
         if feat is None:
             body = _h(name)
@@ -563,11 +647,14 @@ class _DotWriter:
                 f'WIDTH="40" HEIGHT="40"><IMG SRC="{_h(self.images[name])}" SCALE="TRUE"/></TD>'
                 f"</TR><TR><TD>{body}</TD></TR></TABLE>"
             )
-        return f'<TD PORT="m{i}" TOOLTIP="{_h(name)}">{image or body}</TD>'
+        return f'<TD PORT="m{i}" WIDTH="{min_w}" TOOLTIP="{_h(name)}">{image or body}</TD>'
 
     def _family_node(self, fam: Family) -> str:
         members = list(fam.members)
-        width = min(len(members), FAMILY_ROW) or 1
+        # Members run across the rank: a row when layers stack top to bottom, a
+        # column when they run left to right.
+        per_row = 1 if self.rankdir in ("LR", "RL") else FAMILY_ROW
+        width = min(len(members), per_row) or 1
         params = ", ".join(f"{n}: {t}" for n, t in fam.param_types)
         head = f"<B>{_h(fam.name)}</B>"
         if fam.label:
@@ -575,9 +662,15 @@ class _DotWriter:
         head += f'<BR/><FONT POINT-SIZE="9" COLOR="#444444">{_h(fam.layer)}'
         head += f" · {len(members)} members" + (f" · {_h(params)}" if params else "") + "</FONT>"
         rows = [f'<TR><TD COLSPAN="{width}" BGCOLOR="#eeeeee">{head}</TD></TR>']
-        for start in range(0, len(members), FAMILY_ROW):
-            chunk = members[start : start + FAMILY_ROW]
-            cells = "".join(self._member_cell(fam, start + j, m) for j, m in enumerate(chunk))
+        # A minimum width per member cell that covers the heading: otherwise Graphviz
+        # gives the heading's extra width to the first few cells only.
+        heading = max(len(fam.name) + len(fam.label or "") + 1, len(re.sub(r"<[^>]+>", "", head)))
+        min_w = max(26, math.ceil(heading * 5.0 / width))
+        for start in range(0, len(members), per_row):
+            chunk = members[start : start + per_row]
+            cells = "".join(
+                self._member_cell(fam, start + j, m, min_w) for j, m in enumerate(chunk)
+            )
             rows.append(f"<TR>{cells}</TR>")
         label = (
             '<<TABLE BORDER="1" COLOR="#555555" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3" '
@@ -586,11 +679,7 @@ class _DotWriter:
         return f"    {_q('F:' + fam.name)} {_attrs([('label', label)])};"
 
     def _note_node(self, subject: str, claims: Sequence[Claim]) -> str:
-        lines = "".join(
-            _claim_line(c, self.results.get(c.id), phrase=" ".join(c.text.split()))
-            + '<BR ALIGN="LEFT"/>'
-            for c in claims
-        )
+        lines = "".join(line + '<BR ALIGN="LEFT"/>' for line in self._grouped_lines(claims))
         label = f'<<FONT POINT-SIZE="9">{lines}</FONT>>'
         results = [self.results[c.id] for c in claims if c.id in self.results]
         worst = _worst(results)
@@ -603,36 +692,71 @@ class _DotWriter:
         ]
         return f"    {_q('N:' + subject)} {_attrs(attrs)};"
 
+    def _grouped_lines(self, claims: Sequence[Claim]) -> list[str]:
+        """One label line per statement: claims a quantifier made from one line merge."""
+        groups: dict[str, list[Claim]] = {}
+        for c in claims:
+            groups.setdefault(self._generic_text(c), []).append(c)
+        lines = []
+        for text, group in groups.items():
+            if len(group) == 1:
+                lines.append(_claim_line(group[0], self.results.get(group[0].id), phrase=text))
+                continue
+            results = [self.results[c.id] for c in group if c.id in self.results]
+            head = _wrap_h(text) + f" ×{len(group)}"
+            if results:
+                worst = _worst(results) or "pass"
+                n_pass = sum(r.status == "pass" for r in results)
+                glyph = f'<FONT COLOR="{STATUS_COLOR[worst]}">{STATUS_GLYPH[worst]}</FONT>'
+                head = f"{glyph}&#160;{head} ({n_pass}/{len(results)} hold)"
+            lines.append(head)
+        return lines
+
     def _pair_edge(self, edge: _PairEdge) -> str:
         results = [self.results[c.id] for c in edge.claims if c.id in self.results]
         sign = _edge_sign(edge.claims)
         colour = _sign_colour(sign)
         kernel = self.kernels.get(f"{edge.source}->{edge.target}")
         rows = []
+        # Graphviz 2.43 garbles the attributes of an edge between two nodes of the same
+        # rank when it has a port ("Arrow type '1.5' unknown"), so such an edge joins
+        # the family boxes and names its members in the label instead.
+        flat = self._layer_of(edge.source) == self._layer_of(edge.target)
+        use_ports = not (flat and (edge.source in self.member_of or edge.target in self.member_of))
+        if not use_ports:
+            rows.append(
+                f'<TR><TD ALIGN="LEFT"><I>{_h(edge.source)} → {_h(edge.target)}</I></TD></TR>'
+            )
         if kernel:
             rows.append(f"<TR><TD>{kernel_table(kernel)}</TD></TR>")
+        src = edge.source
         for c in edge.claims:
-            rows.append(f'<TR><TD ALIGN="LEFT">{_claim_line(c, self.results.get(c.id))}</TD></TR>')
+            phrase = claim_phrase(c)
+            if c.kind == "union" and len(c.edges) > 1:
+                phrase += f", one of {len(c.edges)} inputs"
+            line = _claim_line(c, self.results.get(c.id), phrase=phrase, member=src)
+            rows.append(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>')
         label = (
             '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
             + "".join(rows)
             + "</TABLE>>"
         )
         attrs = [("color", colour), ("label", label)]
-        strength = _strength(results)
+        strength = _strength(results, src)
         if strength is not None:
             # |z| of 0..4 maps to 1..5pt, so a strong connection reads as heavy.
             attrs.append(("penwidth", f"{1.0 + min(strength, 4.0):.2f}"))
         else:
             attrs.append(("penwidth", "1.5"))
-        worst = _worst(results)
-        if worst in ("fail", "error"):
+        statuses = {_line_view(self.results.get(c.id), src)[0] for c in edge.claims}
+        if statuses & {"fail", "error"}:
             attrs.append(("style", "dashed"))
         if sign == INHIBITS:
             attrs.append(("arrowhead", "tee"))
         tooltip = "\n".join(c.text for c in edge.claims)
         attrs.append(("tooltip", tooltip))
-        tail, head = self._node_id(edge.source), self._node_id(edge.target)
+        tail = self._node_id(edge.source, port=use_ports)
+        head = self._node_id(edge.target, port=use_ports)
         return f"  {tail} -> {head} {_attrs(attrs)};"
 
     # ---- weight grids ----------------------------------------------------------------
@@ -649,7 +773,7 @@ class _DotWriter:
         # a weak pair should look weak next to a strong one.
         scale = kernel_scale(pair_kernels.values())
         n = max((max(len(r) for r in k) for k in pair_kernels.values() if k), default=0)
-        cell = max(2, min(6, 30 // n)) if n else 6
+        cell = max(2, min(8, 36 // n)) if n else 6
 
         def header(name: str) -> str:
             feat = self.features.get(name)
@@ -662,6 +786,7 @@ class _DotWriter:
         all_claims = grid.claims()
         results = [self.results[c.id] for c in all_claims if c.id in self.results]
         signs = [claim_sign(c) for cs in grid.pairs.values() for c in cs]
+        n_claims = len({c.id for cs in grid.pairs.values() for c in cs})
         counts = []
         if signs.count(EXCITES):
             counts.append(f"{signs.count(EXCITES)} excite")
@@ -670,7 +795,11 @@ class _DotWriter:
         caption = (
             f"<B>{_h(grid.source.name)} → {_h(grid.target.name)}</B>  "
             f"{len(src_members)}×{len(dst_members)}"
-            + (f", {len(grid.pairs)} pairs claimed ({', '.join(counts)})" if grid.pairs else "")
+            + (
+                f", {len(grid.pairs)} pairs, {n_claims} claims ({', '.join(counts)})"
+                if grid.pairs
+                else ""
+            )
         )
         if results:
             s = {st: sum(r.status == st for r in results) for st in ("pass", "fail", "error")}
@@ -679,15 +808,39 @@ class _DotWriter:
                 f' <FONT COLOR="{STATUS_COLOR["fail"]}">{s["fail"]} ✗</FONT>'
             )
         width = len(dst_members) + 1
+        # Fixed, equal columns: Graphviz hands any width the caption needs beyond the
+        # columns' own to the first few columns, which skews the matrix.
+        kernel_px = (n * cell + 2) if n else 0
+        plain_caption = re.sub(r"<[^>]+>", "", caption)
+        head_chars = max(
+            (
+                len(re.sub(r"<[^>]+>|&[a-z#0-9]+;", "x", part))
+                for b in dst_members
+                for part in header(b).split("<BR/>")
+            ),
+            default=0,
+        )
+        col_w = max(
+            26,
+            kernel_px + 6,
+            math.ceil(head_chars * 4.4 + 6),  # 7pt header text
+            math.ceil((len(plain_caption) * 5.0 - 30) / len(dst_members)),
+        )
+        kernel_h = kernel_px + (12 if results else 0) + 6
         rows = [f'<TR><TD COLSPAN="{width}"><FONT POINT-SIZE="10">{caption}</FONT></TD></TR>']
-        heads = "".join(f'<TD><FONT POINT-SIZE="7">{header(b)}</FONT></TD>' for b in dst_members)
+        heads = "".join(
+            f'<TD WIDTH="{col_w}"><FONT POINT-SIZE="7">{header(b)}</FONT></TD>' for b in dst_members
+        )
         rows.append(f'<TR><TD><FONT POINT-SIZE="7">from \\ to</FONT></TD>{heads}</TR>')
         for a in src_members:
+            # Rows without any kernel stay low: a sparse grid should not be mostly air.
+            row_h = kernel_h if any((a, b) in pair_kernels for b in dst_members) else 18
+            size = f' WIDTH="{col_w}" HEIGHT="{row_h}" FIXEDSIZE="TRUE"'
             cells = [f'<TD ALIGN="RIGHT"><FONT POINT-SIZE="7">{header(a)}</FONT></TD>']
             for b in dst_members:
                 cells.append(
                     self._grid_cell(
-                        grid.pairs.get((a, b), []), pair_kernels.get((a, b)), scale, cell
+                        grid.pairs.get((a, b), []), pair_kernels.get((a, b)), scale, cell, size
                     )
                 )
             rows.append("<TR>" + "".join(cells) + "</TR>")
@@ -718,6 +871,7 @@ class _DotWriter:
         kernel: Sequence[Sequence[float]] | None,
         scale: float,
         cell: int,
+        size: str,
     ) -> str:
         results = [self.results[c.id] for c in claims if c.id in self.results]
         worst = _worst(results)
@@ -738,11 +892,11 @@ class _DotWriter:
                     f"<TR><TD>{body}</TD></TR><TR><TD>{mark}</TD></TR></TABLE>"
                 )
             thick = "2" if worst in ("fail", "error") else "1"
-            return f'<TD BORDER="{thick}" COLOR="{border}"{tip_attr}>{body}</TD>'
+            return f'<TD BORDER="{thick}" COLOR="{border}"{size}{tip_attr}>{body}</TD>'
         if not claims:
-            return '<TD><FONT POINT-SIZE="7" COLOR="#cccccc">·</FONT></TD>'
+            return f'<TD{size}><FONT POINT-SIZE="7" COLOR="#cccccc">·</FONT></TD>'
         # No kernel (no report yet): the claimed sign as a tinted cell.
         bg = {EXCITES: "#fbd0c0", INHIBITS: "#c6dbef"}.get(sign or "", "#eeeeee")
         glyph = {EXCITES: "+", INHIBITS: "−"}.get(sign or "", "•")
         text = mark or f'<FONT POINT-SIZE="8">{glyph}</FONT>'
-        return f'<TD BGCOLOR="{bg}" WIDTH="16" HEIGHT="16"{tip_attr}>{text}</TD>'
+        return f'<TD BGCOLOR="{bg}"{size}{tip_attr}>{text}</TD>'

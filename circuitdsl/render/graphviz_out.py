@@ -123,8 +123,9 @@ def render(
                 )
             ]
         )
-    dot_kwargs = {"layer_order": layer_order, "rankdir": rankdir, "node_images": node_images}
-    dot_text = to_dot(circuit, report, **dot_kwargs)  # type: ignore[arg-type]
+    dot_text = to_dot(
+        circuit, report, layer_order=layer_order, rankdir=rankdir, node_images=node_images
+    )
     if suffix in (".dot", ".gv"):
         _write(out, dot_text.encode("utf-8"))
         return out
@@ -148,7 +149,14 @@ def render(
     if suffix == ".html":
         from circuitdsl.render.html import to_html
 
-        page = to_html(circuit, report, source_text, **dot_kwargs)  # type: ignore[arg-type]
+        page = to_html(
+            circuit,
+            report,
+            source_text,
+            layer_order=layer_order,
+            rankdir=rankdir,
+            node_images=node_images,
+        )
         _write(out, page.encode("utf-8"))
         return out
 

@@ -40,6 +40,8 @@ UNCHECKED = "#6e7781"
 # Quantified claims put dozens of claims on one source line; more links than this
 # per line would bury the source text.
 MAX_MARKS_PER_LINE = 3
+# More kernel cards than this and the passing ones fold into a <details>.
+MAX_OPEN_KERNELS = 48
 
 
 def _e(text: object) -> str:
@@ -184,6 +186,11 @@ def _rows(
     return rows
 
 
+# Claim ids and paths are long unbroken words (`early_curve[92]->curve[342].excites`);
+# without this they push the table off the page.
+_BREAK = "overflow-wrap:anywhere;word-break:break-word"
+
+
 def _claims_table(
     rows: Sequence[tuple[str, Claim | None, ClaimResult | None]],
     *,
@@ -218,12 +225,12 @@ def _claims_table(
         body.append(
             f'<tr id="c{i}" class="claim st-{status or "none"}" style="{tint}">'
             f'<td style="{cell}">{_status_badge(status)}</td>'
-            f'<td style="{cell};font-family:monospace">{_e(cid)}</td>'
-            f'<td style="{cell}">{_e(" ".join(text.split()))}{detail}</td>'
-            f'<td style="{cell};font-family:monospace">{_measured(result)}</td>'
+            f'<td style="{cell};font-family:monospace;{_BREAK};max-width:18em">{_e(cid)}</td>'
+            f'<td style="{cell};min-width:14em">{_e(" ".join(text.split()))}{detail}</td>'
+            f'<td style="{cell};font-family:monospace;max-width:16em">{_measured(result)}</td>'
             f'<td style="{cell};font-family:monospace">{_expected(claim, result)}</td>'
             + (f'<td style="{cell}">{thumb}</td>' if thumbnails else "")
-            + f'<td style="{cell};font-family:monospace;white-space:nowrap">{src}</td></tr>'
+            + f'<td style="{cell};font-family:monospace;{_BREAK};max-width:16em">{src}</td></tr>'
         )
     return (
         '<table class="claims" style="border-collapse:collapse;font-size:13px">'
@@ -394,11 +401,27 @@ def _kernel_gallery(rows: Sequence[tuple[str, Claim | None, ClaimResult | None]]
         )
         if len(uses) > 4:
             claims += f'<div class="kc">+{len(uses) - 4} more</div>'
-        out.append(
+        card = (
             f'<div class="kcard st-{worst}"><div class="edge">{_e(src)} → {_e(dst)}</div>'
             f'{kernel_svg(kernel)}<div class="kc">{_e(rng)}</div>{claims}</div>'
         )
-    return '<div class="kernels">' + "".join(out) + "</div>"
+        out.append((worst, card))
+    if len(out) <= MAX_OPEN_KERNELS:
+        return '<div class="kernels">' + "".join(card for _, card in out) + "</div>"
+    # A 30x30 family claim measures 900 kernels: show the ones that need attention
+    # and fold the rest away, so the page stays readable (they remain in the file).
+    bad = [card for worst, card in out if worst in ("fail", "error")]
+    rest = [card for worst, card in out if worst not in ("fail", "error")]
+    return (
+        f"<p>{len(bad)} of {len(out)} connections have a failing claim"
+        + (":" if bad else ".")
+        + "</p>"
+        + ('<div class="kernels">' + "".join(bad) + "</div>" if bad else "")
+        + f"<details><summary>the other {len(rest)} kernels</summary>"
+        + '<div class="kernels">'
+        + "".join(rest)
+        + "</div></details>"
+    )
 
 
 def to_html(
@@ -425,14 +448,27 @@ def to_html(
     if source is not None:
         source_html, link_line = _source_block(source, circuit.path, rows)
 
-    kwargs = {"layer_order": layer_order, "rankdir": rankdir, "node_images": node_images}
     if dot_available():
         try:
-            diagram = circuit_svg(circuit, report, title=False, **kwargs)  # type: ignore[arg-type]
+            diagram = circuit_svg(
+                circuit,
+                report,
+                layer_order=layer_order,
+                rankdir=rankdir,
+                node_images=node_images,
+                title=False,
+            )
         except DiagnosticError as exc:
             diagram = f'<p class="notice">The diagram could not be drawn: {_e(exc)}</p>'
     else:
-        dot_text = to_dot(circuit, report, title=False, **kwargs)  # type: ignore[arg-type]
+        dot_text = to_dot(
+            circuit,
+            report,
+            layer_order=layer_order,
+            rankdir=rankdir,
+            node_images=node_images,
+            title=False,
+        )
         diagram = (
             '<p class="notice">Graphviz is not installed, so the diagram is not drawn '
             f"({_e(INSTALL_HELP)}). Its DOT source:</p>"

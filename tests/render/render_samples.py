@@ -440,3 +440,44 @@ def curve_report(*, failing: int = 2) -> Report:
                 )
             )
     return Report("specs/curves.circ", "inceptionv1", None, tuple(results), circuit="curve_circuit")
+
+
+def small_family_report() -> tuple[Circuit, Report]:
+    """A 4x4 slice of the curve circuit, every pair claimed and measured: a golden-sized grid."""
+    full = curve_circuit()
+    early = [m for m in full.members("early_curve")][:4]
+    curve = [m for m in full.members("curve")][:4]
+    fams = (
+        Family("early_curve", "mixed3a", (("orientation", "angle"),), tuple(f.name for f in early)),
+        Family("curve", "mixed3b", (("orientation", "angle"),), tuple(f.name for f in curve)),
+    )
+    claims = []
+    results = []
+    for i, a in enumerate(early):
+        for j, b in enumerate(curve):
+            sign = "excites" if i == j else "inhibits"
+            claim = Claim(
+                f"{a.name}->{b.name}",
+                "sign",
+                f"{a.name} -> {b.name} : {sign}",
+                ((a.name, b.name),),
+                args={"sign": sign},
+            )
+            claims.append(claim)
+            kernel = oriented_kernel(
+                float(b.param("orientation")), n=3, gain=1.0 if i == j else -0.5
+            )
+            status = "fail" if (i, j) == (0, 3) else "pass"
+            results.append(
+                ClaimResult(
+                    claim.id,
+                    status,
+                    claim.text,
+                    "x:1",
+                    {"z": 1.5 if i == j else -1.5},
+                    {"z": ">= 1"},
+                    kernels={f"{a.name}->{b.name}": kernel},
+                )
+            )
+    circuit = Circuit("small_family", None, (), None, (*early, *curve), fams, tuple(claims))
+    return circuit, Report("x", "m", None, tuple(results))

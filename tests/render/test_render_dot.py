@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-from render_samples import car_report, oriented_kernel, top_bottom_kernel
+from render_samples import car_report, oriented_kernel, small_family_report, top_bottom_kernel
 
-from circuitdsl.ir import Circuit, Claim, Family, Feature
+from circuitdsl.diagnostics import Span
+from circuitdsl.ir import Circuit, Claim, Family, Feature, Param
 from circuitdsl.render import kernel_table, layer_order, to_dot
 from circuitdsl.render._style import NEG_HEX, POS_HEX, weight_hex
 from circuitdsl.report import ClaimResult, Report
@@ -217,7 +218,7 @@ def test_family_pairs_collapse_into_one_grid(curves: Circuit) -> None:
     assert '"F:early_curve" -> "G:early_curve->curve"' in dot
     assert '"G:early_curve->curve" -> "F:curve"' in dot
     grid = next(ln for ln in dot.splitlines() if ln.strip().startswith('"G:'))
-    assert "9×10" in grid and "30 pairs claimed (15 excite, 15 inhibit)" in grid
+    assert "9×10" in grid and "30 pairs, 30 claims (15 excite, 15 inhibit)" in grid
     assert grid.count("<TR>") >= 9 + 2
     assert "equivariant under rotation(orientation)" in grid
 
@@ -277,3 +278,127 @@ def test_wide_families_wrap_rows() -> None:
     dot = to_dot(Circuit("w", None, (), None, members, (fam,), ()))
     line = next(ln for ln in dot.splitlines() if ln.strip().startswith('"F:big"'))
     assert line.count("<TR>") == 1 + 3  # header + 12 + 12 + 6
+
+
+def test_member_notes_merge_into_one_family_note(curves: Circuit) -> None:
+    members = curves.family("curve").members
+    expects = tuple(
+        Claim(
+            f"{m}.no_echo",
+            "activation",
+            f"expect {m} no echo on curve(orientation = 180deg)",
+            (),
+            (m,),
+            args={"subject": m, "test": "no_echo"},
+        )
+        for m in members
+    )
+    dot = to_dot(replace(curves, claims=curves.claims + expects))
+    assert dot.count('"N:') == 2  # the note node and its dotted link
+    assert "expect curve no echo on curve(orientation = 180deg) ×10" in dot
+    results = tuple(
+        ClaimResult(c.id, "fail" if i == 3 else "pass", c.text, "x:1")
+        for i, c in enumerate(expects)
+    )
+    checked = to_dot(replace(curves, claims=expects), Report("x", "m", None, results))
+    assert "×10 (9/10 hold)" in checked and 'shape="note", color="#c00020"' in checked
+
+
+def test_unused_imported_features_are_left_out(car: Circuit) -> None:
+    lib = Span("specs/lib.circ", 3, 1, 3, 20)
+    extra = (
+        Feature("unused_lib", "mixed4b", (7,), (1.0,), span=lib),
+        Feature("unused_here", "mixed4b", (8,), (1.0,)),
+    )
+    dot = to_dot(replace(car, features=car.features + extra))
+    assert '"f:unused_lib"' not in dot
+    assert '"f:unused_here"' in dot  # declared in the spec itself: the author wants it
+
+
+def test_same_layer_member_edges_avoid_ports(curves: Circuit) -> None:
+    # Graphviz 2.43 mangles attributes of flat edges with ports; such edges join boxes.
+    extra = Feature("hub", "mixed3b", (1,), (1.0,))
+    claim = Claim(
+        "flat",
+        "sign",
+        "curve[379] -> hub : excites",
+        (("curve[379]", "hub"),),
+        args={"sign": "excites"},
+    )
+    dot = to_dot(replace(curves, features=(*curves.features, extra), claims=(claim,)))
+    line = next(ln for ln in dot.splitlines() if '-> "f:hub"' in ln)
+    assert line.lstrip().startswith('"F:curve" -> "f:hub"')
+    assert "curve[379] → hub" in line
+
+
+def test_long_note_lines_wrap() -> None:
+    feat = Feature("a", "l", (0,), (1.0,))
+    text = "expect a responds to " + " ".join(f"word{i}" for i in range(30))
+    claim = Claim("long", "activation", text, (), ("a",), args={"subject": "a"})
+    dot = to_dot(Circuit("w", None, (), None, (feat,), (), (claim,)))
+    note = next(ln for ln in dot.splitlines() if ln.strip().startswith('"N:a"'))
+    assert note.count('<BR ALIGN="LEFT"/>') >= 3
+
+
+def test_member_to_family_claim_is_listed_under_the_grid(curves: Circuit) -> None:
+    mixed = Claim(
+        "mixed",
+        "rank",
+        "early_curve[147] -> curve : among top 3 inputs",
+        (("early_curve[147]", "curve"),),
+        args={"k": 3, "polarity": "any"},
+    )
+    dot = to_dot(replace(curves, claims=(*curves.claims, mixed)))
+    grid = next(ln for ln in dot.splitlines() if ln.strip().startswith('"G:'))
+    assert "among top 3 inputs" in grid
+    assert '"F:early_curve":"m6" -> "F:curve"' not in dot
+
+
+def test_intra_family_claims_are_self_loops_without_ports() -> None:
+    members = tuple(
+        Feature(f"s[{c}]", "mixed3b", (c,), (1.0,), family="s", params=(Param("side", "label", v),))
+        for c, v in ((347, "left"), (327, "right"))
+    )
+    fam = Family("s", "mixed3b", (("side", "label"),), tuple(m.name for m in members))
+    claim = Claim(
+        "refl",
+        "sign",
+        "s[347] -> s[327] : inhibits",
+        (("s[347]", "s[327]"),),
+        args={"sign": "inhibits"},
+    )
+    dot = to_dot(Circuit("r", None, (), None, members, (fam,), (claim,)))
+    assert '"F:s" -> "F:s"' in dot and "s[347] → s[327]" in dot
+
+
+def test_union_edges_show_each_members_own_verdict() -> None:
+    feats = (
+        Feature("a", "l1", (0,), (1.0,)),
+        Feature("b", "l1", (1,), (1.0,)),
+        Feature("t", "l2", (0,), (1.0,)),
+    )
+    union = Claim(
+        "u", "union", "{a, b} -> t : excites", (("a", "t"), ("b", "t")), args={"sign": "excites"}
+    )
+    result = ClaimResult(
+        "u", "fail", union.text, "x:1", {"z": 0.2, "z[a]": 3.0, "z[b]": 0.2}, {"z": ">= 1"}
+    )
+    dot = to_dot(
+        Circuit("u", None, (), None, feats, (), (union,)), Report("x", "m", None, (result,))
+    )
+    a, b = _edge_line(dot, "a", "t"), _edge_line(dot, "b", "t")
+    assert "✓</FONT>&#160;excites, one of 2 inputs (z=3)" in a and 'style="dashed"' not in a
+    assert 'penwidth="4.00"' in a
+    assert "✗</FONT>&#160;excites, one of 2 inputs (z=0.2)" in b and 'style="dashed"' in b
+
+
+def test_golden_family_grid_with_report(golden: Golden) -> None:
+    circuit, report = small_family_report()
+    golden("family_grid_report.dot", to_dot(circuit, report))
+
+
+def test_left_to_right_families_stack_members_vertically(curves: Circuit) -> None:
+    dot = to_dot(curves, rankdir="LR")
+    assert 'rankdir="LR"' in dot
+    line = next(ln for ln in dot.splitlines() if ln.strip().startswith('"F:curve"'))
+    assert line.count("<TR>") == 1 + 10  # heading + one row per member

@@ -149,3 +149,14 @@ def test_report_table_html_for_jupyter(car_checked: Report) -> None:
     assert "7 passed" in table and "1 failed" in table
     assert table.count("<tr id=") == 8
     assert "<svg" in table  # kernel thumbnails
+
+
+def test_big_kernel_galleries_fold_passing_cards(
+    curves: Circuit, curves_checked: Report, no_graphviz: None
+) -> None:
+    page = to_html(curves, curves_checked)
+    gallery = page.split("<h2>Kernels</h2>")[1].split("<h2>")[0]
+    assert "2 of 90 connections have a failing claim:" in gallery
+    head, folded = gallery.split("<details>")
+    assert head.count('class="kcard st-fail"') == 2
+    assert folded.count('class="kcard') == 88 and "the other 88 kernels" in folded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -120,3 +121,27 @@ def test_node_images_are_inlined_in_svg(car: Circuit, tmp_path: Path) -> None:
     Image.new("RGB", (32, 32), (200, 30, 30)).save(png)
     svg = circuit_svg(car, node_images={"wheels": png})
     assert "data:image/png;base64," in svg and str(png) not in svg
+
+
+@needs_dot
+@pytest.mark.parametrize("which", ["car", "car_report", "curves", "curves_report", "grid_report"])
+def test_graphviz_draws_samples_without_warnings(which: str) -> None:
+    from render_samples import (
+        car_circuit,
+        car_report,
+        curve_circuit,
+        curve_report,
+        small_family_report,
+    )
+
+    circuit, report = {
+        "car": lambda: (car_circuit(), None),
+        "car_report": lambda: (car_circuit(), car_report()),
+        "curves": lambda: (curve_circuit(), None),
+        "curves_report": lambda: (curve_circuit(), curve_report()),
+        "grid_report": small_family_report,
+    }[which]()
+    proc = subprocess.run(
+        ["dot", "-Tsvg"], input=to_dot(circuit, report).encode(), capture_output=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stderr.decode() == ""
