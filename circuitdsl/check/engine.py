@@ -182,15 +182,16 @@ def _measure_kinds(
         progress(done, total)
 
     for kind, claims in by_kind.items():
-        ready = []
         if not ctx.group_errors and not ctx.edge_errors:
-            ready = claims
-        for c in claims if not ready else ():
-            bad = _group_error(ctx, needed[c.id])
-            if bad is None:
-                ready.append(c)
-            else:
-                results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
+            ready = claims  # the common case: no per-claim lookups
+        else:
+            ready = []
+            for c in claims:
+                bad = _group_error(ctx, needed[c.id])
+                if bad is None:
+                    ready.append(c)
+                else:
+                    results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
         for c, outcome in _measure(_HANDLERS[kind].measure, ready, ctx):
             results[c.id] = _result(c, circuit, outcome)
         done += len(claims)
