@@ -77,9 +77,6 @@ def register_handler(
     circuit)` lists the (source, target) features whose weights it needs loaded.
     Raise `circuitdsl.check.common.Unmeasurable` for a claim that cannot be measured.
     """
-    if batch:
-        _HANDLERS[kind] = _Kind(fn, edges)
-        return
 
     def one_by_one(claims: list[Claim], ctx: Context) -> list[Outcome]:
         out = []
@@ -88,7 +85,14 @@ def register_handler(
             out.append(r if isinstance(r, Outcome) else Outcome(dict(r[0]), str(r[1])))
         return out
 
-    _HANDLERS[kind] = _Kind(one_by_one, edges)
+    def as_floats(claims: list[Claim], ctx: Context) -> list[Outcome]:
+        # a user's handler may report ints or numpy scalars; reports hold floats
+        outs = (fn if batch else one_by_one)(claims, ctx)
+        for o in outs:
+            o.measured = {k: float(v) for k, v in o.measured.items()}
+        return outs
+
+    _HANDLERS[kind] = _Kind(as_floats, edges)
 
 
 def unregister_handler(kind: str) -> None:
@@ -240,11 +244,11 @@ def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
         status=status,
         text=c.text,
         source=_source(c, circuit),
-        measured={k: float(v) for k, v in outcome.measured.items()},
+        measured=outcome.measured,  # handlers report Python floats
         expected=expected,
         detail=detail,
         kind=c.kind,
-        edges=tuple(c.edges),
+        edges=c.edges,
         kernels=outcome.kernels,
     )
 
