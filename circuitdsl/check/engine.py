@@ -123,7 +123,8 @@ def check(
     leaves the setting alone); computing expanded weights keeps the caller's setting.
     The default is 1: the checker runs thousands of small tensor ops, where a thread
     pool costs more than it gives, badly so on a shared machine (bench/check.py:
-    10,000 claims took 0.9 s with 1 thread and 6-8 s with 2, two cores under load).
+    10,000 claims took 0.35-0.76 s with 1 thread and 0.28-5.5 s with 2 on two shared
+    cores; see docs/claims.md).
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
