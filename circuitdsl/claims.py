@@ -72,7 +72,7 @@ RULES: dict[str, Rule] = {
             "along",
             ("correlation",),
             (_t("correlation", ">=", 0.5),),
-            "the kernel correlates with the oriented line/arc template",
+            "the kernel's positive part correlates with the oriented line/arc template",
         ),
         Rule(
             "equivariant",

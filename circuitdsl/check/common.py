@@ -106,11 +106,6 @@ def feature_coeffs(feature: Feature) -> list[tuple[int, float]]:
     return list(zip(feature.channels, feature.coefficients, strict=True))
 
 
-def kernel_list(k: torch.Tensor) -> list[list[float]]:
-    """A 2-D kernel as nested lists with values rounded for JSON (row 0 = top)."""
-    return [[round(float(v), 6) for v in row] for row in k.tolist()]
-
-
 def fmt(x: float) -> str:
     """A number for a detail sentence."""
     return f"{x:.3g}"
@@ -213,7 +208,7 @@ class PairData:
             self.target_index.setdefault(t.name, len(self.target_index))
         feats = {t.name: t for t in targets}
         ordered = [feats[n] for n in self.target_index]
-        for t in ordered:
+        for t in ordered:  # distinct targets only
             for ch in t.channels:
                 if not 0 <= ch < self.c_dst:
                     raise Unmeasurable(
@@ -316,34 +311,29 @@ class PairData:
 
     def kernels(self, edges: Sequence[tuple[int, Feature]]) -> torch.Tensor:
         """[n, kh, kw] kernels for (target index, source feature) edges, gathered at once."""
-        n = len(edges)
-        out = torch.empty(n, self.kh, self.kw)
-        chan_pos = [i for i, (_, s) in enumerate(edges) if s.is_channel]
+        # per distinct source: its channel if it is a plain channel, else None
+        chan: dict[str, int | None] = {}
         for _, s in edges:
-            for ch in s.channels:
-                if not 0 <= ch < self.c_src:
-                    raise Unmeasurable(
-                        f"{s.ref}: channel {ch} out of range (layer has {self.c_src})"
-                    )
-        if chan_pos:
-            t_idx = torch.tensor([edges[i][0] for i in chan_pos], dtype=torch.long)
-            s_idx = torch.tensor([edges[i][1].channels[0] for i in chan_pos], dtype=torch.long)
-            out[torch.tensor(chan_pos, dtype=torch.long)] = self.inputs[t_idx, s_idx]
-        for i, (t, s) in enumerate(edges):
-            if not s.is_channel:
+            if s.name not in chan:
+                for ch in s.channels:
+                    if not 0 <= ch < self.c_src:
+                        raise Unmeasurable(
+                            f"{s.ref}: channel {ch} out of range (layer has {self.c_src})"
+                        )
+                chan[s.name] = s.channels[0] if s.is_channel else None
+        src_ch = [chan[s.name] for _, s in edges]
+        if all(c is not None for c in src_ch):
+            t_idx = torch.tensor([t for t, _ in edges], dtype=torch.long)
+            return self.inputs[t_idx, torch.tensor(src_ch, dtype=torch.long)]
+        out = torch.empty(len(edges), self.kh, self.kw)
+        for i, ((t, s), c) in enumerate(zip(edges, src_ch, strict=True)):
+            if c is not None:
+                out[i] = self.inputs[t, c]
+            else:
                 ch = torch.tensor(s.channels, dtype=torch.long)
                 co = torch.tensor(s.coefficients, dtype=torch.float32)
                 out[i] = torch.einsum("c,chw->hw", co, self.inputs[t, ch])
         return out
-
-
-def source_strength_vs_all(
-    row: torch.Tensor, value: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rank (1 = strongest) and RMS-relative strength of `value[n]` among `row[n, C]`."""
-    rms = row.pow(2).mean(dim=1).sqrt()
-    rank = (row > value[:, None]).sum(dim=1) + 1
-    return rank, value / rms
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

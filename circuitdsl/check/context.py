@@ -82,8 +82,6 @@ class Group(PairData):
             return self.totals().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
         if name == "norm":
             return k.flatten(1).norm(dim=1).tolist()
-        if name == "rms_norm":
-            return self.norms().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
         if name == "eff":
             return [self.eff_size[t] for t in self.t_idx.tolist()]
         raise KeyError(name)
@@ -190,8 +188,11 @@ class Context:
             try:
                 block = _with_threads(fetch_threads, fetch_block, self.bound, *key)
                 good = []
+                # each feature is range-checked once, however many edges it is on
+                bad_src = {f.name: _range_error(f, block.shape[1]) for f, _ in group_edges.values()}
+                bad_dst = {f.name: _range_error(f, block.shape[0]) for _, f in group_edges.values()}
                 for e, (src, dst) in group_edges.items():
-                    bad = _range_error(src, block.shape[1]) or _range_error(dst, block.shape[0])
+                    bad = bad_src[src.name] or bad_dst[dst.name]
                     if bad:
                         self.edge_errors[e] = bad
                     else:
@@ -204,6 +205,8 @@ class Context:
 
     def problem(self, src: str, dst: str) -> str | None:
         """Why the edge between two feature names has no weights, or None if it has."""
+        if not self.group_errors and not self.edge_errors:
+            return None
         key = self._where.get((src, dst))
         if key in self.group_errors:
             return f"weights {key[0]} -> {key[1]} could not be computed: {self.group_errors[key]}"
@@ -214,8 +217,9 @@ class Context:
         key = self._where.get((src, dst))
         if key is None:
             raise Unmeasurable(f"no weights were loaded for {src} -> {dst}")
-        problem = self.problem(src, dst)
-        if problem is not None:
-            raise Unmeasurable(problem)
+        if self.group_errors or self.edge_errors:
+            problem = self.problem(src, dst)
+            if problem is not None:
+                raise Unmeasurable(problem)
         g = self.groups[key]
         return g, g.position[(src, dst)]

@@ -76,9 +76,6 @@ def register_handler(
     circuit)` lists the (source, target) features whose weights it needs loaded.
     Raise `circuitdsl.check.common.Unmeasurable` for a claim that cannot be measured.
     """
-    if batch:
-        _HANDLERS[kind] = _Kind(fn, edges)
-        return
 
     def one_by_one(claims: list[Claim], ctx: Context) -> list[Outcome]:
         out = []
@@ -87,7 +84,14 @@ def register_handler(
             out.append(r if isinstance(r, Outcome) else Outcome(dict(r[0]), str(r[1])))
         return out
 
-    _HANDLERS[kind] = _Kind(one_by_one, edges)
+    def as_floats(claims: list[Claim], ctx: Context) -> list[Outcome]:
+        # a user's handler may report ints or numpy scalars; reports hold floats
+        outs = (fn if batch else one_by_one)(claims, ctx)
+        for o in outs:
+            o.measured = {k: float(v) for k, v in o.measured.items()}
+        return outs
+
+    _HANDLERS[kind] = _Kind(as_floats, edges)
 
 
 def unregister_handler(kind: str) -> None:
@@ -121,7 +125,8 @@ def check(
     leaves the setting alone); computing expanded weights keeps the caller's setting.
     The default is 1: the checker runs thousands of small tensor ops, where a thread
     pool costs more than it gives, badly so on a shared machine (bench/check.py:
-    10,000 claims took 0.9 s with 1 thread and 6-8 s with 2, two cores under load).
+    10,000 claims took 0.35-0.76 s with 1 thread and 0.28-5.5 s with 2 on two shared
+    cores; see docs/claims.md).
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
@@ -188,13 +193,16 @@ def _measure_kinds(
         progress(done, total)
 
     for kind, claims in by_kind.items():
-        ready = []
-        for c in claims:
-            bad = _group_error(ctx, needed[c.id])
-            if bad is None:
-                ready.append(c)
-            else:
-                results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
+        if not ctx.group_errors and not ctx.edge_errors:
+            ready = claims  # the common case: no per-claim lookups
+        else:
+            ready = []
+            for c in claims:
+                bad = _group_error(ctx, needed[c.id])
+                if bad is None:
+                    ready.append(c)
+                else:
+                    results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
         for c, outcome in _measure(_HANDLERS[kind].measure, ready, ctx):
             results[c.id] = _result(c, circuit, outcome)
         done += len(claims)
@@ -243,11 +251,11 @@ def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
         status=status,
         text=c.text,
         source=_source(c, circuit),
-        measured={k: float(v) for k, v in outcome.measured.items()},
+        measured=outcome.measured,  # handlers report Python floats
         expected=expected,
         detail=detail,
         kind=c.kind,
-        edges=tuple(c.edges),
+        edges=c.edges,
         kernels=outcome.kernels,
     )
 

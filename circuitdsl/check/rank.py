@@ -18,11 +18,7 @@ from circuitdsl.ir import Claim, Feature, Threshold
 
 KINDS = ("rank",)
 
-_STAT = {
-    "any": ("rank_any", "norm", "rms_norm"),
-    "excitatory": ("rank_exc", "total", "rms_total"),
-    "inhibitory": ("rank_inh", "total", "rms_total"),
-}
+_POLARITIES = ("any", "excitatory", "inhibitory")
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -39,7 +35,7 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             pol = str(c.args.get("polarity", "any"))
             wanted.setdefault((id(g), pol), (g, []))[1].append(i)
     for (_, pol), (g, positions) in wanted.items():
-        if pol in _STAT:
+        if pol in _POLARITIES:
             g.ranks(positions, pol)
     return each(claims, lambda c: _measure_all([c], ctx)[0])
 
@@ -49,7 +45,7 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     for c in claims:
         src, dst = c.edges[0]
         polarity = str(c.args.get("polarity", "any"))
-        if polarity not in _STAT:
+        if polarity not in _POLARITIES:
             raise Unmeasurable(f"unknown polarity `{polarity}`")
         k = int(c.args["k"])
         g, i = ctx.edge(src, dst)

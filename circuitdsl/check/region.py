@@ -111,7 +111,14 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     for (gk, rkey, (eh, ew), kind), members in buckets.items():
         if kind == "region":
             g = located[members[0]][0]
-            mask = _mask(rkey, eh, ew, g.kh, g.kw)
+            # A named region of a centred, zero-padded kernel covers the same nonzero
+            # cells at the block's size as at the kernel's own size (both are "strictly
+            # above the centre line", ...), and region claims only sum weights: using the
+            # block-size mask lets 3x3 and 5x5 targets share one column of the matmul.
+            # Explicit rows/cols are indices of the effective kernel and keep its size.
+            odd = g.kh % 2 == 1 and g.kw % 2 == 1
+            mh, mw = (g.kh, g.kw) if odd and rkey.startswith("name:") else (eh, ew)
+            mask = _mask(rkey, mh, mw, g.kh, g.kw)
             by_group.setdefault(gk, []).extend((n, mask) for n in members)
     for gk, items in by_group.items():
         g = ctx.groups[gk]

@@ -8,7 +8,7 @@ Defaults: excites `z >= 1`, inhibits `z <= -1`, weak `abs_z <= 0.5`.
 
 from __future__ import annotations
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, unmeasurable
 from circuitdsl.check.context import Context
 from circuitdsl.ir import Claim, Feature
 
@@ -31,23 +31,18 @@ def edge_z(ctx: Context, src: str, dst: str) -> tuple[float, float, int, object,
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """z and total for each claim (the stats were computed per layer pair, in batch)."""
-    return each(claims, lambda c: _measure_all([c], ctx)[0])
-
-
-def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
-        src, dst = c.edges[0]
-        z, total, n, g, i = edge_z(ctx, src, dst)
+        try:
+            src, dst = c.edges[0]
+            z, total, n, g, i = edge_z(ctx, src, dst)
+        except Unmeasurable as exc:
+            out.append(unmeasurable(exc))
+            continue
         detail = (
-            f"{src} -> {dst}: weight sum {fmt(total)} is {fmt(z)} RMS of the sums of all "
+            f"{src} -> {dst}: weight sum {total:.3g} is {z:.3g} RMS of the sums of all "
             f"{n} inputs from {g.key[0]}"
         )
-        out.append(
-            Outcome(
-                {"z": z, "total": total, "abs_z": abs(z)},
-                detail,
-                {f"{src}->{dst}": g.kernel_lists()[i]},
-            )
-        )
+        kernels = {f"{src}->{dst}": g.kernel_lists()[i]}
+        out.append(Outcome({"z": z, "total": total, "abs_z": abs(z)}, detail, kernels))
     return out

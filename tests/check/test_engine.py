@@ -114,3 +114,30 @@ def test_group_error_names_the_pair(small: Small) -> None:
     c = claim("s", "shape", [("rgb", "c2")], sign="excites", shape="arc", orientation=0.0)
     r = check(circuit(FEATS, [c]), bound).result("s")
     assert r.status == "error" and "conv1 -> conv2" in r.detail
+
+
+def test_sign_on_a_target_without_inputs_is_an_error() -> None:
+    from circuitdsl.check import TensorBound
+
+    w = torch.zeros(2, 3, 3, 3)
+    w[0] = 1.0
+    feats = [feature("a", "L0", 0), feature("b", "L1", 1), feature("c", "L1", 0)]
+    claims = [
+        claim("dead", "sign", [("a", "b")], sign="excites"),
+        claim("live", "sign", [("a", "c")], sign="excites"),
+    ]
+    rep = check(circuit(feats, claims), TensorBound({("L0", "L1"): w}))
+    assert rep.result("dead").status == "error" and "undefined" in rep.result("dead").detail
+    assert rep.result("live").status == "pass"
+
+
+def test_registered_handler_numbers_become_floats(small: Small) -> None:
+    import numpy as np
+
+    register_handler("activation", lambda c, ctx: ({"z": np.float32(3.0)}, "numpy"))
+    try:
+        c = claim("act", "activation", subjects=["car"], test="responds")
+        r = check(circuit(FEATS, [c]), small.bound).result("act")
+        assert type(r.measured["z"]) is float and r.status == "pass"
+    finally:
+        unregister_handler("activation")

@@ -114,3 +114,35 @@ def test_statistics_are_scale_invariant(scale: float, seed: int) -> None:
         for stat in ("z", "margin", "rank", "strength"):
             if stat in a.measured:
                 assert b.measured[stat] == pytest.approx(a.measured[stat], rel=1e-4, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(2, 9), w=st.integers(2, 9))
+def test_named_regions_are_consistent(h: int, w: int) -> None:
+    """top/bottom and left/right are mirror images, disjoint, and never cross the centre."""
+    top, bottom = region_mask({"name": "top"}, h, w), region_mask({"name": "bottom"}, h, w)
+    left, right = region_mask({"name": "left"}, h, w), region_mask({"name": "right"}, h, w)
+    assert not (top & bottom).any() and not (left & right).any()
+    assert torch.equal(torch.flip(top, [0]), bottom)
+    assert torch.equal(torch.flip(left, [1]), right)
+    assert top.sum() == (h // 2) * w  # rows strictly above the centre line
+    corner = region_mask({"name": "top_left"}, h, w)
+    assert torch.equal(corner, top & left)
+    centre = region_mask({"name": "center"}, h, w)
+    assert centre.sum() == (1 + (h % 2 == 0)) * (1 + (w % 2 == 0))
+    if h % 2:  # an even kernel's 2x2 centre straddles the centre line (docs/claims.md)
+        assert not (centre & top).any()
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 6))
+def test_rank_is_within_range_and_matches_sorting(seed: int, k: int) -> None:
+    w = torch.from_numpy(np.random.default_rng(seed).normal(size=(2, 6, 3, 3)).astype("f4"))
+    feats = [feature(f"s{i}", "L0", i) for i in range(6)] + [feature("t", "L1", 1)]
+    claims = [claim(f"r{i}", "rank", [(f"s{i}", "t")], k=k, polarity="any") for i in range(6)]
+    rep = check(circuit(feats, claims), TensorBound({("L0", "L1"): w}))
+    ranks = [rep.result(f"r{i}").measured["rank"] for i in range(6)]
+    order = np.argsort(-np.linalg.norm(w[1].numpy().reshape(6, -1), axis=1))
+    assert sorted(ranks) == [1, 2, 3, 4, 5, 6]
+    assert [ranks[i] for i in order] == [1, 2, 3, 4, 5, 6]
+    assert sum(rep.result(f"r{i}").status == "pass" for i in range(6)) == k
