@@ -447,6 +447,8 @@ class _Builder(Transformer):  # type: ignore[type-arg]
     def atom(self, meta: Meta, ch: list[Any]) -> ast.Expr:
         return next(c for c in ch if not isinstance(c, Token))
 
+    simple_expr = atom  # `( expr )` where only a simple expression may stand
+
 
 # ---- syntax errors -------------------------------------------------------------
 
