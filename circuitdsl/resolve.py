@@ -8,6 +8,7 @@ error in the program is reported at once, sorted by position.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,13 @@ class _Resolver:
 
     def channel(self, lit: ast.Literal, what: str = "a channel") -> int | None:
         value = lit.value
-        if isinstance(value, str) or lit.unit != "number" or value != int(value) or value < 0:
+        if (
+            isinstance(value, str)
+            or lit.unit != "number"
+            or not math.isfinite(value)  # 400 digits read as inf; int(inf) raises
+            or value != int(value)
+            or value < 0
+        ):
             self.error(
                 d.E_BAD_VALUE,
                 f"{what} must be a non-negative whole number, not `{lit.raw or value}`",
