@@ -58,7 +58,10 @@ def expr_text(expr: ast.Expr, parent: int = 0) -> str:
         level = 7 if expr.op == "-" else 3
     else:
         level = _PRECEDENCE[expr.op]
-        text = f"{expr_text(expr.left, level)} {expr.op} {expr_text(expr.right, level + 1)}"
+        # Comparisons do not chain (`a < b == c` is a syntax error): both sides need
+        # parentheses around another comparison; the other operators are left-associative.
+        left = level + 1 if level == _PRECEDENCE["=="] else level
+        text = f"{expr_text(expr.left, left)} {expr.op} {expr_text(expr.right, level + 1)}"
     return f"({text})" if level < parent else text
 
 
