@@ -65,6 +65,10 @@ class _Scope:
     def names(self) -> set[str]:
         return set(self.features) | set(self.families)
 
+    def defines(self, name: str) -> bool:
+        """`name in names()` without building the set (resolve asks once per reference)."""
+        return name in self.features or name in self.families
+
 
 class _Resolver:
     def __init__(self, program: Program) -> None:
@@ -127,7 +131,7 @@ class _Resolver:
             + sorted(n for n, f in source.features.items() if f.family is None)
         )
         for name in decl.names or ():
-            if name.text not in source.names():
+            if not source.defines(name.text):
                 self.error(
                     d.E_UNKNOWN_NAME,
                     f"`{decl.path}` defines no `{name.text}`",
@@ -135,7 +139,7 @@ class _Resolver:
                     help=did_you_mean(name.text, source.names()),
                 )
         for text in wanted:
-            if text not in source.names():
+            if not source.defines(text):
                 continue
             where = (
                 decl.span
@@ -515,7 +519,7 @@ class _Resolver:
                     help=f"its members: {members}",
                 )
             return
-        if name not in scope.names():
+        if not scope.defines(name):
             self.unknown(ref.name, scope, variables, "feature or family")
 
     def unknown(
