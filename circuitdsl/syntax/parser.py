@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
@@ -121,13 +121,24 @@ def _without_keywords(children: list[Any]) -> list[Any]:
     return [c for c in children if not isinstance(c, Token) or c.type in keep]
 
 
-@v_args(meta=True)
-class _Builder(Transformer):  # type: ignore[type-arg]
-    """Builds AST nodes only; every check waits for resolve."""
+class _Builder:
+    """Builds AST nodes only; every check waits for resolve.
+
+    Each method named after a rule (or alias) of the grammar takes the node's `meta`
+    and its already-built children, as a `lark.Transformer` under `v_args(meta=True)`
+    would; `transform` walks the tree itself, because Lark's Transformer re-wraps
+    the method on every node and visits every token, which cost a third of the parse.
+    """
 
     def __init__(self, path: str) -> None:
-        super().__init__()
         self.path = path
+
+    def transform(self, tree: Tree) -> Any:  # type: ignore[type-arg]
+        build = _BUILDERS.get(tree.data)
+        children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
+        if build is None:  # no method: keep the subtree, as Transformer.__default__ does
+            return Tree(tree.data, children, tree.meta)
+        return build(self, tree.meta, children)
 
     def _span(self, meta: Meta) -> Span:
         return _span_of(self.path, meta)
@@ -448,6 +459,13 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         return next(c for c in ch if not isinstance(c, Token))
 
     simple_expr = atom  # `( expr )` where only a simple expression may stand
+
+
+_BUILDERS: dict[str, Any] = {
+    name: member
+    for name, member in vars(_Builder).items()
+    if not name.startswith("_") and name != "transform" and callable(member)
+}
 
 
 # ---- syntax errors -------------------------------------------------------------
