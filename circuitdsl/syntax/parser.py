@@ -41,7 +41,7 @@ def _lark() -> Lark:
         grammar_text(),
         parser="lalr",
         strict=True,
-        propagate_positions=True,
+        propagate_positions=False,  # `_Builder.transform` computes the positions
         maybe_placeholders=False,
         lexer_callbacks={"COMMENT": _COMMENT_SINK.append},
     )
@@ -144,24 +144,63 @@ def _without_keywords(children: list[Any]) -> list[Any]:
     return [c for c in children if not isinstance(c, Token) or c.type in keep]
 
 
+class _Pos:
+    """Where a subtree's text lies: its first token's start to its last token's end.
+
+    The same line/column fields as `lark.tree.Meta` under `propagate_positions`,
+    computed during the tree walk instead of by a wrapper around every rule.
+    """
+
+    __slots__ = ("column", "end_column", "end_line", "line")
+
+    def __init__(self, line: int, column: int, end_line: int, end_column: int) -> None:
+        self.line = line
+        self.column = column
+        self.end_line = end_line
+        self.end_column = end_column
+
+
 class _Builder:
     """Builds AST nodes only; every check waits for resolve.
 
-    Each method named after a rule (or alias) of the grammar takes the node's `meta`
-    and its already-built children, as a `lark.Transformer` under `v_args(meta=True)`
-    would; `transform` walks the tree itself, because Lark's Transformer re-wraps
-    the method on every node and visits every token, which cost a third of the parse.
+    Each method named after a rule (or alias) of the grammar takes the node's
+    position (`meta`: line, column, end_line, end_column) and its already-built
+    children, as a `lark.Transformer` under `v_args(meta=True)` would. `transform`
+    walks the tree itself and computes the positions on the way, which is several
+    times cheaper than Lark's Transformer (it re-wraps the method on every node)
+    and its `propagate_positions` (a wrapper around every rule of the parse).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def transform(self, tree: Tree) -> Any:  # type: ignore[type-arg]
+        return self._walk(tree)[0]
+
+    def _walk(self, tree: Tree) -> tuple[Any, _Pos | None]:  # type: ignore[type-arg]
+        children: list[Any] = []
+        first: Token | _Pos | None = None
+        last: Token | _Pos | None = None
+        for child in tree.children:
+            if isinstance(child, Tree):
+                value, pos = self._walk(child)
+                children.append(value)
+                if pos is not None:
+                    if first is None:
+                        first = pos
+                    last = pos
+            else:
+                children.append(child)
+                if first is None:
+                    first = child
+                last = child
+        pos = None
+        if first is not None and last is not None:
+            pos = _Pos(first.line, first.column, last.end_line, last.end_column)  # type: ignore[arg-type]
         build = _BUILDERS.get(tree.data)
-        children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
         if build is None:  # no method: keep the subtree, as Transformer.__default__ does
-            return Tree(tree.data, children, tree.meta)
-        return build(self, tree.meta, children)
+            return Tree(tree.data, children, tree.meta), pos
+        return build(self, pos, children), pos
 
     def _span(self, meta: Meta) -> Span:
         return _span_of(self.path, meta)
