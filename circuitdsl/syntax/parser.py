@@ -59,8 +59,8 @@ def keywords() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while building a tree.
+def gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while building a tree (or an IR).
 
     A parse allocates a few hundred thousand objects and frees none of them, so
     every collection finds nothing, and the full collections scan the whole
@@ -93,7 +93,7 @@ def parse(source: str, path: str = "<string>") -> ast.Spec:
     # The parser is built once and shared, so the comment callback writes to a
     # module-level sink that each parse resets; `fmt` needs the comments.
     del _COMMENT_SINK[:]
-    with _gc_paused():
+    with gc_paused():
         try:
             tree = _lark().parse(source)
         except UnexpectedInput as err:
