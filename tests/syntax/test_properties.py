@@ -135,6 +135,16 @@ def test_self_contained_specs_match_the_originals(path: Path) -> None:
     assert inlined == original
 
 
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)
+def test_fmt_on_the_shipped_specs(path: Path) -> None:
+    """The shipped specs are already canonical, and fmt keeps their graphs."""
+    text = path.read_text(encoding="utf-8")
+    formatted = format_spec(parse(text, str(path)))
+    assert format_spec(parse(formatted, str(path))) == formatted
+    before = graph(circuitdsl.loads(text, str(path)).circuit)
+    assert graph(circuitdsl.loads(formatted, str(path)).circuit) == before
+
+
 _TOKEN_RE = re.compile(
     r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|->|\.\.|[<>=!]=|\+-|[A-Za-z_][\w.]*|\d+(?:\.\d+)?(?:deg|°)?|\S'
 )
