@@ -221,6 +221,19 @@ def test_mutated_specs_only_diagnostics(text: str) -> None:
     compile_or_diagnose(text)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutants())
+def test_fmt_on_mutants_that_still_compile(text: str) -> None:
+    """Real layouts (comment blocks, wrapped families) that a mutation left valid."""
+    try:
+        before = circuitdsl.loads(text, FUZZ_PATH).circuit
+    except DiagnosticError:
+        return
+    once = fmt(text)
+    assert fmt(once) == once
+    assert graph(circuitdsl.loads(once, FUZZ_PATH).circuit) == graph(before)
+
+
 # ---- valid specs --------------------------------------------------------------------------
 #
 # `valid_specs()` draws a spec that parses, resolves and compiles: features (with
@@ -781,7 +794,7 @@ def valid_specs(draw: st.DrawFn) -> str:
 # No shrinking: a generated spec is hundreds of draws and shrinking one takes minutes;
 # the failing spec is printed whole and is short enough to minimise by hand.
 VALID = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
