@@ -24,6 +24,7 @@ from circuitdsl import ir
 from circuitdsl.compile import compile_circuit
 from circuitdsl.loader import Program, load_program, program_from_text
 from circuitdsl.resolve import resolve
+from circuitdsl.syntax.parser import gc_paused
 
 if TYPE_CHECKING:
     from circuitdsl.report import Report
@@ -73,14 +74,22 @@ class Spec:
 
 def compile_program(program: Program) -> Spec:
     """resolve -> compile for an already-parsed program."""
-    return Spec(compile_circuit(resolve(program)), program)
+    with gc_paused():
+        return Spec(compile_circuit(resolve(program)), program)
+
+
+# The front end only builds (AST, then IR) and creates no garbage cycles, so the cyclic
+# collector is paused for the whole of it (see `gc_paused`): left on, it rescans the
+# growing AST again and again, and the cost per line grows with the spec's size.
 
 
 def load(path: str | Path) -> Spec:
     """Read, parse, resolve and compile a .circ file (and the files it imports)."""
-    return compile_program(load_program(path))
+    with gc_paused():
+        return compile_program(load_program(path))
 
 
 def loads(text: str, path: str = "<string>") -> Spec:
     """Like `load`, from text in memory."""
-    return compile_program(program_from_text(text, path))
+    with gc_paused():
+        return compile_program(program_from_text(text, path))

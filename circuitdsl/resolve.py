@@ -8,6 +8,7 @@ error in the program is reported at once, sorted by position.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,10 @@ class _Scope:
 
     def names(self) -> set[str]:
         return set(self.features) | set(self.families)
+
+    def defines(self, name: str) -> bool:
+        """`name in names()` without building the set (resolve asks once per reference)."""
+        return name in self.features or name in self.families
 
 
 class _Resolver:
@@ -126,7 +131,7 @@ class _Resolver:
             + sorted(n for n, f in source.features.items() if f.family is None)
         )
         for name in decl.names or ():
-            if name.text not in source.names():
+            if not source.defines(name.text):
                 self.error(
                     d.E_UNKNOWN_NAME,
                     f"`{decl.path}` defines no `{name.text}`",
@@ -134,7 +139,7 @@ class _Resolver:
                     help=did_you_mean(name.text, source.names()),
                 )
         for text in wanted:
-            if text not in source.names():
+            if not source.defines(text):
                 continue
             where = (
                 decl.span
@@ -157,7 +162,13 @@ class _Resolver:
 
     def channel(self, lit: ast.Literal, what: str = "a channel") -> int | None:
         value = lit.value
-        if isinstance(value, str) or lit.unit != "number" or value != int(value) or value < 0:
+        if (
+            isinstance(value, str)
+            or lit.unit != "number"
+            or not math.isfinite(value)  # 400 digits read as inf; int(inf) raises
+            or value != int(value)
+            or value < 0
+        ):
             self.error(
                 d.E_BAD_VALUE,
                 f"{what} must be a non-negative whole number, not `{lit.raw or value}`",
@@ -576,7 +587,7 @@ class _Resolver:
                     help=f"its members: {members}",
                 )
             return
-        if name not in scope.names():
+        if not scope.defines(name):
             self.unknown(ref.name, scope, variables, "feature or family")
 
     def unknown(

@@ -9,9 +9,13 @@ The `*_text` helpers are also how the compiler writes each claim's text.
 
 from __future__ import annotations
 
+import re
+
 from circuitdsl.syntax import ast
 
 WIDTH = 100
+# `model NAME` or `model NAME:NAME` (the grammar's NAME); anything else stays quoted
+_MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?")
 INDENT = "  "
 
 _PRECEDENCE = {
@@ -58,7 +62,10 @@ def expr_text(expr: ast.Expr, parent: int = 0) -> str:
         level = 7 if expr.op == "-" else 3
     else:
         level = _PRECEDENCE[expr.op]
-        text = f"{expr_text(expr.left, level)} {expr.op} {expr_text(expr.right, level + 1)}"
+        # Comparisons do not chain (`a < b == c` is a syntax error): both sides need
+        # parentheses around another comparison; the other operators are left-associative.
+        left = level + 1 if level == _PRECEDENCE["=="] else level
+        text = f"{expr_text(expr.left, left)} {expr.op} {expr_text(expr.right, level + 1)}"
     return f"({text})" if level < parent else text
 
 
@@ -161,10 +168,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
     if isinstance(stmt, ast.CiteDecl):
         return [f"cite {quote(stmt.text)}"]
     if isinstance(stmt, ast.ModelDecl):
-        simple = all(part.replace("_", "").isalnum() for part in stmt.model.split(":", 1))
-        return [
-            f"model {stmt.model if simple and stmt.model.count(':') <= 1 else quote(stmt.model)}"
-        ]
+        simple = _MODEL_NAME.fullmatch(stmt.model) is not None
+        return [f"model {stmt.model if simple else quote(stmt.model)}"]
     if isinstance(stmt, ast.ImportDecl):
         if stmt.names is None:
             return [f"import {quote(stmt.path)}"]
