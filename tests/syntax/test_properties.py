@@ -612,12 +612,14 @@ class _SpecGen:
         inner = dict(env)
         if fam is not None:
             inner["self"] = dict(self.families[fam][0])
-        stim = self.draw(st.sampled_from(["curve", "grating", "dot"]))
+        # stimuli and parameters that exist (resolve checks them against the registry)
+        stim = self.draw(st.sampled_from(["curve", "line", "angle"]))
+        params = self.draw(st.lists(st.sampled_from(["orientation", "x", "y"]), max_size=2,
+                                    unique=True))  # fmt: skip
         kwargs = [
-            [self.draw(st.sampled_from(["orientation", "radius", "colour"])), "=",
-             *self.expr(self.draw(st.sampled_from(["angle", "number"])), inner, 1)]
-            for _ in range(self.draw(st.integers(0, 2)))
-        ]  # fmt: skip
+            [p, "=", *self.expr("angle" if p == "orientation" else "number", inner, 1)]
+            for p in params
+        ]
         stimulus = [stim, "(", *_commas(kwargs), ")"]
         test = self.draw(st.sampled_from(["responds", "prefers", "no_echo", "invariant"]))
         if test == "responds":
