@@ -16,12 +16,16 @@ front end starts fast.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from circuitdsl import diagnostics as d
 from circuitdsl import ir
 from circuitdsl.compile import compile_circuit
+from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
 from circuitdsl.loader import Program, load_program, program_from_text
 from circuitdsl.resolve import resolve
 from circuitdsl.syntax.parser import gc_paused
@@ -63,7 +67,6 @@ class Spec:
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""
-        from circuitdsl.diagnostics import DiagnosticError
         from circuitdsl.render.html import circuit_svg
 
         try:
@@ -72,24 +75,44 @@ class Spec:
             return None
 
 
+@contextmanager
+def _front_end(path: str | Path) -> Iterator[None]:
+    """Run a front-end pass: collector paused, runaway nesting reported as a diagnostic.
+
+    The front end only builds (AST, then IR) and creates no garbage cycles, so the cyclic
+    collector is paused (see `gc_paused`): left on, it rescans the growing AST again and
+    again, and the cost per line grows with the spec's size. The passes recurse over
+    expressions, so a condition nested a thousand levels deep exhausts Python's stack.
+    """
+    try:
+        with gc_paused():
+            yield
+    except RecursionError:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_SYNTAX,
+                    f"`{path}` nests expressions too deeply to compile",
+                    Span(str(path), 1, 1, 1, 1),
+                    help="split the condition into several `where` clauses or claims",
+                )
+            ]
+        ) from None
+
+
 def compile_program(program: Program) -> Spec:
     """resolve -> compile for an already-parsed program."""
-    with gc_paused():
+    with _front_end(program.main.path):
         return Spec(compile_circuit(resolve(program)), program)
-
-
-# The front end only builds (AST, then IR) and creates no garbage cycles, so the cyclic
-# collector is paused for the whole of it (see `gc_paused`): left on, it rescans the
-# growing AST again and again, and the cost per line grows with the spec's size.
 
 
 def load(path: str | Path) -> Spec:
     """Read, parse, resolve and compile a .circ file (and the files it imports)."""
-    with gc_paused():
+    with _front_end(path):
         return compile_program(load_program(path))
 
 
 def loads(text: str, path: str = "<string>") -> Spec:
     """Like `load`, from text in memory."""
-    with gc_paused():
+    with _front_end(path):
         return compile_program(program_from_text(text, path))

@@ -191,19 +191,34 @@ class _Resolver:
                 sel.count.span,
                 help="write `top 1 of ...`, or declare a family: `family NAME = top K of ...`",
             )
+        params = self.stimulus_params(sel.stimulus)
+        if params is None:
+            return
+        for _, expr in sel.stimulus.args:
+            if not isinstance(expr, ast.Literal):
+                self.error(
+                    d.E_BAD_VALUE,
+                    "a selector's stimulus takes plain values (it is chosen once per model)",
+                    getattr(expr, "span", sel.span),
+                )
+        if sel.over is not None:
+            self.swept_param(sel.stimulus, sel.over, params)
+
+    def stimulus_params(self, stimulus: ast.Stimulus) -> tuple[str, ...] | None:
+        """The stimulus's parameter names, after checking it and its arguments exist."""
         from circuitdsl.stimuli import STIMULI
 
-        name = sel.stimulus.name.text
+        name = stimulus.name.text
         if name not in STIMULI:
             self.error(
                 d.E_UNKNOWN_NAME,
                 f"unknown stimulus `{name}`",
-                sel.stimulus.name.span,
+                stimulus.name.span,
                 help=did_you_mean(name, STIMULI) or f"stimuli: {', '.join(STIMULI)}",
             )
-            return
-        params = STIMULI[name].param_names
-        for arg, expr in sel.stimulus.args:
+            return None
+        params = tuple(STIMULI[name].param_names)
+        for arg, _ in stimulus.args:
             if arg.text not in params:
                 self.error(
                     d.E_UNKNOWN_PARAM,
@@ -211,18 +226,15 @@ class _Resolver:
                     arg.span,
                     help=did_you_mean(arg.text, params) or f"its parameters: {', '.join(params)}",
                 )
-            if not isinstance(expr, ast.Literal):
-                self.error(
-                    d.E_BAD_VALUE,
-                    "a selector's stimulus takes plain values (it is chosen once per model)",
-                    getattr(expr, "span", sel.span),
-                )
-        if sel.over is not None and sel.over.text not in params:
+        return params
+
+    def swept_param(self, stimulus: ast.Stimulus, param: ast.Name, params: tuple[str, ...]) -> None:
+        if param.text not in params:
             self.error(
                 d.E_UNKNOWN_PARAM,
-                f"stimulus `{name}` has no parameter `{sel.over.text}` to sweep",
-                sel.over.span,
-                help=did_you_mean(sel.over.text, params) or f"its parameters: {', '.join(params)}",
+                f"stimulus `{stimulus.name.text}` has no parameter `{param.text}` to sweep",
+                param.span,
+                help=did_you_mean(param.text, params) or f"its parameters: {', '.join(params)}",
             )
 
     def feature(self, decl: ast.FeatureDecl) -> ir.Feature:
@@ -621,33 +633,11 @@ class _Resolver:
 
     def check_stimulus(self, act: ast.Activation) -> None:
         """The stimulus, its arguments and the tested parameter or aspect exist."""
-        from circuitdsl.stimuli import STIMULI
-
-        name = act.stimulus.name.text
-        if name not in STIMULI:
-            self.error(
-                d.E_UNKNOWN_NAME,
-                f"unknown stimulus `{name}`",
-                act.stimulus.name.span,
-                help=did_you_mean(name, STIMULI) or f"stimuli: {', '.join(STIMULI)}",
-            )
+        params = self.stimulus_params(act.stimulus)
+        if params is None:
             return
-        params = STIMULI[name].param_names
-        for arg, _ in act.stimulus.args:
-            if arg.text not in params:
-                self.error(
-                    d.E_UNKNOWN_PARAM,
-                    f"stimulus `{name}` has no parameter `{arg.text}`",
-                    arg.span,
-                    help=did_you_mean(arg.text, params) or f"its parameters: {', '.join(params)}",
-                )
-        if act.test == "prefers" and act.param is not None and act.param.text not in params:
-            self.error(
-                d.E_UNKNOWN_PARAM,
-                f"stimulus `{name}` has no parameter `{act.param.text}` to sweep",
-                act.param.span,
-                help=did_you_mean(act.param.text, params) or f"its parameters: {', '.join(params)}",
-            )
+        if act.test == "prefers" and act.param is not None:
+            self.swept_param(act.stimulus, act.param, params)
         aspects = ("colour", "color", "brightness")
         if act.test == "invariant" and act.param is not None and act.param.text not in aspects:
             self.error(

@@ -100,3 +100,17 @@ def test_help_for_every_subcommand() -> None:
         result = run(command, "--help")
         assert result.returncode == 0
         assert "usage: circ" in result.stdout
+
+
+def test_runaway_nesting_is_a_diagnostic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / "deep.circ"
+    condition = "(" * 3000 + "1 < 2" + ")" * 3000
+    deep.write_text(
+        "circuit deep\nfamily f(o: angle) in c { 1: 0deg }\nfeature b = d:0\n"
+        f"for a in f where {condition} {{\n  a -> b : excites\n}}\n"
+    )
+    assert main(["compile", str(deep)]) == 2
+    err = capsys.readouterr().err
+    assert "too deeply" in err and "Traceback" not in err

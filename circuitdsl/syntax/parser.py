@@ -635,39 +635,29 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
         help_ = f"expected {_expected_list(allowed)} here" if allowed else None
         return Diagnostic(d.E_UNEXPECTED_CHAR, f"unexpected character `{char}`", span, help=help_)
     if isinstance(err, UnexpectedEOF):
-        expected = set(err.expected)
-        span = Span(path, line, col, line, col)
-        if "RBRACE" in expected:
-            return Diagnostic(
-                d.E_UNCLOSED, "a `{` is never closed", span, help="add the closing `}`"
-            )
-        return Diagnostic(
-            d.E_SYNTAX,
-            "the file ends in the middle of a statement",
-            span,
-            help=f"expected {_expected_list(expected)}",
-        )
+        return _end_of_file(set(err.expected), Span(path, line, col, line, col))
     assert isinstance(err, UnexpectedToken)
     token = err.token
     expected = set(err.expected) | set(getattr(err, "accepts", None) or ())
     if token.type == "$END":
-        span = Span(path, line, col, line, col)
-        if "RBRACE" in expected:
-            return Diagnostic(
-                d.E_UNCLOSED, "a `{` is never closed", span, help="add the closing `}`"
-            )
-        return Diagnostic(
-            d.E_SYNTAX,
-            "the file ends in the middle of a statement",
-            span,
-            help=f"expected {_expected_list(expected)}",
-        )
+        return _end_of_file(expected, Span(path, line, col, line, col))
     text = str(token)
     span = Span(path, line, col, token.end_line or line, token.end_column or col + len(text))
     message = f"unexpected {_describe(token)}"
     help_ = _hint(token, expected, err)
     return Diagnostic(
         d.E_SYNTAX, message, span, help=help_ or f"expected {_expected_list(expected)}"
+    )
+
+
+def _end_of_file(expected: set[str], span: Span) -> Diagnostic:
+    if "RBRACE" in expected:
+        return Diagnostic(d.E_UNCLOSED, "a `{` is never closed", span, help="add the closing `}`")
+    return Diagnostic(
+        d.E_SYNTAX,
+        "the file ends in the middle of a statement",
+        span,
+        help=f"expected {_expected_list(expected)}",
     )
 
 
