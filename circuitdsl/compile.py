@@ -15,7 +15,7 @@ from typing import Any
 
 from circuitdsl import diagnostics as d
 from circuitdsl import ir
-from circuitdsl.claims import effective_thresholds
+from circuitdsl.claims import ACTIVATION_RULE_WORDS, effective_thresholds, rule_word
 from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
 from circuitdsl.resolve import ClaimStatement, Resolved
 from circuitdsl.syntax import ast
@@ -217,7 +217,8 @@ class _Compiler:
                     )
                 )
                 return
-            kind, args, word, slug = self.body(item.body, env)
+            kind, args, slug = self.body(item.body, env)
+            word = rule_word(kind, args)
             extra = ()
             if kind == "rank":
                 extra = (ir.Threshold("rank", "<=", float(args["k"])),)
@@ -237,16 +238,15 @@ class _Compiler:
                 origin=origin,
             )
 
-    def body(self, body: ast.ClaimBody, env: Env) -> tuple[str, dict[str, Any], str, str]:
-        """(kind, args, registry word, id slug) of one claim item."""
+    def body(self, body: ast.ClaimBody, env: Env) -> tuple[str, dict[str, Any], str]:
+        """(kind, args, id slug) of one claim item."""
         if isinstance(body, ast.SignBody):
-            return "sign", {"sign": body.sign}, body.sign, body.sign
+            return "sign", {"sign": body.sign}, body.sign
         if isinstance(body, ast.RegionBody):
             region = _region(body.region)
             return (
                 "region",
                 {"sign": body.sign, "region": region},
-                body.sign,
                 f"{body.sign}_at_{_region_slug(region)}",
             )
         if isinstance(body, ast.StrongestBody):
@@ -254,19 +254,17 @@ class _Compiler:
             return (
                 "strongest",
                 {"sign": "excites", "region": region},
-                "strongest",
                 f"strongest_at_{_region_slug(region)}",
             )
         if isinstance(body, ast.RankBody):
             k = int(float(body.k.value))
             suffix = "" if body.polarity == "any" else f"_{body.polarity}"
-            return "rank", {"k": k, "polarity": body.polarity}, "among", f"top{k}{suffix}"
+            return "rank", {"k": k, "polarity": body.polarity}, f"top{k}{suffix}"
         if isinstance(body, ast.ShapeBody):
             orientation = float(evaluate(body.orientation, env))
             return (
                 "shape",
                 {"sign": body.sign, "shape": body.shape, "orientation": orientation},
-                "along",
                 f"{body.sign}_along_{body.shape}",
             )
         assert isinstance(body, ast.EquivarianceBody)
@@ -274,7 +272,6 @@ class _Compiler:
         return (
             "equivariance",
             {"transform": body.transform.text, "param": body.param.text, "period": period},
-            "equivariant",
             f"equivariant_{body.transform.text}",
         )
 
@@ -300,7 +297,7 @@ class _Compiler:
         }
         stim_slug = act.stimulus.name.text
         if isinstance(stmt, ast.ExpectStmt):
-            word = {"no_echo": "echo"}.get(act.test, act.test)
+            word = ACTIVATION_RULE_WORDS[act.test]
             self.add(
                 f"{subject}.{act.test}_{stim_slug}",
                 stmt.claim_id,

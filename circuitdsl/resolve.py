@@ -9,13 +9,12 @@ error in the program is reported at once, sorted by position.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from circuitdsl import diagnostics as d
 from circuitdsl import ir
-from circuitdsl.claims import NAMED_REGIONS, RULES, TRANSFORMS
+from circuitdsl.claims import ACTIVATION_RULE_WORDS, NAMED_REGIONS, RULES, TRANSFORMS
 from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean
 from circuitdsl.loader import Program
 from circuitdsl.syntax import ast
@@ -482,7 +481,7 @@ class _Resolver:
             word = (
                 "predict"
                 if isinstance(stmt, ast.PredictStmt)
-                else _activation_word(stmt.activation.test)
+                else ACTIVATION_RULE_WORDS[stmt.activation.test]
             )
             self.check_options(word, stmt.options)
             if isinstance(stmt, ast.PredictStmt):
@@ -870,20 +869,6 @@ def resolve(program: Program) -> Resolved:
     )
 
 
-def iter_refs(stmt: ClaimStatement) -> Iterator[ast.Ref]:
-    """Every feature reference a statement makes (used by tooling)."""
-    if isinstance(stmt, ast.ClaimStmt):
-        yield from stmt.sources
-        yield stmt.target
-    elif isinstance(stmt, ast.CompareStmt):
-        yield from (*stmt.stronger, *stmt.weaker)
-    elif isinstance(stmt, (ast.WithinStmt, ast.ExpectStmt, ast.PredictStmt)):
-        yield stmt.subject
-    elif isinstance(stmt, ast.ForStmt):
-        for body in stmt.body:
-            yield from iter_refs(body)
-
-
 def _word_of(body: ast.ClaimBody) -> str:
     if isinstance(body, (ast.SignBody, ast.RegionBody)):
         return body.sign
@@ -893,15 +878,6 @@ def _word_of(body: ast.ClaimBody) -> str:
         ast.ShapeBody: "along",
         ast.EquivarianceBody: "equivariant",
     }[type(body)]
-
-
-def _activation_word(test: str) -> str:
-    return {
-        "responds": "responds",
-        "prefers": "prefers",
-        "no_echo": "echo",
-        "invariant": "invariant",
-    }[test]
 
 
 def _article(word: str) -> str:
