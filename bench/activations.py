@@ -3,7 +3,7 @@
     python bench/activations.py [--model curvenet] [--n 2048] [--threads N]
 
 Reports, for the shipped model: rendering stimuli (a batched curve sweep), forward
-passes that keep only centre activations (`circuitdsl.check.probe.Runner`) at several
+passes that keep only centre activations (`circuitdsl.models.probe.Runner`) at several
 batch sizes, and the whole `specs/curvenet/predictions.circ` check. With a CUDA GPU it
 times the same forward passes there and prints the speed-up; otherwise it says
 "no GPU". Numbers depend on the machine and on other load; the median of 3 runs is
@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from circuitdsl.check import probe
-from circuitdsl.check.probe import Runner
+from circuitdsl.models import probe
+from circuitdsl.models.probe import Runner
 from circuitdsl.models.base import load_model
-from circuitdsl.stimuli import make_stimulus
+from circuitdsl.measure.stimuli import make_stimulus
 
 
 def _median_time(fn: Callable[[], object], repeats: int = 3) -> float:

@@ -8,7 +8,7 @@ items, unions, thresholds, comments, blank lines and a few `for` loops over smal
 families), then prints for each size:
 
 * lines/s for the whole front end (`circuitdsl.loads`: parse, resolve, compile to IR),
-* lines/s for parsing only (`circuitdsl.syntax.parser.parse`),
+* lines/s for parsing only (`circuitdsl.language.syntax.parser.parse`),
 * lines/s for Lark's lexer alone on the same text and grammar (`Lark.lex`, consumed),
 * the ratio full/lex, and the time per line (it should not grow with the size).
 
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import circuitdsl
-from circuitdsl.syntax.parser import _lark, parse
+from circuitdsl.language.syntax.parser import _lark, parse
 
 LAYERS = ["conv2d2", "mixed3a", "mixed3b", "mixed4a", "mixed4b", "mixed4c", "mixed4d"]
 REGIONS = ["top", "bottom", "left", "right", "center", "top_left", "bottom_right"]

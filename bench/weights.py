@@ -21,7 +21,7 @@ import torch
 
 from circuitdsl.models.base import TracedAdapter
 from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
-from circuitdsl.weights import compose, probe
+from circuitdsl.models.weights import compose, probe
 
 
 def best(fn: Callable[[], object], reps: int) -> float:

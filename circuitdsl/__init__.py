@@ -9,6 +9,6 @@ The pipeline, one module per pass::
 __version__ = "0.1.0"
 
 from circuitdsl.api import Spec, load, loads
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 
 __all__ = ["Diagnostic", "DiagnosticError", "Spec", "__version__", "load", "loads"]

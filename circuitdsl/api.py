@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from circuitdsl import diagnostics as d
-from circuitdsl import ir
-from circuitdsl.compile import compile_circuit
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.loader import Program, load_program, program_from_text
-from circuitdsl.resolve import resolve
-from circuitdsl.syntax.parser import gc_paused
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language import ir
+from circuitdsl.language.compile import compile_circuit
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
+from circuitdsl.language.loader import Program, load_program, program_from_text
+from circuitdsl.language.resolve import resolve
+from circuitdsl.language.syntax.parser import gc_paused
 
 if TYPE_CHECKING:
-    from circuitdsl.report import Report
+    from circuitdsl.report.model import Report
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ class Spec:
         return self.circuit.to_json()
 
     def graph(self) -> Any:
-        """The networkx MultiDiGraph view (see circuitdsl.graph)."""
-        from circuitdsl.graph import to_networkx
+        """The networkx MultiDiGraph view (see circuitdsl.language.graph)."""
+        from circuitdsl.language.graph import to_networkx
 
         return to_networkx(self.circuit)
 

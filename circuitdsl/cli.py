@@ -14,8 +14,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from circuitdsl import diagnostics as d
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError, render
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, render
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -66,7 +66,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if suffix == ".json":
         text = spec.to_json()
     elif suffix == ".graphml":
-        from circuitdsl.graph import to_graphml
+        from circuitdsl.language.graph import to_graphml
 
         text = to_graphml(spec.circuit)
     elif suffix in (".dot", ".gv"):
@@ -89,9 +89,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from circuitdsl.loader import read_text
-    from circuitdsl.syntax.fmt import format_spec
-    from circuitdsl.syntax.parser import parse
+    from circuitdsl.language.loader import read_text
+    from circuitdsl.language.syntax.fmt import format_spec
+    from circuitdsl.language.syntax.parser import parse
 
     changed = []
     errors: list[Diagnostic] = []
@@ -158,7 +158,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         text = "\n".join(r.to_text() for r in reports)
         if len(_model_arg(args)) > 1:
-            from circuitdsl.universality import universality_table
+            from circuitdsl.report.universality import universality_table
 
             text += "\n" + universality_table(reports)
     _write(text, args.output)
@@ -216,7 +216,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from circuitdsl.tuning import main as tune_main
+    from circuitdsl.measure.tuning import main as tune_main
 
     return tune_main(args.rest, prog="circ tune")
 
@@ -231,8 +231,8 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def cmd_inputs(args: argparse.Namespace) -> int:
-    from circuitdsl.inputs import analyse, parse_unit
     from circuitdsl.models.base import load_model
+    from circuitdsl.tools.inputs import analyse, parse_unit
 
     layer, channel = parse_unit(args.unit)
     adapter = load_model(args.model, args.weights)
@@ -242,9 +242,9 @@ def cmd_inputs(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from circuitdsl.inputs import parse_unit
     from circuitdsl.models.base import load_model
-    from circuitdsl.suggest import command_line, suggest
+    from circuitdsl.tools.inputs import parse_unit
+    from circuitdsl.tools.suggest import command_line, suggest
 
     layer, channel = parse_unit(args.unit)
     adapter = load_model(args.model, args.weights)

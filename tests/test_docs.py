@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import circuitdsl
-from circuitdsl.diagnostics import CODES
+from circuitdsl.language.diagnostics import CODES
 
 ROOT = Path(__file__).parents[1]
 

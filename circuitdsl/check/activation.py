@@ -1,7 +1,7 @@
 """Activation claims (`expect`) and edit predictions (`predict`), measured on stimuli.
 
 A feature's *response* to an image is its activation at the centre of its layer's map
-(`circuitdsl.check.probe.centre`), combined over its channels with its coefficients.
+(`circuitdsl.models.probe.centre`), combined over its channels with its coefficients.
 docs/claims.md ("Activation claims and edit predictions") gives the formulas; in short:
 
 * ``responds``: ``z = (a(S) - mean(R)) / sd(R)`` with R the *reference set*: S's own
@@ -34,10 +34,10 @@ from typing import Any
 import torch
 
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
-from circuitdsl.check.edits import edited_copy
-from circuitdsl.check.probe import input_size, runner_for
-from circuitdsl.ir import Claim, Threshold
-from circuitdsl.stimuli import STIMULI, check_params, get_stimulus
+from circuitdsl.language.ir import Claim, Threshold
+from circuitdsl.measure.stimuli import STIMULI, check_params, get_stimulus
+from circuitdsl.models.edits import edited_copy
+from circuitdsl.models.probe import input_size, runner_for
 
 KINDS = ("activation", "prediction")
 

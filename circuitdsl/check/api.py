@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from circuitdsl.diagnostics import E_NO_MODEL, Diagnostic, DiagnosticError
-from circuitdsl.ir import Circuit
-from circuitdsl.report import Report
+from circuitdsl.language.diagnostics import E_NO_MODEL, Diagnostic, DiagnosticError
+from circuitdsl.language.ir import Circuit
+from circuitdsl.report.model import Report
 
 
 def check_spec(
@@ -30,12 +30,12 @@ def check_spec(
     become `error` results instead.
 
     `device` ("cpu" or "cuda") is where activation claims run the model. With the parsed
-    `program` (`circuitdsl.loader.Program`) the features declared by behaviour (`top K of
-    LAYER by S`) are chosen on the model first (`circuitdsl.select`) and the spec is
+    `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
+    LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
     """
-    from circuitdsl.bind import bind
     from circuitdsl.check.engine import check
+    from circuitdsl.models.bind import bind
 
     model = model_name if model_name is not None else circuit.model
     if model is None or model == "":
@@ -61,11 +61,11 @@ def check_spec(
         bound = None
     selections: tuple[str, ...] = ()
     if program is not None:
-        from circuitdsl.select import has_selectors, materialise
+        from circuitdsl.measure.select import has_selectors, materialise
 
         if has_selectors(program):
-            from circuitdsl.compile import compile_circuit
-            from circuitdsl.resolve import resolve
+            from circuitdsl.language.compile import compile_circuit
+            from circuitdsl.language.resolve import resolve
 
             concrete, chosen = materialise(program, adapter, device=device)
             circuit = compile_circuit(resolve(concrete))

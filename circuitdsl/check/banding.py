@@ -15,7 +15,7 @@ import torch
 
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("banding",)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from circuitdsl.ir import Circuit, Claim, Feature, Threshold
+from circuitdsl.language.ir import Circuit, Claim, Feature, Threshold
 
 
 class Unmeasurable(Exception):

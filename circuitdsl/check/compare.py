@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("compare",)
 

@@ -15,12 +15,12 @@ from typing import Any, Protocol
 import torch
 
 from circuitdsl.check.common import CircuitIndex, PairData, Unmeasurable, crop
-from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.ir import Circuit, Feature
+from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.language.ir import Circuit, Feature
 
 
 class BoundLike(Protocol):
-    """What the checker needs from a bound circuit (see `circuitdsl.bind.BoundCircuit`)."""
+    """What the checker needs from a bound circuit (see `circuitdsl.models.bind.BoundCircuit`)."""
 
     def block(self, src_layer: str, dst_layer: str) -> torch.Tensor: ...
 

@@ -35,8 +35,8 @@ from circuitdsl.check import (
 )
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, verdict
 from circuitdsl.check.context import Context, describe_exception
-from circuitdsl.ir import Circuit, Claim, Feature
-from circuitdsl.report import ClaimResult, Report
+from circuitdsl.language.ir import Circuit, Claim, Feature
+from circuitdsl.report.model import ClaimResult, Report
 
 BatchHandler = Callable[[list[Claim], Context], list[Outcome]]
 EdgeFn = Callable[[Claim, CircuitIndex], list[tuple[Feature, Feature]]]
@@ -113,7 +113,7 @@ def check(
     """Measure every claim of `circuit` on `bound` and return the report.
 
     `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
-    (a `circuitdsl.bind.BoundCircuit`, or `circuitdsl.check.memory.TensorBound`), and,
+    (a `circuitdsl.models.bind.BoundCircuit`, or `circuitdsl.check.memory.TensorBound`), and,
     for `within` / `banding` claims, an adapter with `branch_of` / layer kernels.
     `progress(done, total)` is called with the number of claims measured so far, after
     the weights are loaded and after each claim kind. Results come back in the

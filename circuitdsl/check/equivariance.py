@@ -44,7 +44,7 @@ from circuitdsl.check.common import (
     pearson,
 )
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("equivariance",)
 

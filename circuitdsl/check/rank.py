@@ -14,7 +14,7 @@ import math
 
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
 from circuitdsl.check.context import Context, Group
-from circuitdsl.ir import Claim, Feature, Threshold
+from circuitdsl.language.ir import Claim, Feature, Threshold
 
 KINDS = ("rank",)
 

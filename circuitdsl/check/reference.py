@@ -17,8 +17,8 @@ import numpy as np
 
 from circuitdsl.check.common import Unmeasurable, region_mask
 from circuitdsl.check.shape import template
-from circuitdsl.claims import NAMED_REGIONS
-from circuitdsl.ir import Claim
+from circuitdsl.language.claims import NAMED_REGIONS
+from circuitdsl.language.ir import Claim
 
 
 def _pair(bound: Any, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:

@@ -36,8 +36,8 @@ from circuitdsl.check.common import (
     unmeasurable,
 )
 from circuitdsl.check.context import Context, Group
-from circuitdsl.claims import NAMED_REGIONS
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.claims import NAMED_REGIONS
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("region", "strongest")
 

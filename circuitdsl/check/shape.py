@@ -35,7 +35,7 @@ from circuitdsl.check.common import (
     unmeasurable,
 )
 from circuitdsl.check.context import Context, Group
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("shape",)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
 from circuitdsl.check.context import Context
 from circuitdsl.check.sign import edge_z
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("union",)
 

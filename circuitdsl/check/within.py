@@ -12,7 +12,7 @@ from typing import Any
 
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, nodes_of
 from circuitdsl.check.context import Context
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("within",)
 

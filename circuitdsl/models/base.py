@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from circuitdsl.weights import Block
+    from circuitdsl.models.weights import Block
 
-from circuitdsl.diagnostics import (
+from circuitdsl.language.diagnostics import (
     E_NOT_SUPPORTED,
     E_NOT_UPSTREAM,
     E_UNKNOWN_LAYER,
@@ -83,7 +83,7 @@ class ModelAdapter(ABC):
 
         For a conv fed directly by `src` this is the conv's kernel (BatchNorm folded);
         otherwise the expanded weights of the linearised network (see
-        `circuitdsl.weights`). Kernel row 0 is the top.
+        `circuitdsl.models.weights`). Kernel row 0 is the top.
         """
 
     def weight_block(self, src: str, dst: str) -> Block:
@@ -91,7 +91,7 @@ class ModelAdapter(ABC):
 
         The default suits adapters whose blocks are centred, stride-1 kernels.
         """
-        from circuitdsl.weights import Block
+        from circuitdsl.models.weights import Block
 
         w = self.weights(src, dst)
         return Block(w, (1, 1), (-(w.shape[2] // 2), -(w.shape[3] // 2)))
@@ -254,8 +254,8 @@ class TracedAdapter(ModelAdapter):
         return a != b and a in self.graph.ancestors(b)
 
     def block(self, src: str, dst: str, *, method: str = "auto") -> Block:
-        """The `circuitdsl.weights.Block` from `src` to `dst` (with stride and offset)."""
-        from circuitdsl.weights import NotLinearisable, expanded_weights
+        """The `circuitdsl.models.weights.Block` from `src` to `dst` (with stride and offset)."""
+        from circuitdsl.models.weights import NotLinearisable, expanded_weights
 
         if not self.is_upstream(src, dst):
             raise DiagnosticError(
@@ -288,7 +288,7 @@ class TracedAdapter(ModelAdapter):
     max_block_bytes: int = 2 << 30
 
     def _check_block_size(self, src: str, dst: str) -> None:
-        from circuitdsl.weights import receptive_fields
+        from circuitdsl.models.weights import receptive_fields
 
         a, b = self.node(src), self.node(dst)
         (_, lo_h, hi_h), (_, lo_w, hi_w) = receptive_fields(self.graph, a, b)[b]

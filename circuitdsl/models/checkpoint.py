@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from circuitdsl.diagnostics import (
+from circuitdsl.language.diagnostics import (
     E_WEIGHTS_CORRUPT,
     E_WEIGHTS_MISMATCH,
     E_WEIGHTS_MISSING,

@@ -169,7 +169,7 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
     Without a file this raises E210 explaining where the weights come from; with
     ``download=True`` it fetches them into torch's cache directory first.
     """
-    from circuitdsl.diagnostics import E_WEIGHTS_MISSING, Diagnostic, DiagnosticError
+    from circuitdsl.language.diagnostics import E_WEIGHTS_MISSING, Diagnostic, DiagnosticError
     from circuitdsl.models.base import TracedAdapter
     from circuitdsl.models.checkpoint import load_state_dict_into
 

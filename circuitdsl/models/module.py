@@ -13,7 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from circuitdsl.diagnostics import E_MODEL_FACTORY, E_WEIGHTS_MISSING, Diagnostic, DiagnosticError
+from circuitdsl.language.diagnostics import (
+    E_MODEL_FACTORY,
+    E_WEIGHTS_MISSING,
+    Diagnostic,
+    DiagnosticError,
+)
 from circuitdsl.models.base import ModelAdapter, TracedAdapter
 from circuitdsl.models.checkpoint import load_state_dict_into
 
@@ -41,7 +46,7 @@ def import_factory(spec: str) -> object:
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(mod) if not n.startswith("_")]
-            from circuitdsl.diagnostics import did_you_mean
+            from circuitdsl.language.diagnostics import did_you_mean
 
             raise _fail(
                 f"module `{mod_name}` has no attribute `{attr}`",

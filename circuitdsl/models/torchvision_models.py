@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from circuitdsl.diagnostics import (
+from circuitdsl.language.diagnostics import (
     E_UNKNOWN_MODEL,
     E_WEIGHTS_MISSING,
     Diagnostic,

@@ -10,7 +10,7 @@ Input: any `nn.Module` (eval mode). Output: `TracedGraph`, which knows
 * reachability (`is_upstream`) and the channel count of every node.
 
 The adapters in this package are thin: they build a module, give it to
-`TracedGraph`, and add names (aliases). `circuitdsl.weights` computes weights
+`TracedGraph`, and add names (aliases). `circuitdsl.models.weights` computes weights
 between nodes from the `LinOp`s.
 """
 

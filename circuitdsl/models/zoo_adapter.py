@@ -12,7 +12,12 @@ from pathlib import Path
 
 import torch
 
-from circuitdsl.diagnostics import E_WEIGHTS_CORRUPT, E_WEIGHTS_MISSING, Diagnostic, DiagnosticError
+from circuitdsl.language.diagnostics import (
+    E_WEIGHTS_CORRUPT,
+    E_WEIGHTS_MISSING,
+    Diagnostic,
+    DiagnosticError,
+)
 from circuitdsl.models.base import ModelAdapter, TracedAdapter
 
 

@@ -36,9 +36,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from circuitdsl.diagnostics import Span
-from circuitdsl.ir import Circuit, Claim, Family, Feature
-from circuitdsl.render._style import (
+from circuitdsl.language.diagnostics import Span
+from circuitdsl.language.ir import Circuit, Claim, Family, Feature
+from circuitdsl.report.model import ClaimResult, Report
+from circuitdsl.report.style import (
     EXCITE_COLOR,
     EXCITES,
     INHIBIT_COLOR,
@@ -53,7 +54,6 @@ from circuitdsl.render._style import (
     kernel_scale,
     weight_hex,
 )
-from circuitdsl.report import ClaimResult, Report
 
 __all__ = ["RANKDIRS", "layer_order", "to_dot"]
 

@@ -13,10 +13,16 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from circuitdsl.diagnostics import E_GRAPHVIZ, E_OUTPUT, E_USAGE, Diagnostic, DiagnosticError
-from circuitdsl.ir import Circuit
+from circuitdsl.language.diagnostics import (
+    E_GRAPHVIZ,
+    E_OUTPUT,
+    E_USAGE,
+    Diagnostic,
+    DiagnosticError,
+)
+from circuitdsl.language.ir import Circuit
 from circuitdsl.render.dot import to_dot
-from circuitdsl.report import Report
+from circuitdsl.report.model import Report
 
 __all__ = ["FORMATS", "INSTALL_HELP", "dot_available", "render", "run_dot"]
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from circuitdsl.tuning import FeatureCall, classify_channels, orientation_tuning, receptive_field
+from circuitdsl.measure.tuning import (
+    FeatureCall,
+    classify_channels,
+    orientation_tuning,
+    receptive_field,
+)
 from circuitdsl.zoo import ZOO, load_zoo_model
 
 CONV_LAYERS = ("conv1", "conv2", "conv3")

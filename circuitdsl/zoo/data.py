@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from circuitdsl.stimuli import curve, line
+from circuitdsl.measure.stimuli import curve, line
 
 FASHION_DIR_ENV = "CIRCUITDSL_FASHION_MNIST"
 FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from circuitdsl.check import TensorBound
-from circuitdsl.check.planting import arc_kernel, top_bottom_kernel
+from circuitdsl.tools.planting import arc_kernel, top_bottom_kernel
 from circuitdsl.check.shape import template
 
 WINDOWS, BODY, SILENT = 3, 7, 11  # conv2 channels

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from circuitdsl.check import check
-from circuitdsl.check.planting import (
+from circuitdsl.tools.planting import (
     arc_kernel,
     circuit,
     claim,
@@ -270,7 +270,7 @@ def test_engine_matches_reference(planted) -> None:  # type: ignore[no-untyped-d
     """Random claims on InceptionV1: the batched engine equals the per-claim reference."""
     import random
 
-    from circuitdsl.bind import bind
+    from circuitdsl.models.bind import bind
     from circuitdsl.check.reference import measure_one
 
     _, adapter = planted

@@ -9,7 +9,7 @@ import torch
 from small_model import BODY, CAR, ONE_BY_ONE, SILENT, WINDOWS, Small
 
 from circuitdsl.check import TensorBound, check
-from circuitdsl.check.planting import circuit, claim, family, feature, rotate
+from circuitdsl.tools.planting import circuit, claim, family, feature, rotate
 
 FEATS = [
     feature("windows", "conv2", WINDOWS),

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from circuitdsl.check import TensorBound, check
 from circuitdsl.check.banding import banding
 from circuitdsl.check.common import region_mask
-from circuitdsl.check.planting import circuit, claim, feature
+from circuitdsl.tools.planting import circuit, claim, feature
 
 
 def _tiny(seed: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import circuitdsl
-from circuitdsl.diagnostics import DiagnosticError, render
+from circuitdsl.language.diagnostics import DiagnosticError, render
 from tests.conftest import check_golden
 
 CASES = Path(__file__).parent / "cases"

@@ -8,8 +8,8 @@ import networkx as nx
 import pytest
 
 import circuitdsl
-from circuitdsl.graph import to_graphml, to_networkx
-from circuitdsl.ir import Circuit
+from circuitdsl.language.graph import to_graphml, to_networkx
+from circuitdsl.language.ir import Circuit
 from tests.conftest import check_golden
 
 ROOT = Path(__file__).parents[2]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from circuitdsl.bind import bind
-from circuitdsl.diagnostics import DiagnosticError, Span
-from circuitdsl.ir import Circuit, Claim, Family, Feature, Param
+from circuitdsl.models.bind import bind
+from circuitdsl.language.diagnostics import DiagnosticError, Span
+from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
 from circuitdsl.models.base import TracedAdapter
 from tests.models.factories import small_cnn
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from circuitdsl.diagnostics import DiagnosticError
+from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.models.base import (
     ModelAdapter,
     adapter_from_module,

@@ -13,7 +13,7 @@ from torch import nn
 
 from circuitdsl.models.base import TracedAdapter
 from circuitdsl.models.torchvision_models import build as build_torchvision
-from circuitdsl.weights import compose, fold_bn, probe, receptive_fields, reduce_block
+from circuitdsl.models.weights import compose, fold_bn, probe, receptive_fields, reduce_block
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from circuitdsl.models.base import TracedAdapter
-from circuitdsl.weights import compose, probe
+from circuitdsl.models.weights import compose, probe
 
 layer = st.tuples(
     st.sampled_from(["conv", "maxpool", "relu"]),

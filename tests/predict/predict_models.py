@@ -67,7 +67,7 @@ class Tuned(nn.Module):
         self.relu1 = nn.ReLU()
         self.conv2 = nn.Conv2d(4, 2, 1)
         with torch.no_grad():
-            from circuitdsl.stimuli import line
+            from circuitdsl.measure.stimuli import line
 
             for k in range(4):
                 img = line(45.0 * k, length=7.0, width=1.0, size=7)[0, 0]

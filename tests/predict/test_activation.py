@@ -9,9 +9,9 @@ from predict_models import planted_adapter, tuned_adapter
 import circuitdsl
 from circuitdsl.check.activation import Plan, Source
 from circuitdsl.check.api import check_spec
-from circuitdsl.check.probe import Runner, centre
-from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.report import Report
+from circuitdsl.models.probe import Runner, centre
+from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.report.model import Report
 
 HEADER = """
 circuit tuned

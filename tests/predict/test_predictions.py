@@ -8,7 +8,7 @@ from predict_models import planted_adapter
 
 import circuitdsl
 from circuitdsl.check.api import check_spec
-from circuitdsl.report import Report
+from circuitdsl.report.model import Report
 
 HEADER = """
 circuit planted

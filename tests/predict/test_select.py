@@ -7,10 +7,10 @@ from predict_models import tuned_adapter
 
 import circuitdsl
 from circuitdsl.check.api import check_spec
-from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.loader import program_from_text
-from circuitdsl.select import has_selectors, materialise
-from circuitdsl.syntax.fmt import format_spec
+from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.language.loader import program_from_text
+from circuitdsl.measure.select import has_selectors, materialise
+from circuitdsl.language.syntax.fmt import format_spec
 
 SPEC = """circuit chosen
 feature vertical = top 1 of conv1 by line(orientation = 90deg) "the best vertical line unit"

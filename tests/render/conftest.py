@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from render_samples import car_circuit, car_report, curve_circuit, curve_report
 
-from circuitdsl.ir import Circuit
-from circuitdsl.report import Report
+from circuitdsl.language.ir import Circuit
+from circuitdsl.report.model import Report
 
 GOLDEN = Path(__file__).parent / "golden"
 

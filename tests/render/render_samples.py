@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from circuitdsl.diagnostics import Span
-from circuitdsl.ir import Circuit, Claim, Family, Feature, Param, Threshold
-from circuitdsl.report import ClaimResult, Report
+from circuitdsl.language.diagnostics import Span
+from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param, Threshold
+from circuitdsl.report.model import ClaimResult, Report
 
 CAR_PATH = "specs/car.circ"
 CAR_SOURCE = """\

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from render_samples import CAR_SOURCE
 
-from circuitdsl.ir import Circuit
+from circuitdsl.language.ir import Circuit
 from circuitdsl.render import render, to_html
-from circuitdsl.report import Report
+from circuitdsl.report.model import Report
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None

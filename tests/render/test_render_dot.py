@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from render_samples import car_report, oriented_kernel, small_family_report, top_bottom_kernel
 
-from circuitdsl.diagnostics import Span
-from circuitdsl.ir import Circuit, Claim, Family, Feature, Param
+from circuitdsl.language.diagnostics import Span
+from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
 from circuitdsl.render import kernel_table, layer_order, to_dot
-from circuitdsl.render._style import NEG_HEX, POS_HEX, weight_hex
-from circuitdsl.report import ClaimResult, Report
+from circuitdsl.report.style import NEG_HEX, POS_HEX, weight_hex
+from circuitdsl.report.model import ClaimResult, Report
 
 Golden = Callable[[str, str], None]
 

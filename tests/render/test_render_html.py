@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 import pytest
 from render_samples import CAR_SOURCE
 
-from circuitdsl.ir import Circuit
+from circuitdsl.language.ir import Circuit
 from circuitdsl.render import kernel_svg, report_table_html, to_html
-from circuitdsl.render._style import POS_HEX
-from circuitdsl.report import Report
+from circuitdsl.report.style import POS_HEX
+from circuitdsl.report.model import Report
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from circuitdsl.diagnostics import E_GRAPHVIZ, E_OUTPUT, E_USAGE, DiagnosticError
-from circuitdsl.diagnostics import render as show
-from circuitdsl.ir import Circuit
+from circuitdsl.language.diagnostics import E_GRAPHVIZ, E_OUTPUT, E_USAGE, DiagnosticError
+from circuitdsl.language.diagnostics import render as show
+from circuitdsl.language.ir import Circuit
 from circuitdsl.render import circuit_svg, render, run_dot, to_dot
-from circuitdsl.report import Report
+from circuitdsl.report.model import Report
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from circuitdsl.stimuli import (
+from circuitdsl.measure.stimuli import (
     STIMULI,
     angle,
     circle,
@@ -204,7 +204,7 @@ def test_curve_always_valid(theta: float, radius: float, width: float) -> None:
 
 
 def test_preview_writes_pngs(tmp_path: Path) -> None:
-    from circuitdsl.stimuli.preview import main
+    from circuitdsl.measure.stimuli.preview import main
 
     assert main([str(tmp_path), "--scale", "1"]) == 0
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(STIMULI)

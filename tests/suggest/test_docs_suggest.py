@@ -8,8 +8,8 @@ from typing import Any
 
 from planted_nets import FACTORY, UNIT
 
-from circuitdsl.inputs import analyse
-from circuitdsl.suggest import command_line, suggest
+from circuitdsl.tools.inputs import analyse
+from circuitdsl.tools.suggest import command_line, suggest
 
 DOC = Path(__file__).parents[2] / "docs" / "suggest.md"
 

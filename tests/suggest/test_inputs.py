@@ -15,8 +15,8 @@ from planted_nets import BOTTOM, CENTER, FACTORY, MIXED, TOP, UNIT
 
 from circuitdsl.check.common import region_mask
 from circuitdsl.cli import main
-from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.inputs import (
+from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.tools.inputs import (
     NEG_RAMP,
     POS_RAMP,
     analyse,

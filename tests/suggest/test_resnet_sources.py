@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from circuitdsl.inputs import analyse, default_source
+from circuitdsl.tools.inputs import analyse, default_source
 
 
 def test_default_source_on_resnet18_names_the_folded_conv() -> None:

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 import circuitdsl
-from circuitdsl.bind import bind
+from circuitdsl.models.bind import bind
 from circuitdsl.check.engine import check
 from circuitdsl.cli import main
-from circuitdsl.inputs import analyse, default_source
+from circuitdsl.tools.inputs import analyse, default_source
 from circuitdsl.models.base import TracedAdapter
 from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
-from circuitdsl.suggest import suggest
+from circuitdsl.tools.suggest import suggest
 
 CAR = 447
 CAR_UNIT = CAR - 384  # the 5x5 branch of mixed4c starts at channel 384

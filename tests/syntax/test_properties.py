@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import circuitdsl
-from circuitdsl.claims import NAMED_REGIONS, RULES
-from circuitdsl.diagnostics import DiagnosticError
-from circuitdsl.ir import Circuit
-from circuitdsl.syntax.fmt import format_spec
-from circuitdsl.syntax.parser import keywords, parse
+from circuitdsl.language.claims import NAMED_REGIONS, RULES
+from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.language.ir import Circuit
+from circuitdsl.language.syntax.fmt import format_spec
+from circuitdsl.language.syntax.parser import keywords, parse
 
 SPECS = Path(__file__).parents[2] / "specs" / "inceptionv1"
 FUZZ_PATH = "<fuzz>"

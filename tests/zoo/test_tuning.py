@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from circuitdsl.stimuli import curve
-from circuitdsl.tuning import (
+from circuitdsl.measure.stimuli import curve
+from circuitdsl.measure.tuning import (
     centre_response,
     centre_unit,
     classify_channels,

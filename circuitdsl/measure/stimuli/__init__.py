@@ -5,7 +5,9 @@ Conventions (docs/stimuli.md): ``x`` right and ``y`` down in pixels from the ima
 angles in degrees, 0° pointing right, positive counter-clockwise as displayed.
 """
 
-from circuitdsl.stimuli.generators import (
+from circuitdsl.language.stimuli import ParamSpec, StimulusSpec, check_params
+from circuitdsl.measure.stimuli.registry import STIMULI, Stimulus, get_stimulus, make_stimulus
+from circuitdsl.measure.stimuli.generators import (
     angle,
     circle,
     color_contrast,
@@ -14,18 +16,11 @@ from circuitdsl.stimuli.generators import (
     high_low,
     line,
 )
-from circuitdsl.stimuli.registry import (
-    STIMULI,
-    ParamSpec,
-    StimulusSpec,
-    check_params,
-    get_stimulus,
-    make_stimulus,
-)
 
 __all__ = [
     "STIMULI",
     "ParamSpec",
+    "Stimulus",
     "StimulusSpec",
     "angle",
     "check_params",

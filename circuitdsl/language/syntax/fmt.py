@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from circuitdsl.syntax import ast
+from circuitdsl.language.syntax import ast
 
 WIDTH = 100
 # `model NAME` or `model NAME:NAME` (the grammar's NAME); anything else stays quoted

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from circuitdsl.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature
 
 # Saturated ends of the symmetric weight scale (ColorBrewer RdBu, 11-class ends).
 POS_RGB = (202, 0, 32)  # #ca0020: the strongest excitatory weight

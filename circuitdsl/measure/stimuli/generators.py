@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from circuitdsl.stimuli._geometry import (
+from circuitdsl.measure.stimuli._geometry import (
     Scalar,
     as_size,
     batch,

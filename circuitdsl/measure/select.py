@@ -26,16 +26,16 @@ from typing import Any
 
 import torch
 
-from circuitdsl import diagnostics as d
 from circuitdsl.check.activation import Plan, Source, _orientations, _period, _reference
 from circuitdsl.check.common import Unmeasurable
-from circuitdsl.check.probe import input_size, runner_for
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError
-from circuitdsl.loader import Program
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
+from circuitdsl.language.loader import Program
+from circuitdsl.language.syntax import ast
+from circuitdsl.language.syntax.fmt import selector_text
+from circuitdsl.measure.stimuli import get_stimulus
 from circuitdsl.models.base import unknown_layer
-from circuitdsl.stimuli import get_stimulus
-from circuitdsl.syntax import ast
-from circuitdsl.syntax.fmt import selector_text
+from circuitdsl.models.probe import input_size, runner_for
 
 SELECT_STEPS = 36  # sweep values of `over orientation`
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from circuitdsl.diagnostics import (
+from circuitdsl.language.diagnostics import (
     E_CHANNEL_RANGE,
     E_NOT_UPSTREAM,
     E_UNKNOWN_NAME,
@@ -29,9 +29,9 @@ from circuitdsl.diagnostics import (
     DiagnosticError,
     Span,
 )
-from circuitdsl.ir import Circuit, Feature
+from circuitdsl.language.ir import Circuit, Feature
 from circuitdsl.models.base import ModelAdapter, unknown_layer
-from circuitdsl.weights import Block, reduce_block
+from circuitdsl.models.weights import Block, reduce_block
 
 
 @dataclass(frozen=True)

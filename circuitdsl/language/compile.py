@@ -13,13 +13,13 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from circuitdsl import diagnostics as d
-from circuitdsl import ir
-from circuitdsl.claims import ACTIVATION_RULE_WORDS, effective_thresholds, rule_word
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.resolve import ClaimStatement, Resolved
-from circuitdsl.syntax import ast
-from circuitdsl.syntax.fmt import activation_text, body_text, edit_text
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language import ir
+from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, effective_thresholds, rule_word
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
+from circuitdsl.language.resolve import ClaimStatement, Resolved
+from circuitdsl.language.syntax import ast
+from circuitdsl.language.syntax.fmt import activation_text, body_text, edit_text
 
 Env = dict[str, ir.Feature]  # loop variable -> the member it is bound to
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from circuitdsl.diagnostics import Span
+from circuitdsl.language.diagnostics import Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +172,7 @@ class FamilyDecl:
 class Selector:
     """`top 4 of conv2 by curve(radius = 8) over orientation`: the `count` channels of
     `layer` that respond most to the stimulus (swept over `over`, when given); chosen
-    when the spec is bound to a model (`circuitdsl.select`)."""
+    when the spec is bound to a model (`circuitdsl.measure.select`)."""
 
     count: Literal
     layer: Name

@@ -1,4 +1,4 @@
-"""Write one preview PNG per registered stimulus: ``python -m circuitdsl.stimuli.preview OUT_DIR``.
+"""Write one preview PNG per registered stimulus: ``python -m circuitdsl.measure.stimuli.preview OUT_DIR``.
 
 Each PNG is a row of images sweeping the stimulus's sweep parameter (orientation in 45°
 steps from 0°, or radius for circles), rendered at 32x32 and scaled up 4x without smoothing
@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
 
-from circuitdsl.stimuli.registry import STIMULI, StimulusSpec
+from circuitdsl.measure.stimuli.registry import STIMULI, Stimulus
 
 
-def preview_sweep(spec: StimulusSpec) -> tuple[str, torch.Tensor]:
+def preview_sweep(spec: Stimulus) -> tuple[str, torch.Tensor]:
     """The sweep shown in a stimulus's preview: parameter name and its values."""
     if spec.sweep == "radius":
         return "radius", torch.tensor([2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0])
@@ -41,7 +41,7 @@ def write_previews(out_dir: Path, size: int = 32, scale: int = 4) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
-        prog="python -m circuitdsl.stimuli.preview", description=__doc__.splitlines()[0]
+        prog="python -m circuitdsl.measure.stimuli.preview", description=__doc__.splitlines()[0]
     )
     parser.add_argument("out_dir", type=Path, help="folder to write <stimulus>.png into")
     parser.add_argument("--size", type=int, default=32, help="image size in pixels")

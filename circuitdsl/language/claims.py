@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from circuitdsl.ir import Threshold
+from circuitdsl.language.ir import Threshold
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,18 @@
-"""The stimulus registry: the names `.circ` specs use, e.g. ``curve(orientation=45deg, radius=8)``.
+"""The stimulus catalogue: the names `.circ` specs use, e.g. ``curve(orientation=45deg, radius=8)``.
 
-Each :class:`StimulusSpec` names a generator and describes its parameters (default, unit,
-meaning) so that a spec's arguments can be validated with a precise message before any
-image is drawn, and so that documentation and previews are generated from one table.
+Each :class:`StimulusSpec` describes a stimulus and its parameters (default, unit, meaning)
+so that a spec's arguments can be validated with a precise message before any image is
+drawn, and so that documentation and previews are generated from one table. This is part
+of the language and never imports torch; the generators that draw each stimulus (same
+name) live in `circuitdsl.measure.stimuli`.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import torch
-
-from circuitdsl.stimuli import generators as g
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +27,7 @@ class ParamSpec:
 
 @dataclass(frozen=True, slots=True)
 class StimulusSpec:
-    """A named stimulus: its generator, parameters, and the period of its orientation.
+    """A named stimulus: its parameters and the period of its orientation.
 
     ``orientation_period`` is 360 for stimuli whose orientation has a direction (curves,
     edges) and 180 for those symmetric under a half turn (lines); ``None`` for stimuli
@@ -41,7 +39,6 @@ class StimulusSpec:
     """
 
     name: str
-    fn: Callable[..., torch.Tensor]
     params: tuple[ParamSpec, ...]
     doc: str
     sweep: str = "orientation"
@@ -57,11 +54,6 @@ class StimulusSpec:
         """The default value of every parameter."""
         return {p.name: p.default for p in self.params}
 
-    def __call__(self, size: int | tuple[int, int] = 32, **params: Any) -> torch.Tensor:
-        """Render the stimulus; unknown parameter names raise ``ValueError`` with a hint."""
-        check_params(self, params)
-        return self.fn(size=size, **params)
-
 
 def _p(name: str, default: Any, unit: str, doc: str) -> ParamSpec:
     return ParamSpec(name, default, unit, doc)
@@ -76,12 +68,11 @@ _INK = (
     _p("background", 0.0, "1", "grey level of the background (for an edge: the dark side)"),
 )
 
-STIMULI: dict[str, StimulusSpec] = {
+CATALOGUE: dict[str, StimulusSpec] = {
     s.name: s
     for s in (
         StimulusSpec(
             "line",
-            g.line,
             (
                 _p("orientation", 0.0, "deg", "direction of the segment (period 180)"),
                 _p("length", 12.0, "px", "length of the segment"),
@@ -95,7 +86,6 @@ STIMULI: dict[str, StimulusSpec] = {
         ),
         StimulusSpec(
             "edge",
-            g.edge,
             (
                 _p("orientation", 0.0, "deg", "direction from the boundary to the bright side"),
                 *_POS,
@@ -106,7 +96,6 @@ STIMULI: dict[str, StimulusSpec] = {
         ),
         StimulusSpec(
             "color_contrast",
-            g.color_contrast,
             (
                 _p("orientation", 0.0, "deg", "direction from the boundary to colour A"),
                 _p("color_a", (1.0, 0.0, 0.0), "rgb", "colour on the side orientation points to"),
@@ -118,7 +107,6 @@ STIMULI: dict[str, StimulusSpec] = {
         ),
         StimulusSpec(
             "curve",
-            g.curve,
             (
                 _p("orientation", 0.0, "deg", "direction the convex side points"),
                 _p("radius", 8.0, "px", "radius of the circle the arc belongs to"),
@@ -131,7 +119,6 @@ STIMULI: dict[str, StimulusSpec] = {
         ),
         StimulusSpec(
             "angle",
-            g.angle,
             (
                 _p("orientation", 0.0, "deg", "direction the vertex points"),
                 _p("opening", 90.0, "deg", "angle between the two arms"),
@@ -144,7 +131,6 @@ STIMULI: dict[str, StimulusSpec] = {
         ),
         StimulusSpec(
             "circle",
-            g.circle,
             (
                 _p("radius", 6.0, "px", "radius to the stroke's centreline"),
                 _p("width", 1.5, "px", "stroke width"),
@@ -157,7 +143,6 @@ STIMULI: dict[str, StimulusSpec] = {
         ),
         StimulusSpec(
             "high_low",
-            g.high_low,
             (
                 _p(
                     "orientation",
@@ -188,18 +173,3 @@ def check_params(spec: StimulusSpec, params: Mapping[str, Any]) -> None:
                 f"stimulus {spec.name!r} has no parameter {name!r}{hint} "
                 f"(parameters: {', '.join(spec.param_names)})"
             )
-
-
-def get_stimulus(name: str) -> StimulusSpec:
-    """Look up a stimulus by name; an unknown name raises ``KeyError`` listing the valid ones."""
-    try:
-        return STIMULI[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(STIMULI), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise KeyError(f"unknown stimulus {name!r}; {hint}known: {', '.join(STIMULI)}") from None
-
-
-def make_stimulus(name: str, size: int | tuple[int, int] = 32, **params: Any) -> torch.Tensor:
-    """Render the stimulus ``name`` with ``params`` (numbers or 1-D tensors) as ``[N, 3, H, W]``."""
-    return get_stimulus(name)(size=size, **params)

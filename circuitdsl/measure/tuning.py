@@ -11,7 +11,7 @@ probed where it looks rather than between four units.
 
 Command line::
 
-    python -m circuitdsl.tuning MODEL LAYER [--stimulus curve] [--plot OUT.png] [--classify]
+    python -m circuitdsl.measure.tuning MODEL LAYER [--stimulus curve] [--plot OUT.png] [--classify]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from circuitdsl.stimuli import get_stimulus
+from circuitdsl.measure.stimuli import get_stimulus
 
 
 @dataclass
@@ -538,7 +538,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
     return name, values if len(values) > 1 else values[0]
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.tuning") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.measure.tuning") -> int:
     """Command-line entry point (also `circ tune`): print a tuning table, plot, classify."""
     from circuitdsl.zoo import get_zoo_entry, load_zoo_model
 

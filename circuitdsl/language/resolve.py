@@ -12,12 +12,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from circuitdsl import diagnostics as d
-from circuitdsl import ir
-from circuitdsl.claims import ACTIVATION_RULE_WORDS, NAMED_REGIONS, RULES, TRANSFORMS
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean
-from circuitdsl.loader import Program
-from circuitdsl.syntax import ast
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language import ir
+from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, NAMED_REGIONS, RULES, TRANSFORMS
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean
+from circuitdsl.language.loader import Program
+from circuitdsl.language.stimuli import CATALOGUE
+from circuitdsl.language.syntax import ast
 
 ClaimStatement = (
     ast.ClaimStmt
@@ -205,18 +206,17 @@ class _Resolver:
 
     def stimulus_params(self, stimulus: ast.Stimulus) -> tuple[str, ...] | None:
         """The stimulus's parameter names, after checking it and its arguments exist."""
-        from circuitdsl.stimuli import STIMULI
 
         name = stimulus.name.text
-        if name not in STIMULI:
+        if name not in CATALOGUE:
             self.error(
                 d.E_UNKNOWN_NAME,
                 f"unknown stimulus `{name}`",
                 stimulus.name.span,
-                help=did_you_mean(name, STIMULI) or f"stimuli: {', '.join(STIMULI)}",
+                help=did_you_mean(name, CATALOGUE) or f"stimuli: {', '.join(CATALOGUE)}",
             )
             return None
-        params = tuple(STIMULI[name].param_names)
+        params = tuple(CATALOGUE[name].param_names)
         for arg, _ in stimulus.args:
             if arg.text not in params:
                 self.error(
@@ -240,7 +240,7 @@ class _Resolver:
         """The feature; after an error, a best-effort one so its uses report nothing more."""
         if decl.select is not None:
             # Declared by behaviour: the channel is chosen when the spec meets a model
-            # (`circuitdsl.select`); until then the feature has no channels.
+            # (`circuitdsl.measure.select`); until then the feature has no channels.
             self.selector(decl.select, "feature")
             return ir.Feature(
                 decl.name.text, decl.select.layer.text, (), (), decl.label, None, (), decl.span

@@ -83,7 +83,7 @@ class Runner:
 
     `ablate` maps fx node names to channels whose output is set to zero before any
     later node reads it. The module is never modified: edits are made by the caller
-    on a copy (`circuitdsl.check.edits`).
+    on a copy (`circuitdsl.models.edits`).
     """
 
     def __init__(

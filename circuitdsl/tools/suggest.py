@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from circuitdsl.diagnostics import E_USAGE, Diagnostic, DiagnosticError
-from circuitdsl.inputs import Input, InputsReport, analyse, default_source
+from circuitdsl.language.diagnostics import E_USAGE, Diagnostic, DiagnosticError
+from circuitdsl.tools.inputs import Input, InputsReport, analyse, default_source
 
 _MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?")
 
@@ -178,8 +178,8 @@ def render(
 def _check(text: str, adapter: Any) -> list[Any]:
     """Compile `text`, bind it to `adapter` and return the checker's claim results."""
     from circuitdsl.api import loads
-    from circuitdsl.bind import bind
     from circuitdsl.check.engine import check
+    from circuitdsl.models.bind import bind
 
     spec = loads(text, "<draft>")
     report = check(spec.circuit, bind(spec.circuit, adapter))
@@ -203,8 +203,8 @@ def suggest(
     `model` is the name written on the spec's `model` line (default: the adapter's);
     `command` the command line quoted in the header (default: rebuilt from the args).
     """
-    from circuitdsl.syntax.fmt import format_spec
-    from circuitdsl.syntax.parser import parse
+    from circuitdsl.language.syntax.fmt import format_spec
+    from circuitdsl.language.syntax.parser import parse
 
     if depth not in (1, 2):
         raise DiagnosticError([Diagnostic(E_USAGE, f"--depth must be 1 or 2 (got {depth})")])

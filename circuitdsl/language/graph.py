@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from circuitdsl import ir
+from circuitdsl.language import ir
 
 
 def to_networkx(circuit: ir.Circuit) -> nx.MultiDiGraph:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from circuitdsl.check.equivariance import _rot, resample
-from circuitdsl.ir import Circuit, Claim, Family, Feature, Param, Threshold
+from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param, Threshold
 
 
 def feature(
@@ -59,7 +59,7 @@ def claim(
     **args: Any,
 ) -> Claim:
     """A claim with registry-default thresholds for its kind (pass `thresholds` to override)."""
-    from circuitdsl.claims import RULES, rule_word
+    from circuitdsl.language.claims import RULES, rule_word
 
     if thresholds is None:
         try:

@@ -19,9 +19,9 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
-from circuitdsl import diagnostics as d
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.syntax import ast
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
+from circuitdsl.language.syntax import ast
 
 
 def grammar_text() -> str:
@@ -29,7 +29,7 @@ def grammar_text() -> str:
     packaged = resources.files("circuitdsl").joinpath("grammar/circuit.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).parents[2] / "grammar" / "circuit.lark").read_text(encoding="utf-8")
+    return (Path(__file__).parents[3] / "grammar" / "circuit.lark").read_text(encoding="utf-8")
 
 
 _COMMENT_SINK: list[Token] = []

@@ -38,8 +38,8 @@ from typing import Any
 import torch
 
 from circuitdsl.check.common import PairData, Unmeasurable, crop, region_mask
-from circuitdsl.claims import NAMED_REGIONS
-from circuitdsl.diagnostics import (
+from circuitdsl.language.claims import NAMED_REGIONS
+from circuitdsl.language.diagnostics import (
     E_CHANNEL_RANGE,
     E_NOT_SUPPORTED,
     E_NOT_UPSTREAM,
@@ -47,7 +47,7 @@ from circuitdsl.diagnostics import (
     Diagnostic,
     DiagnosticError,
 )
-from circuitdsl.ir import Feature
+from circuitdsl.language.ir import Feature
 
 # Graph-node kinds whose output counts as a unit's "output" for the default source.
 SOURCE_KINDS = frozenset({"conv", "bn", "concat", "add"})

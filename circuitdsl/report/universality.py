@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from circuitdsl.report import ClaimResult, Report
+from circuitdsl.report.model import ClaimResult, Report
 
 # The statistic shown in a cell, by preference: the one the verdict hinges on.
 _HEADLINE = ("change", "error", "echo_ratio", "cv", "z", "correlation", "ratio", "rank")

@@ -2,7 +2,7 @@
 
 This is the contract between the front end (parse -> resolve -> compile) and the
 back end (bind -> check -> render). Everything here is plain data: frozen
-dataclasses that serialise to JSON (`circuitdsl.graph` builds the networkx view
+dataclasses that serialise to JSON (`circuitdsl.language.graph` builds the networkx view
 and the JSON / GraphML / DOT forms).
 
 Claim kinds and their arguments (`Claim.args`):
@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from circuitdsl.diagnostics import Span
+from circuitdsl.language.diagnostics import Span
 
 PARAM_TYPES = ("angle", "number", "label")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from circuitdsl import diagnostics as d
-from circuitdsl.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.syntax import ast
-from circuitdsl.syntax.parser import parse
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
+from circuitdsl.language.syntax import ast
+from circuitdsl.language.syntax.parser import parse
 
 
 @dataclass

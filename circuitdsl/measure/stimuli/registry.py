@@ -1,0 +1,58 @@
+"""Drawable stimuli: the language's catalogue (`circuitdsl.language.stimuli`) joined to the
+generators that render each entry as a batched ``[N, 3, H, W]`` tensor."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from circuitdsl.language.stimuli import CATALOGUE, StimulusSpec, check_params
+from circuitdsl.measure.stimuli import generators
+
+
+class Stimulus:
+    """A catalogue entry that can draw itself: ``STIMULI["curve"](size=32, orientation=45.0)``.
+
+    Attribute access falls through to the `StimulusSpec` (``param_names``, ``defaults()``,
+    ``orientation_period``, ...).
+    """
+
+    __slots__ = ("fn", "spec")
+
+    def __init__(self, spec: StimulusSpec, fn: Callable[..., torch.Tensor]) -> None:
+        self.spec = spec
+        self.fn = fn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.spec, name)
+
+    def __repr__(self) -> str:
+        return f"Stimulus({self.spec.name!r})"
+
+    def __call__(self, size: int | tuple[int, int] = 32, **params: Any) -> torch.Tensor:
+        """Render the stimulus; unknown parameter names raise ``ValueError`` with a hint."""
+        check_params(self.spec, params)
+        return self.fn(size=size, **params)
+
+
+STIMULI: dict[str, Stimulus] = {
+    name: Stimulus(spec, getattr(generators, name)) for name, spec in CATALOGUE.items()
+}
+
+
+def get_stimulus(name: str) -> Stimulus:
+    """Look up a stimulus by name; an unknown name raises ``KeyError`` listing the valid ones."""
+    try:
+        return STIMULI[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(STIMULI), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise KeyError(f"unknown stimulus {name!r}; {hint}known: {', '.join(STIMULI)}") from None
+
+
+def make_stimulus(name: str, size: int | tuple[int, int] = 32, **params: Any) -> torch.Tensor:
+    """Render the stimulus ``name`` with ``params`` (numbers or 1-D tensors) as ``[N, 3, H, W]``."""
+    return get_stimulus(name)(size=size, **params)
