@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from circuitdsl.models import probe
-from circuitdsl.models.probe import Runner
-from circuitdsl.models.base import load_model
 from circuitdsl.measure.stimuli import make_stimulus
+from circuitdsl.models import probe
+from circuitdsl.models.base import load_model
+from circuitdsl.models.probe import Runner
 
 
 def _median_time(fn: Callable[[], object], repeats: int = 3) -> float:

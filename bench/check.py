@@ -25,12 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from circuitdsl.models.bind import bind
 from circuitdsl.check import check
-from circuitdsl.tools.planting import circuit, claim, family, feature
 from circuitdsl.check.reference import measure_one
 from circuitdsl.models.base import TracedAdapter
+from circuitdsl.models.bind import bind
 from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
+from circuitdsl.tools.planting import circuit, claim, family, feature
 
 PAIRS = [
     ("mixed3a", "mixed3b"),

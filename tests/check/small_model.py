@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from circuitdsl.check import TensorBound
-from circuitdsl.tools.planting import arc_kernel, top_bottom_kernel
 from circuitdsl.check.shape import template
+from circuitdsl.tools.planting import arc_kernel, top_bottom_kernel
 
 WINDOWS, BODY, SILENT = 3, 7, 11  # conv2 channels
 CAR = 5  # mixed channel 5 = 5x5 branch unit 1

@@ -9,8 +9,8 @@ import torch
 from small_model import BODY, CAR, WINDOWS, Small
 
 from circuitdsl.check import Outcome, check, register_handler, unregister_handler
-from circuitdsl.tools.planting import circuit, claim, feature
 from circuitdsl.report.model import Report
+from circuitdsl.tools.planting import circuit, claim, feature
 
 FEATS = [
     feature("windows", "conv2", WINDOWS),

@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from circuitdsl.check import check
+from circuitdsl.models.base import TracedAdapter
+from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
 from circuitdsl.tools.planting import (
     arc_kernel,
     circuit,
@@ -20,8 +22,6 @@ from circuitdsl.tools.planting import (
     rotate,
     top_bottom_kernel,
 )
-from circuitdsl.models.base import TracedAdapter
-from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
 
 # mixed4c:447 is unit 63 of mixed4c_5x5; the 5x5 branch of mixed3b starts at 320
 CAR_UNIT = 447 - 384
@@ -270,8 +270,8 @@ def test_engine_matches_reference(planted) -> None:  # type: ignore[no-untyped-d
     """Random claims on InceptionV1: the batched engine equals the per-claim reference."""
     import random
 
-    from circuitdsl.models.bind import bind
     from circuitdsl.check.reference import measure_one
+    from circuitdsl.models.bind import bind
 
     _, adapter = planted
     rng = random.Random(0)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from circuitdsl.models.bind import bind
 from circuitdsl.language.diagnostics import DiagnosticError, Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
 from circuitdsl.models.base import TracedAdapter
+from circuitdsl.models.bind import bind
 from tests.models.factories import small_cnn
 
 

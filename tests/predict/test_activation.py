@@ -9,8 +9,8 @@ from predict_models import planted_adapter, tuned_adapter
 import circuitdsl
 from circuitdsl.check.activation import Plan, Source
 from circuitdsl.check.api import check_spec
-from circuitdsl.models.probe import Runner, centre
 from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.models.probe import Runner, centre
 from circuitdsl.report.model import Report
 
 HEADER = """

@@ -9,8 +9,8 @@ import circuitdsl
 from circuitdsl.check.api import check_spec
 from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.language.loader import program_from_text
-from circuitdsl.measure.select import has_selectors, materialise
 from circuitdsl.language.syntax.fmt import format_spec
+from circuitdsl.measure.select import has_selectors, materialise
 
 SPEC = """circuit chosen
 feature vertical = top 1 of conv1 by line(orientation = 90deg) "the best vertical line unit"

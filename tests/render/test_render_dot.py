@@ -12,8 +12,8 @@ from render_samples import car_report, oriented_kernel, small_family_report, top
 from circuitdsl.language.diagnostics import Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
 from circuitdsl.render import kernel_table, layer_order, to_dot
-from circuitdsl.report.style import NEG_HEX, POS_HEX, weight_hex
 from circuitdsl.report.model import ClaimResult, Report
+from circuitdsl.report.style import NEG_HEX, POS_HEX, weight_hex
 
 Golden = Callable[[str, str], None]
 

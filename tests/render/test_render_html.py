@@ -12,8 +12,8 @@ from render_samples import CAR_SOURCE
 
 from circuitdsl.language.ir import Circuit
 from circuitdsl.render import kernel_svg, report_table_html, to_html
-from circuitdsl.report.style import POS_HEX
 from circuitdsl.report.model import Report
+from circuitdsl.report.style import POS_HEX
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 

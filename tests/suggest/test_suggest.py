@@ -10,12 +10,12 @@ import pytest
 from planted_nets import BOTTOM, CENTER, FACTORY, MID, MIXED, RIGHT, TOP, TOP_INH, UNIT
 
 import circuitdsl
-from circuitdsl.models.bind import bind
 from circuitdsl.check.engine import check
 from circuitdsl.cli import main
-from circuitdsl.tools.suggest import candidate_claims, feature_name, suggest
 from circuitdsl.language.syntax.fmt import format_spec
 from circuitdsl.language.syntax.parser import parse
+from circuitdsl.models.bind import bind
+from circuitdsl.tools.suggest import candidate_claims, feature_name, suggest
 
 
 def _draft(tmp_path: Path, weights: Path, *extra: str, name: str = "draft.circ") -> str:

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 import circuitdsl
-from circuitdsl.models.bind import bind
 from circuitdsl.check.engine import check
 from circuitdsl.cli import main
-from circuitdsl.tools.inputs import analyse, default_source
 from circuitdsl.models.base import TracedAdapter
+from circuitdsl.models.bind import bind
 from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
+from circuitdsl.tools.inputs import analyse, default_source
 from circuitdsl.tools.suggest import suggest
 
 CAR = 447

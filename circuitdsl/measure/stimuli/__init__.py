@@ -6,7 +6,6 @@ angles in degrees, 0° pointing right, positive counter-clockwise as displayed.
 """
 
 from circuitdsl.language.stimuli import ParamSpec, StimulusSpec, check_params
-from circuitdsl.measure.stimuli.registry import STIMULI, Stimulus, get_stimulus, make_stimulus
 from circuitdsl.measure.stimuli.generators import (
     angle,
     circle,
@@ -16,6 +15,7 @@ from circuitdsl.measure.stimuli.generators import (
     high_low,
     line,
 )
+from circuitdsl.measure.stimuli.registry import STIMULI, Stimulus, get_stimulus, make_stimulus
 
 __all__ = [
     "STIMULI",

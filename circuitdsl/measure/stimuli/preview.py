@@ -1,4 +1,4 @@
-"""Write one preview PNG per registered stimulus: ``python -m circuitdsl.measure.stimuli.preview OUT_DIR``.
+"""One preview PNG per stimulus: ``python -m circuitdsl.measure.stimuli.preview OUT_DIR``.
 
 Each PNG is a row of images sweeping the stimulus's sweep parameter (orientation in 45°
 steps from 0°, or radius for circles), rendered at 32x32 and scaled up 4x without smoothing
