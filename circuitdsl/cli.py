@@ -13,9 +13,15 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, render
+
+if TYPE_CHECKING:
+    from circuitdsl.api import Spec
+    from circuitdsl.language.ir import Circuit
+    from circuitdsl.report.model import Report
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -120,57 +126,192 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
     return list(args.model) if args.model else [None]
 
 
+def _claim_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | None:
+    """`-k PATTERN`: a claim is kept when its id contains PATTERN, or, when PATTERN has
+    `*` or `?`, matches it as a glob (`[` and `]` stay literal: ids contain them)."""
+    if not patterns:
+        return None
+    import re
+
+    regexes = []
+    for pat in patterns:
+        if "*" in pat or "?" in pat:
+            body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pat)
+            regexes.append(re.compile(body + r"\Z", re.S))
+        else:
+            regexes.append(re.compile(re.escape(pat)))
+    return lambda claim_id: any(
+        (r.match(claim_id) if r.pattern.endswith(r"\Z") else r.search(claim_id)) for r in regexes
+    )
+
+
+_FORMAT_OF_SUFFIX = {".json": "json", ".xml": "junit", ".csv": "frame", ".parquet": "frame"}
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    """--format, or what the -o file's suffix says (.json, .xml, .csv, .parquet), or text."""
+    suffix = Path(args.output).suffix.lower() if args.output not in (None, "-") else ""
+    if args.format is None:
+        return _FORMAT_OF_SUFFIX.get(suffix, "text")
+    if args.format == "frame" and suffix not in (".csv", ".parquet"):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    "--format frame writes a .csv or .parquet file",
+                    help="add -o results.csv or -o results.parquet",
+                )
+            ]
+        )
+    return str(args.format)
+
+
+def _render_targets(args: argparse.Namespace, specs: Sequence[Spec]) -> list[str] | None:
+    """Where `--render` draws each run: OUT itself for one run; for several, OUT must
+    name each one (`{circuit}`, `{model}`, `{spec}` placeholders) -- checked before any
+    model is loaded."""
+    if not args.render:
+        return None
+    runs = [(spec, model) for spec in specs for model in _model_arg(args)]
+    if len(runs) == 1:
+        return [args.render]
+    if not any(k in args.render for k in ("{circuit}", "{model}", "{spec}")):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"--render `{args.render}` would draw {len(runs)} runs into one file",
+                    help="name each with placeholders, e.g. --render '{spec}-{model}.html'",
+                )
+            ]
+        )
+    return []  # filled per run, once the model names are known
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
     from circuitdsl.check.api import check_spec
 
     device = _device(args.device)
+    fmt = _output_format(args)
+    only = _claim_filter(args.keyword)
     specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
+    if only is not None and not any(only(c.id) for s in specs for c in s.claims):
+        from circuitdsl.measure.select import has_selectors
+
+        # claims over families chosen by behaviour exist only once a model chose them
+        if not any(has_selectors(s.program) for s in specs):
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"-k {' -k '.join(args.keyword)} selects none of the specs' claims",
+                        help="a pattern matches a claim id by substring, or as a glob with * ?",
+                    )
+                ]
+            )
+    targets = _render_targets(args, specs)
     reports = []
+    runs = []
     for spec in specs:
         for model in _model_arg(args):
-            progress = (
-                _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
+            progress = _progress_printer() if fmt == "text" and sys.stderr.isatty() else None
+            report = check_spec(
+                spec.circuit,
+                model,
+                args.weights,
+                progress=progress,
+                device=device,
+                program=spec.program,
+                only=only,
             )
-            reports.append(
-                check_spec(
-                    spec.circuit,
-                    model,
-                    args.weights,
-                    progress=progress,
-                    device=device,
-                    program=spec.program,
-                )
-            )
-    if args.format == "json":
-        import json
+            reports.append(report)
+            runs.append(spec)
+            if args.exitfirst and not report.ok:
+                break  # -x: no further runs after the first with a failing claim
+        if args.exitfirst and reports and not reports[-1].ok:
+            break
+    verbosity = (args.verbose or 0) - (args.quiet or 0)
+    text: str | bytes
+    if fmt == "json":
+        from circuitdsl.report.model import to_json
 
-        if len(reports) == 1:
-            text = reports[0].to_json()
-        else:
-            text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
-    elif args.format == "junit":
-        if len(reports) == 1:
-            text = reports[0].to_junit()
-        else:
-            body = "".join(r.to_junit().split("\n", 1)[1] for r in reports)
-            text = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n{body}</testsuites>\n'
+        text = to_json(reports, with_kernels=args.kernels)
+    elif fmt == "junit":
+        from circuitdsl.report.junit import to_junit
+
+        text = to_junit(reports, family=args.junit_family)
+    elif fmt == "frame":
+        from circuitdsl.report.frames import write_frame
+
+        text = write_frame(reports, args.output)
     else:
-        text = "\n".join(r.to_text() for r in reports)
-        if len(_model_arg(args)) > 1:
+        from circuitdsl.report.text import format_reports, wants_colour
+
+        extra = ""
+        if len(_model_arg(args)) > 1 and len(reports) > 1:
             from circuitdsl.report.universality import universality_table
 
-            text += "\n" + universality_table(reports)
+            extra = universality_table(reports)
+        to_terminal = args.output in (None, "-")
+        colour = to_terminal and wants_colour(sys.stdout)
+        width = None
+        if colour:
+            import shutil
+
+            width = shutil.get_terminal_size().columns
+        text = format_reports(
+            reports,
+            verbosity=verbosity,
+            colour=colour,
+            width=width,
+            stop_at_first_failure=args.exitfirst,
+            extra=extra,
+        )
     _write(text, args.output)
-    if args.render:
+    if fmt != "text" and args.output not in (None, "-") and verbosity >= 0:
+        s = {k: sum(r.summary[k] for r in reports) for k in ("pass", "fail", "error")}
+        print(
+            f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors; "
+            f"{fmt} report written to {args.output}",
+            file=sys.stderr,
+        )
+    failed_render = False
+    if targets is not None:
         from circuitdsl.render.graphviz_out import render as render_circuit
 
-        try:
-            render_circuit(specs[0].circuit, args.render, report=reports[0])
-        except DiagnosticError as err:
-            # The claims were checked; a missing Graphviz must not hide their verdict.
-            print(render(err.diagnostics, {}), file=sys.stderr)
+        for i, (spec, report) in enumerate(zip(runs, reports, strict=True)):
+            out = targets[0] if len(targets) == 1 else _render_name(args.render, report, i)
+            try:
+                render_circuit(report_circuit(spec, report), out, report=report)
+            except DiagnosticError as err:
+                # The claims were checked; a failed drawing must not hide their verdict,
+                # and must not pass unnoticed either (exit 2).
+                print(render(err.diagnostics, {}), file=sys.stderr)
+                failed_render = True
+    if failed_render:
+        return EXIT_ERROR
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _render_name(template: str, report: Report, index: int) -> str:
+    """`{spec}-{model}.html` -> `curve_circuit-curvenet.html` (path-safe names)."""
+    import re
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^\w.+-]+", "_", text).strip("_") or str(index)
+
+    return template.format(
+        spec=safe(Path(report.spec).stem), circuit=safe(report.circuit), model=safe(report.model)
+    )
+
+
+def report_circuit(spec: Spec, report: Report | None) -> Circuit:
+    """The circuit a report was measured on: with behaviour selectors, the spec compiled
+    with the report's chosen members (the spec alone has empty families)."""
+    from circuitdsl.render.rerender import circuit_for_report
+
+    return circuit_for_report(spec, report)
 
 
 def _device(name: str) -> str:
@@ -206,13 +347,72 @@ def cmd_render(args: argparse.Namespace) -> int:
     from circuitdsl.render.graphviz_out import render as render_circuit
 
     spec = load(args.spec)
-    report = None
-    if args.model or args.weights:
+    report: Report | None = None
+    if args.report:
+        if args.weights:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        "--report draws a check made before; --weights would measure again",
+                        help="give one of them",
+                    )
+                ]
+            )
+        report = _report_from_file(args.report, spec, args.model)
+    elif args.model or args.weights:
         from circuitdsl.check.api import check_spec
 
-        report = check_spec(spec.circuit, args.model[0] if args.model else None, args.weights)
-    render_circuit(spec.circuit, args.output, report=report)
+        report = check_spec(
+            spec.circuit,
+            args.model[0] if args.model else None,
+            args.weights,
+            program=spec.program,
+        )
+    render_circuit(report_circuit(spec, report), args.output, report=report)
     return EXIT_OK
+
+
+def _report_from_file(path: str, spec: Spec, models: Sequence[str] | None) -> Report:
+    """The run of a saved JSON report to draw: the one for `spec` (and `--model`)."""
+    import json
+
+    from circuitdsl.report.model import reports_from_dict
+
+    try:
+        runs = reports_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as err:
+        raise DiagnosticError(
+            [Diagnostic(d.E_USAGE, f"cannot read the report `{path}`: {err.strerror}")]
+        ) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"`{path}` is not a circuitdsl JSON report ({type(err).__name__}: {err})",
+                    help="write one with `circ check SPEC -o report.json`",
+                )
+            ]
+        ) from None
+    name = spec.circuit.name
+    fits = [r for r in runs if r.circuit == name] or runs
+    if models:
+        fits = [r for r in fits if r.model in models]
+    if len(fits) != 1:
+        have = ", ".join(f"{r.circuit} on {r.model}" for r in runs) or "none"
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"`{path}` has {len(fits)} runs that fit `{name}`"
+                    + (f" on {', '.join(models)}" if models else "")
+                    + f" (it has: {have})",
+                    help="choose one with --model NAME",
+                )
+            ]
+        )
+    return fits[0]
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -312,9 +512,42 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the spec's `model` line); repeat for a universality table",
     )
     p.add_argument("--weights", metavar="FILE", help="state dict (.pth, .pt, .safetensors)")
-    p.add_argument("--format", choices=("text", "json", "junit"), default="text")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report here")
-    p.add_argument("--render", metavar="OUT", help="also render the diagram (.svg, .html, ...)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "junit", "frame"),
+        default=None,
+        help="default: from -o's suffix (.json, .xml, .csv/.parquet = frame), else text",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report here (.json .xml .csv .parquet)"
+    )
+    p.add_argument(
+        "--render",
+        metavar="OUT",
+        help="also render the diagram (.svg, .html, ...); several runs: '{spec}-{model}.html'",
+    )
+    p.add_argument("-v", "--verbose", action="count", help="text: the evidence of every claim")
+    p.add_argument("-q", "--quiet", action="count", help="text: list only claims that do not pass")
+    p.add_argument(
+        "-x",
+        "--exitfirst",
+        action="store_true",
+        help="stop after the first run with a failing claim; text lists up to that claim",
+    )
+    p.add_argument(
+        "-k",
+        dest="keyword",
+        action="append",
+        metavar="PATTERN",
+        help="measure only claims whose id contains PATTERN (or matches it, with * ?)",
+    )
+    p.add_argument("--kernels", action="store_true", help="json: include the weight kernels")
+    p.add_argument(
+        "--junit-family",
+        choices=("xunit2", "xunit1"),
+        default="xunit2",
+        help="junit: xunit2 (schema-valid, default) or xunit1 (file and line on each case)",
+    )
     p.add_argument(
         "--device",
         choices=("cpu", "cuda"),
@@ -332,6 +565,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--model", action="append", metavar="M")
     p.add_argument("--weights", metavar="FILE")
+    p.add_argument(
+        "--report",
+        metavar="JSON",
+        help="draw a saved check (`circ check -o report.json`) without measuring again",
+    )
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT", help=".dot, .svg, .png, .pdf or .html"
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ def check_spec(
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
     program: Any = None,
+    only: Callable[[str], bool] | None = None,
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -33,7 +37,12 @@ def check_spec(
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
+
+    `only(claim_id)` keeps the claims to measure (`circ check -k`); the others are not
+    bound or measured. The report's `provenance` records what produced it (versions,
+    the weights file's sha256, device, date, seconds).
     """
+    started = time.perf_counter()
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
 
@@ -60,6 +69,7 @@ def check_spec(
         adapter = model
         bound = None
     selections: tuple[str, ...] = ()
+    selected: tuple[dict[str, Any], ...] = ()
     if program is not None:
         from circuitdsl.measure.select import has_selectors, materialise
 
@@ -70,7 +80,13 @@ def check_spec(
             concrete, chosen = materialise(program, adapter, device=device)
             circuit = compile_circuit(resolve(concrete))
             selections = tuple(c.text() for c in chosen)
+            selected = tuple(_selection_dict(c) for c in chosen)
             bound = None  # the circuit changed: bind it afresh
+    if only is not None:
+        kept = tuple(c for c in circuit.claims if only(c.id))
+        if len(kept) != len(circuit.claims):
+            # a circuit bound already covers a superset of the kept claims' weights
+            circuit = dataclasses.replace(circuit, claims=kept)
     if bound is None:
         bound = bind(circuit, adapter)
     report = check(circuit, bound, progress=progress, device=device)
@@ -78,4 +94,53 @@ def check_spec(
     wpath = getattr(adapter, "weights_path", None)
     if weights is not None:
         wpath = str(weights)
-    return dataclasses.replace(report, model=str(name), weights=wpath, selections=selections)
+    return dataclasses.replace(
+        report,
+        model=str(name),
+        weights=wpath,
+        selections=selections,
+        selected=selected,
+        provenance=provenance(wpath, device, time.perf_counter() - started),
+    )
+
+
+def _selection_dict(sel: Any) -> dict[str, Any]:
+    """A `measure.select.Selection` as JSON data: scores and values as numbers."""
+    values = sel.values if sel.values is not None else (None,) * len(sel.channels)
+    return {
+        "name": sel.name,
+        "selector": sel.selector,
+        "layer": sel.layer,
+        "members": [
+            {"channel": int(c), "score": float(z), "value": None if v is None else float(v)}
+            for c, z, v in zip(sel.channels, sel.scores, values, strict=True)
+        ],
+    }
+
+
+def provenance(weights: str | None, device: str, seconds: float) -> dict[str, Any]:
+    """What produced a report: package, python and torch versions, the weights file's
+    sha256 (None when there is no file), device, UTC date, seconds taken."""
+    import platform
+
+    import torch
+
+    from circuitdsl import __version__
+
+    digest = None
+    if weights is not None and Path(weights).is_file():
+        h = hashlib.sha256()
+        with open(weights, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    return {
+        "package": f"circuitdsl {__version__}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+        "weights_sha256": digest,
+        "device": device,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 3),
+    }

@@ -199,3 +199,52 @@ def materialise(
         raise DiagnosticError(errors)
     main = modules.get(program.main.path, program.main)
     return Program(main, modules, dict(program.targets)), selections
+
+
+def selection_from_dict(data: dict[str, Any]) -> Selection:
+    """A `Selection` back from the report's JSON data (`Report.selected` entries)."""
+    members = data["members"]
+    values = [m.get("value") for m in members]
+    return Selection(
+        name=str(data["name"]),
+        selector=str(data["selector"]),
+        layer=str(data["layer"]),
+        channels=tuple(int(m["channel"]) for m in members),
+        scores=tuple(
+            float("nan") if m.get("score") is None else float(m["score"]) for m in members
+        ),
+        values=None if any(v is None for v in values) else tuple(float(v) for v in values),
+    )
+
+
+def apply_selections(program: Program, selections: list[Selection]) -> Program:
+    """The program with each selector replaced by a choice made before (by name), without
+    a model: how a report's circuit is drawn again (`circ render --report`). A selector
+    with no choice among `selections` is a diagnostic (E300)."""
+    by_name = {s.name: s for s in selections}
+    missing: list[Diagnostic] = []
+    modules: dict[str, ast.Spec] = {}
+    for path, spec in program.modules.items():
+        statements: list[ast.Statement] = []
+        for stmt in spec.statements:
+            if not isinstance(stmt, (ast.FeatureDecl, ast.FamilyDecl)) or stmt.select is None:
+                statements.append(stmt)
+                continue
+            chosen = by_name.get(stmt.name.text)
+            if chosen is None:
+                missing.append(
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"the report does not say which channels `{stmt.name.text}` chose",
+                        stmt.select.span,
+                        help="check the spec again (`circ check SPEC -o report.json`)",
+                    )
+                )
+                statements.append(stmt)
+                continue
+            statements.append(_concrete(stmt, stmt.select, chosen))
+        modules[path] = dataclasses.replace(spec, statements=tuple(statements))
+    if missing:
+        raise DiagnosticError(missing)
+    main = modules.get(program.main.path, program.main)
+    return Program(main, modules, dict(program.targets))
