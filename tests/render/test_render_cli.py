@@ -35,3 +35,34 @@ def test_circ_render_without_graphviz(
     assert "error[E302]" in err and "apt-get install graphviz" in err
     assert not out.exists()
     assert (tmp_path / "car.dot").read_text(encoding="utf-8").startswith('digraph "car_detector"')
+
+
+CURVENET = ROOT / "specs" / "curvenet"
+
+
+def test_check_render_of_several_runs_names_each_or_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    specs = ["specs/curvenet/curve_circuit.circ", "specs/curvenet/curve_hypotheses.circ"]
+    one = tmp_path / "both.dot"
+    assert main(["check", *specs, "--render", str(one)]) == 2  # before measuring anything
+    err = capsys.readouterr().err
+    assert "would draw 2 runs into one file" in err and "{spec}" in err
+    assert not one.exists()
+    template = str(tmp_path / "{spec}-{model}.dot")
+    assert main(["check", *specs, "-q", "--render", template]) == 1  # the hypotheses fail
+    drawn = sorted(p.name for p in tmp_path.glob("*.dot"))
+    assert drawn == ["curve_circuit-curvenet.dot", "curve_hypotheses-curvenet.dot"]
+    assert "curvenet_curve_hypotheses" in (tmp_path / drawn[1]).read_text()
+
+
+def test_check_exits_2_when_the_drawing_fails(
+    tmp_path: Path, no_graphviz: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "c.svg"
+    spec = str(CURVENET / "curve_circuit.circ")
+    assert main(["check", spec, "--render", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "31 passed" in captured.out  # the verdicts are still printed
+    assert "error[E302]" in captured.err
