@@ -120,9 +120,14 @@ h2 { margin: 28px 0 8px; font-size: 19px; border-bottom: 1px solid #ddd; padding
 .desc { font-size: 16px; margin: 2px 0; }
 .cite { color: #57606a; font-size: 13px; margin: 2px 0; }
 .summary { margin: 10px 0; font-size: 14px; }
-.diagram { overflow: auto; border: 1px solid #e5e5e5; border-radius: 6px; padding: 8px;
-           background: #fff; }
-.diagram svg { max-width: 100%; height: auto; }
+.diagram { overflow: auto; max-height: 85vh; border: 1px solid #e5e5e5; border-radius: 6px;
+           padding: 8px; background: #fff; cursor: grab; }
+.diagram.panning { cursor: grabbing; user-select: none; }
+/* Graphviz's own size (100%): its smallest text, 8pt, is 10.7 px. A wide diagram scrolls
+   (or is dragged) instead of shrinking its labels to a few pixels; `fit` shrinks it. */
+.diagram svg { max-width: none; height: auto; }
+.zoom { font-size: 13px; margin: 4px 0; }
+.zoom button { font-size: 13px; min-width: 2.2em; }
 .notice { background: #fff8e5; border: 1px solid #e6c96b; padding: 8px 12px; border-radius: 6px; }
 .filters { font-size: 13px; margin: 4px 0 8px; }
 table.claims tr:target { outline: 2px solid #0969da; }
@@ -156,14 +161,54 @@ footer { margin-top: 32px; color: #8c959f; font-size: 12px; }
 _JS = """
 (function () {
   var box = document.getElementById("only-failing");
-  if (!box) { return; }
-  box.addEventListener("change", function () {
-    var rows = document.querySelectorAll("table.claims tr.claim");
-    for (var i = 0; i < rows.length; i++) {
-      var bad = rows[i].classList.contains("st-fail") || rows[i].classList.contains("st-error");
-      rows[i].style.display = (box.checked && !bad) ? "none" : "";
+  if (box) {
+    box.addEventListener("change", function () {
+      var rows = document.querySelectorAll("table.claims tr.claim");
+      for (var i = 0; i < rows.length; i++) {
+        var bad = rows[i].classList.contains("st-fail") || rows[i].classList.contains("st-error");
+        rows[i].style.display = (box.checked && !bad) ? "none" : "";
+      }
+    });
+  }
+  // Zoom and pan the diagram: buttons set the scale (1 = Graphviz's size), dragging
+  // scrolls the box.
+  var pane = document.querySelector(".diagram");
+  var svg = pane && pane.querySelector("svg");
+  if (svg) {
+    var w = svg.width.baseVal.value, h = svg.height.baseVal.value, zoom = 1;
+    var label = document.getElementById("zoom-level");
+    var set = function (z) {
+      zoom = Math.max(0.1, Math.min(4, z));
+      svg.style.width = (w * zoom) + "px";
+      svg.style.height = (h * zoom) + "px";
+      if (label) { label.textContent = Math.round(zoom * 100) + "%"; }
+    };
+    var buttons = document.querySelectorAll(".zoom button");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].addEventListener("click", function (ev) {
+        var how = ev.currentTarget.getAttribute("data-zoom");
+        if (how === "in") { set(zoom * 1.25); }
+        else if (how === "out") { set(zoom / 1.25); }
+        else if (how === "fit") { set((pane.clientWidth - 16) / w); }
+        else { set(1); }
+      });
     }
-  });
+    var drag = null;
+    pane.addEventListener("mousedown", function (ev) {
+      drag = [ev.clientX, ev.clientY, pane.scrollLeft, pane.scrollTop];
+      pane.classList.add("panning");
+    });
+    window.addEventListener("mouseup", function () {
+      drag = null;
+      pane.classList.remove("panning");
+    });
+    pane.addEventListener("mousemove", function (ev) {
+      if (!drag) { return; }
+      pane.scrollLeft = drag[2] - (ev.clientX - drag[0]);
+      pane.scrollTop = drag[3] - (ev.clientY - drag[1]);
+    });
+    set(1);
+  }
   document.body.setAttribute("data-ready", "1");
 })();
 """
@@ -352,6 +397,15 @@ def to_html(
     sections = [
         "<h2>Diagram</h2>",
         legend,
+        (
+            '<p class="zoom">Zoom: <button type="button" data-zoom="out">−</button> '
+            '<button type="button" data-zoom="1">100%</button> '
+            '<button type="button" data-zoom="in">+</button> '
+            '<button type="button" data-zoom="fit">fit width</button> '
+            '<span id="zoom-level">100%</span> · drag to pan</p>'
+            if "<svg" in diagram
+            else ""
+        ),
         f'<div class="diagram">{diagram}</div>',
         f"<h2>Claims ({len(rows)})</h2>",
         filters,
