@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from circuitdsl.language.diagnostics import Unmeasurable
+from circuitdsl.language.diagnostics import Unmeasurable as Unmeasurable  # re-exported
 from circuitdsl.language.ir import Circuit, Claim, Feature, Threshold
 
 
