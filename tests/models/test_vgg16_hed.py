@@ -300,6 +300,17 @@ def test_truncated_h5_is_a_diagnostic(fresh_cache: Path, tmp_path: Path) -> None
     assert not list(fresh_cache.glob("*"))  # nothing cached
 
 
+@needs_hed
+def test_damaged_h5_is_a_diagnostic(fresh_cache: Path, tmp_path: Path) -> None:
+    data = vgg16_hed.find_h5().read_bytes()
+    path = tmp_path / "damaged.weights.h5"
+    path.write_bytes(data[:4096] + bytes(len(data) - 4096))  # header kept, the rest zeroed
+    with pytest.raises(DiagnosticError) as exc:
+        load_model("vgg16-hed", path)
+    d = _diag(exc)
+    assert d.code == "E211" and "damaged" in d.message
+
+
 @needs_h5py
 def test_foreign_h5_is_a_diagnostic(fresh_cache: Path, tmp_path: Path) -> None:
     import h5py
