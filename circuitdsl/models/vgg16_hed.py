@@ -301,7 +301,7 @@ def _write_cache(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
 def converted_state(h5: Path) -> tuple[dict[str, torch.Tensor], Path]:
     """The converted state dict of `h5`, from the cache or converted (and cached) now.
 
-    Returns the state dict and the cache file that holds it.
+    Returns the state dict and its cache file (absent when the folder is not writable).
     """
     sha = file_sha256(h5)
     path = cache_path(sha)
