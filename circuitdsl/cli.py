@@ -190,12 +190,15 @@ def _render_targets(args: argparse.Namespace, specs: Sequence[Spec]) -> list[str
 
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
+
+    # Every spec compiles before torch is even imported: a typo costs well under a second.
+    specs = [load(p) for p in args.specs]
+    fmt = _output_format(args)
+    targets = _render_targets(args, specs)
     from circuitdsl.check.api import check_spec
 
     device = _device(args.device)
-    fmt = _output_format(args)
     only = _claim_filter(args.keyword)
-    specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
     if only is not None and not any(only(c.id) for s in specs for c in s.claims):
         from circuitdsl.measure.select import has_selectors
 
@@ -210,7 +213,6 @@ def cmd_check(args: argparse.Namespace) -> int:
                     )
                 ]
             )
-    targets = _render_targets(args, specs)
     reports = []
     runs = []
     for spec in specs:
@@ -278,7 +280,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     failed_render = False
     if targets is not None:
-        from circuitdsl.render.graphviz_out import render as render_circuit
+        from circuitdsl.render.output import render as render_circuit
 
         for i, (spec, report) in enumerate(zip(runs, reports, strict=True)):
             out = targets[0] if len(targets) == 1 else _render_name(args.render, report, i)
@@ -344,7 +346,7 @@ def _progress_printer() -> Callable[[int, int], None]:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
-    from circuitdsl.render.graphviz_out import render as render_circuit
+    from circuitdsl.render.output import render as render_circuit
 
     spec = load(args.spec)
     report: Report | None = None
@@ -496,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="circ",
         description="State a circuit in a neural network, and check it against the weights.",
     )
-    from circuitdsl import __version__
+    from circuitdsl.version import __version__
 
     parser.add_argument("--version", action="version", version=f"circuitdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
