@@ -125,7 +125,7 @@ def provenance(weights: str | None, device: str, seconds: float) -> dict[str, An
 
     import torch
 
-    from circuitdsl import __version__
+    from circuitdsl.version import __version__
 
     digest = None
     if weights is not None and Path(weights).is_file():
