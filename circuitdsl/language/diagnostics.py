@@ -202,12 +202,17 @@ class BadArgument(CircuitDSLError, ValueError):
 
 
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:
-    """A `help:` text suggesting the closest candidates to `word`, or None."""
+    """A `help:` text suggesting the closest candidates to `word`, or None.
+
+    A namespaced candidate (`torchvision:resnet18`) is also compared by its last part, so
+    `resnet18` suggests it rather than whatever unrelated name is spelt most alike."""
     pool = sorted(set(candidates))
     scored = []
     for candidate in pool:
-        matcher = difflib.SequenceMatcher(None, word.lower(), candidate.lower())
-        score = matcher.ratio()
+        score = max(
+            difflib.SequenceMatcher(None, word.lower(), form.lower()).ratio()
+            for form in {candidate, candidate.rsplit(":", 1)[-1]}
+        )
         if score >= 0.6:
             scored.append((score, candidate))
     if not scored:
