@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -131,7 +132,6 @@ def _claim_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | Non
     `*` or `?`, matches it as a glob (`[` and `]` stay literal: ids contain them)."""
     if not patterns:
         return None
-    import re
 
     regexes = []
     for pat in patterns:
@@ -145,6 +145,7 @@ def _claim_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | Non
     )
 
 
+_PLACEHOLDER = re.compile(r"\{(spec|circuit|model)\}")
 _FORMAT_OF_SUFFIX = {".json": "json", ".xml": "junit", ".csv": "frame", ".parquet": "frame"}
 
 
@@ -175,7 +176,7 @@ def _render_targets(args: argparse.Namespace, specs: Sequence[Spec]) -> list[str
     runs = [(spec, model) for spec in specs for model in _model_arg(args)]
     if len(runs) == 1:
         return [args.render]
-    if not any(k in args.render for k in ("{circuit}", "{model}", "{spec}")):
+    if not _PLACEHOLDER.search(args.render):
         raise DiagnosticError(
             [
                 Diagnostic(
@@ -283,7 +284,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         from circuitdsl.render.output import render as render_circuit
 
         for i, (spec, report) in enumerate(zip(runs, reports, strict=True)):
-            out = targets[0] if len(targets) == 1 else _render_name(args.render, report, i)
+            out = (
+                _render_name(args.render, report, i)
+                if _PLACEHOLDER.search(args.render)
+                else (args.render)
+            )
             try:
                 render_circuit(report_circuit(spec, report), out, report=report)
             except DiagnosticError as err:
@@ -298,14 +303,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _render_name(template: str, report: Report, index: int) -> str:
     """`{spec}-{model}.html` -> `curve_circuit-curvenet.html` (path-safe names)."""
-    import re
 
     def safe(text: str) -> str:
         return re.sub(r"[^\w.+-]+", "_", text).strip("_") or str(index)
 
-    return template.format(
-        spec=safe(Path(report.spec).stem), circuit=safe(report.circuit), model=safe(report.model)
-    )
+    values = {
+        "spec": safe(Path(report.spec).stem),
+        "circuit": safe(report.circuit),
+        "model": safe(report.model),
+    }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def report_circuit(spec: Spec, report: Report | None) -> Circuit:

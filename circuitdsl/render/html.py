@@ -229,6 +229,42 @@ def _worst(statuses: Sequence[str | None]) -> str:
     return "none"
 
 
+# Source colours by token class (Pygments' names), inline so the page needs no stylesheet
+# beyond its own; GitHub-like.
+_TOKEN_COLOURS = (
+    ("Comment", "color:#6e7781;font-style:italic"),
+    ("Literal.String", "color:#0a3069"),
+    ("Literal.Number", "color:#0550ae"),
+    ("Keyword.Declaration", "color:#8250df;font-weight:600"),
+    ("Keyword", "color:#cf222e"),
+    ("Name.Function", "color:#6639ba"),
+    ("Name.Variable", "color:#953800"),
+    ("Operator", "color:#cf222e"),
+)
+
+
+def _highlighted_lines(source: str) -> list[str] | None:
+    """Each line of `source` as HTML with the `.circ` lexer's colours, or None without
+    Pygments (an optional extra: the page is then plain)."""
+    try:
+        from pygments import lex
+
+        from circuitdsl.render.lexer import CircLexer
+    except ImportError:
+        return None
+    lines: list[str] = [""]
+    for token, value in lex(source, CircLexer()):
+        name = str(token).removeprefix("Token.")
+        style = next((css for cls, css in _TOKEN_COLOURS if name.startswith(cls)), None)
+        for i, part in enumerate(value.split("\n")):
+            if i:
+                lines.append("")
+            if part:
+                lines[-1] += f'<span style="{style}">{_e(part)}</span>' if style else _e(part)
+    n = len(source.splitlines())
+    return (lines + [""] * n)[:n]
+
+
 def _source_block(
     source: str,
     path: str,
@@ -248,6 +284,7 @@ def _source_block(
         for line in sorted(lines):
             marks.setdefault(line, []).append((i, cid, status))
     out = []
+    painted = _highlighted_lines(source)
     for n, text in enumerate(source.splitlines(), start=1):
         here = marks.get(n, [])
         cls = "ln"
@@ -267,7 +304,7 @@ def _source_block(
             tail = f'<span class="marks">{"".join(links)}</span>'
         out.append(
             f'<span class="{cls}" id="L{n}"><a class="no" href="#L{n}">{n}</a>'
-            f"{_e(text)}{tail}</span>"
+            f"{painted[n - 1] if painted else _e(text)}{tail}</span>"
         )
     return '<pre class="source">' + "".join(out) + "</pre>", link_line
 

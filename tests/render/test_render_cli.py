@@ -66,3 +66,12 @@ def test_check_exits_2_when_the_drawing_fails(
     captured = capsys.readouterr()
     assert "31 passed" in captured.out  # the verdicts are still printed
     assert "error[E302]" in captured.err
+
+
+def test_check_render_placeholders_also_for_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    spec = "specs/curvenet/curve_circuit.circ"
+    assert main(["check", spec, "-qq", "--render", str(tmp_path / "{spec}-{model}.dot")]) == 0
+    assert [p.name for p in tmp_path.glob("*.dot")] == ["curve_circuit-curvenet.dot"]
