@@ -127,6 +127,87 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
     return list(args.model) if args.model else [None]
 
 
+# `[tool.circ]` in the nearest pyproject.toml: project defaults for `circ check` and
+# `circ render`. The command line wins; `model` is used for specs without a `model` line.
+TOOL_KEYS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "model": (str, ()),
+    "weights": (str, ()),
+    "device": (str, ("cpu", "cuda")),
+    "format": (str, ("text", "json", "junit", "frame")),
+    "junit_family": (str, ("xunit2", "xunit1")),
+    "kernels": (bool, ()),
+}
+
+
+def tool_config(start: Path | None = None) -> tuple[dict[str, object], Path | None]:
+    """The `[tool.circ]` table of the nearest pyproject.toml at or above `start` (default:
+    the working directory), checked, and that file; `({}, None)` when there is none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: tomli, where installed; no defaults otherwise
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+        except ModuleNotFoundError:
+            return {}, None
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        path = folder / "pyproject.toml"
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise DiagnosticError(
+                [Diagnostic(d.E_USAGE, f"cannot read `{path}` for [tool.circ]: {err}")]
+            ) from None
+        table = data.get("tool", {}).get("circ", {})
+        problems = []
+        for key, value in table.items():
+            if key not in TOOL_KEYS:
+                problems.append(
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"`{path}`: [tool.circ] has no setting `{key}`",
+                        help="settings: " + ", ".join(TOOL_KEYS),
+                    )
+                )
+                continue
+            kind, choices = TOOL_KEYS[key]
+            if not isinstance(value, kind) or (choices and value not in choices):
+                want = " | ".join(f'"{c}"' for c in choices) if choices else kind.__name__
+                problems.append(
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"`{path}`: [tool.circ] {key} = {value!r} is not {want}",
+                    )
+                )
+        if problems:
+            raise DiagnosticError(problems)
+        return dict(table), path
+    return {}, None
+
+
+def _apply_tool_defaults(args: argparse.Namespace) -> None:
+    """Fill what the command line left out from [tool.circ], then the built-in defaults."""
+    config, path = tool_config()
+    args.default_model = config.get("model")
+    if getattr(args, "weights", None) is None and "weights" in config and path is not None:
+        args.weights = str(path.parent / str(config["weights"]))  # relative to the file
+    builtin = {"device": "cpu", "junit_family": "xunit2", "kernels": False, "format": None}
+    for key, fallback in builtin.items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, config.get(key, fallback))
+
+
+def _models_for(args: argparse.Namespace, spec: Spec) -> list[str | None]:
+    """--model, else the spec's `model` line, else [tool.circ] model."""
+    models = _model_arg(args)
+    fallback = getattr(args, "default_model", None)
+    if models == [None] and not spec.circuit.model and fallback:
+        return [str(fallback)]
+    return models
+
+
 def _claim_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | None:
     """`-k PATTERN`: a claim is kept when its id contains PATTERN, or, when PATTERN has
     `*` or `?`, matches it as a glob (`[` and `]` stay literal: ids contain them)."""
@@ -217,7 +298,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     reports = []
     runs = []
     for spec in specs:
-        for model in _model_arg(args):
+        for model in _models_for(args, spec):
             progress = _progress_printer() if fmt == "text" and sys.stderr.isatty() else None
             report = check_spec(
                 spec.circuit,
@@ -374,7 +455,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
         report = check_spec(
             spec.circuit,
-            args.model[0] if args.model else None,
+            _models_for(args, spec)[0],
             args.weights,
             program=spec.program,
         )
@@ -550,17 +631,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATTERN",
         help="measure only claims whose id contains PATTERN (or matches it, with * ?)",
     )
-    p.add_argument("--kernels", action="store_true", help="json: include the weight kernels")
+    p.add_argument(
+        "--kernels", action="store_true", default=None, help="json: include the weight kernels"
+    )
     p.add_argument(
         "--junit-family",
         choices=("xunit2", "xunit1"),
-        default="xunit2",
+        default=None,
         help="junit: xunit2 (schema-valid, default) or xunit1 (file and line on each case)",
     )
     p.add_argument(
         "--device",
         choices=("cpu", "cuda"),
-        default="cpu",
+        default=None,
         help="where activation claims run the model (default cpu)",
     )
     p.set_defaults(func=cmd_check)
@@ -638,6 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[:1] == ["tune"]:  # its own argument parser, `--help` included
             return cmd_tune(argparse.Namespace(rest=argv[1:]))
         args = build_parser().parse_args(argv)
+        if args.command in ("check", "render"):
+            _apply_tool_defaults(args)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except DiagnosticError as err:
