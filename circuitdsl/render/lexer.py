@@ -61,7 +61,7 @@ def claim_words() -> tuple[str, ...]:
     return tuple(w for w in grammar_keywords() if w not in DECLARATIONS)
 
 
-class CircLexer(RegexLexer):
+class CircLexer(RegexLexer):  # type: ignore[misc]  # pygments has no type hints
     """Pygments lexer for circuitdsl specs."""
 
     name = "circuitdsl"

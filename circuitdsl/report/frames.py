@@ -38,7 +38,7 @@ BASE_COLUMNS = (
 
 def _pandas(what: str) -> Any:
     try:
-        import pandas  # type: ignore[import-untyped]
+        import pandas
     except ImportError:
         raise DiagnosticError(
             [
@@ -100,7 +100,7 @@ def write_frame(reports: Sequence[Report], out: str) -> bytes | str:
         text: str = frame.to_csv(index=False)
         return text
     try:
-        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+        import pyarrow  # noqa: F401  (the engine pandas writes parquet with)
     except ImportError:
         raise DiagnosticError(
             [

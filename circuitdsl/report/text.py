@@ -165,7 +165,9 @@ def _claim_grid(rows: list[tuple[ClaimResult, str]]) -> Table:
     return grid
 
 
-def _run(console: Console, report: Report, verbosity: int, stop: bool) -> tuple[bool, list]:
+def _run(
+    console: Console, report: Report, verbosity: int, stop: bool
+) -> tuple[bool, list[ClaimResult]]:
     """Print one run's header, aggregates and claim lines; returns whether it stopped at a
     failure (`-x`) and the claims listed (the details section shows theirs)."""
     console.print(_header(report))
