@@ -413,6 +413,22 @@ def to_html(
     head += [f'<p class="cite">{_e(c)}</p>' for c in circuit.citations]
     if report is not None:
         head.append(f'<p class="summary">{_summary_line(report)}</p>')
+        prov = report.provenance
+        if prov:
+            digest = prov.get("weights_sha256")
+            parts = [
+                str(prov.get("package", "")),
+                f"torch {prov['torch']}" if prov.get("torch") else "",
+                f"python {prov['python']}" if prov.get("python") else "",
+                f"device {prov['device']}" if prov.get("device") else "",
+                f"weights sha256 {str(digest)[:12]}…" if digest else "",
+                str(prov.get("date", "")),
+            ]
+            head.append(
+                '<p class="cite" title="provenance (the JSON report has it in full)">'
+                + _e(" · ".join(x for x in parts if x))
+                + "</p>"
+            )
     else:
         model = f" for model {_e(circuit.model)}" if circuit.model else ""
         head.append(f'<p class="summary">Not checked yet{model}: no verdicts.</p>')

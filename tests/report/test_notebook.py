@@ -39,3 +39,12 @@ def test_error_html_keeps_location_and_hint(tmp_path: Path) -> None:
     page = err._repr_html_()
     assert page.startswith("<pre") and "typo.circ:4:" in page
     assert ">help</b>:" in page and "a -&gt; bdy : excites" in page
+
+
+def test_html_page_states_the_provenance() -> None:
+    from circuitdsl.render.html import to_html
+
+    rep = demo_report()
+    circuit = circuitdsl.loads("circuit demo\nfeature a = conv1:0\n", "specs/demo.circ").circuit
+    page = to_html(circuit, rep, source_text="")
+    assert "torch 2.4.0" in page and "weights sha256 abababababab…" in page
