@@ -315,6 +315,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 break  # -x: no further runs after the first with a failing claim
         if args.exitfirst and reports and not reports[-1].ok:
             break
+    if args.full_grid:
+        reports = [_with_full_grid(spec, r) for spec, r in zip(runs, reports, strict=True)]
     verbosity = (args.verbose or 0) - (args.quiet or 0)
     text: str | bytes
     if fmt == "json":
@@ -396,6 +398,16 @@ def _render_name(template: str, report: Report, index: int) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
+def _with_full_grid(spec: Spec, report: Report) -> Report:
+    """`--full-grid`: the kernels of every member pair of the report's family grids, read
+    from the model the report was measured on."""
+    from circuitdsl.models.base import load_model
+    from circuitdsl.render.grids import with_full_grids
+
+    adapter = load_model(report.model, report.weights)
+    return with_full_grids(report, report_circuit(spec, report), adapter)
+
+
 def report_circuit(spec: Spec, report: Report | None) -> Circuit:
     """The circuit a report was measured on: with behaviour selectors, the spec compiled
     with the report's chosen members (the spec alone has empty families)."""
@@ -459,6 +471,17 @@ def cmd_render(args: argparse.Namespace) -> int:
             args.weights,
             program=spec.program,
         )
+    if args.full_grid:
+        if report is None:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        "--full-grid draws weights: it needs --model, --weights or --report",
+                    )
+                ]
+            )
+        report = _with_full_grid(spec, report)
     render_circuit(report_circuit(spec, report), args.output, report=report)
     return EXIT_OK
 
@@ -635,6 +658,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernels", action="store_true", default=None, help="json: include the weight kernels"
     )
     p.add_argument(
+        "--full-grid",
+        action="store_true",
+        help="draw every member pair of a family grid, not only the claimed ones",
+    )
+    p.add_argument(
         "--junit-family",
         choices=("xunit2", "xunit1"),
         default=None,
@@ -657,6 +685,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--model", action="append", metavar="M")
     p.add_argument("--weights", metavar="FILE")
+    p.add_argument(
+        "--full-grid",
+        action="store_true",
+        help="draw every member pair of a family grid, not only the claimed ones",
+    )
     p.add_argument(
         "--report",
         metavar="JSON",

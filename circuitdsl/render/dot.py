@@ -358,6 +358,9 @@ class _DotWriter:
             for r in report.claims:
                 for key, kernel in r.kernels.items():
                     self.kernels.setdefault(key.replace(" ", ""), kernel)
+            # the full grid of a family pair (`--full-grid`): unclaimed pairs too
+            for key, kernel in getattr(report, "grid_kernels", {}).items():
+                self.kernels.setdefault(key.replace(" ", ""), kernel)
         self.features = {f.name: f for f in circuit.features}
         self.families = {f.name: f for f in circuit.families}
         # member name -> (family, index); only families the circuit declares are boxed.

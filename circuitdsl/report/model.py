@@ -122,6 +122,8 @@ class Report:
     `source`, `text`, `status`, `passed`, `of`, `base_rate`, `p_value`: dicts, or
     objects with `to_dict()`, or dataclasses). `provenance` says what produced the run
     (package, python and torch versions, weights sha256, device, date, seconds).
+    `grid_kernels` holds the kernels of every member pair of the family grids
+    (`circuitdsl.render.grids`), for drawing the full grid.
     """
 
     spec: str
@@ -134,6 +136,9 @@ class Report:
     selected: tuple[dict[str, Any], ...] = ()
     aggregates: tuple[Any, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    # `"source->target"` -> kernel for every member pair of the family grids drawn, claimed
+    # or not (`--full-grid`); written to JSON only with the kernels
+    grid_kernels: dict[str, list[list[float]]] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -156,7 +161,7 @@ class Report:
 
     def to_run_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
         """This run as one entry of a document's `runs`."""
-        return {
+        run = {
             "spec": self.spec,
             "circuit": self.circuit,
             "model": {"name": self.model, "weights": self.weights},
@@ -166,6 +171,9 @@ class Report:
             "summary": self.summary,
             "provenance": _jsonable(self.provenance),
         }
+        if with_kernels and self.grid_kernels:
+            run["grid_kernels"] = _jsonable(self.grid_kernels)
+        return run
 
     def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
         """The JSON report of this run (a document of one run; see `document`)."""
@@ -197,6 +205,7 @@ class Report:
             selected=tuple(s for s in selected if isinstance(s, dict)),
             aggregates=tuple(data.get("aggregates", ())),
             provenance=dict(data.get("provenance", {})),
+            grid_kernels=dict(data.get("grid_kernels", {})),
         )
 
     @classmethod

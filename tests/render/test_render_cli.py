@@ -75,3 +75,36 @@ def test_check_render_placeholders_also_for_one_run(
     spec = "specs/curvenet/curve_circuit.circ"
     assert main(["check", spec, "-qq", "--render", str(tmp_path / "{spec}-{model}.dot")]) == 0
     assert [p.name for p in tmp_path.glob("*.dot")] == ["curve_circuit-curvenet.dot"]
+
+
+def test_full_grid_draws_every_member_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By default a family grid has kernels only where claims are; --full-grid reads the
+    others from the model, exactly as the checker reads the claimed ones."""
+    import json
+
+    monkeypatch.chdir(ROOT)
+    spec = "specs/curvenet/curve_circuit.circ"
+    plain, full, saved = tmp_path / "plain.dot", tmp_path / "full.dot", tmp_path / "r.json"
+    assert main(["check", spec, "-qq", "--render", str(plain)]) == 0
+    args = ["check", spec, "--render", str(full), "--full-grid", "--kernels", "-o", str(saved)]
+    assert main(args) == 0
+    empty = 'COLOR="#cccccc">·'
+    assert plain.read_text().count(empty) > 50 and full.read_text().count(empty) == 0
+    run = json.loads(saved.read_text())
+    import jsonschema
+
+    from circuitdsl.report.model import load_schema
+
+    jsonschema.validate(run, load_schema())
+    grid = run["grid_kernels"]
+    assert len(grid) == 25 * 5 + 5 * 5  # line x curve and early_curve x curve, every pair
+    claim = next(c for c in run["claims"] if c["id"] == "line[20]->curve[11].excites")
+    assert grid["line[20]->curve[11]"] == claim["kernels"]["line[20]->curve[11]"]
+    # a saved report with its grid kernels re-draws the same full grid without a model
+    again = tmp_path / "again.dot"
+    assert main(["render", spec, "--report", str(saved), "-o", str(again)]) == 0
+    assert again.read_text() == full.read_text()
+    assert main(["render", spec, "--full-grid", "-o", str(tmp_path / "x.dot")]) == 2
+    assert "--full-grid draws weights" in capsys.readouterr().err
