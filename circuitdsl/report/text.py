@@ -244,11 +244,16 @@ def _closing(
     totals = {s: sum(r.summary[s] for r in reports) for s in STATUSES}
     seconds = sum(float(r.provenance.get("seconds") or 0.0) for r in reports)
     line = f"{totals['pass']} passed, {totals['fail']} failed, {totals['error']} errors"
+    aggregates = [a for r in reports for a in r.aggregate_dicts()]
+    if aggregates:
+        held = sum(a.get("status") == "pass" for a in aggregates)
+        line += f"; {held} of {len(aggregates)} aggregates pass"
     if several:
         line += f" on {len(reports)} runs"
     if seconds:
         line += f" in {seconds:.1f}s"
     if stopped:
         line += " (stopped at the first failure)"
-    style = "bold green" if not totals["fail"] and not totals["error"] else "bold red"
+    clean = not totals["fail"] and not totals["error"] and not bad_aggregates
+    style = "bold green" if clean else "bold red"
     console.print(Text(f"{'=' * RULE} {line} {'=' * RULE}", style=style))

@@ -57,6 +57,15 @@ def test_aggregates_come_first() -> None:
     agg = text.index("17/25 hold, base rate 0.11, p = 0.0005")
     assert agg < text.index("a->b.excites")
     assert text.index("aggregates:") < text.index("claims:") < text.index("a->b.excites")
+    assert (
+        text.splitlines()[-1]
+        .strip("= ")
+        .startswith("3 passed, 1 failed, 1 errors; 1 of 1 aggregates pass")
+    )
+    failing = dict(AGGREGATE, status="fail", p_value=0.4)
+    text = format_reports([demo_report(aggregates=(failing,))])
+    tail = text[text.index("short summary") :]
+    assert "aggregate: for a in early_curve" in tail and "0 of 1 aggregates pass" in tail
 
 
 def test_several_runs_one_summary() -> None:
