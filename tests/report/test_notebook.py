@@ -48,3 +48,14 @@ def test_html_page_states_the_provenance() -> None:
     circuit = circuitdsl.loads("circuit demo\nfeature a = conv1:0\n", "specs/demo.circ").circuit
     page = to_html(circuit, rep, source_text="")
     assert "torch 2.4.0" in page and "weights sha256 abababababab…" in page
+
+
+def test_spec_svg_shrinks_to_the_notebook_instead_of_clipping() -> None:
+    import shutil
+
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz `dot` not installed")
+    spec = circuitdsl.load(Path(__file__).parents[2] / "specs" / "inceptionv1" / "car.circ")
+    svg = spec._repr_svg_()
+    assert svg is not None and svg.startswith('<svg style="max-width:100%;height:auto" ')
+    assert "viewBox=" in svg.split(">", 1)[0]  # scaling keeps the drawing's aspect
