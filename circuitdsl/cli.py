@@ -622,7 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="M",
         help="inceptionv1, torchvision:NAME, a shipped model, or package.module:factory "
-        "(default: the spec's `model` line); repeat for a universality table",
+        "(default: the spec's `model` line, else [tool.circ] model in pyproject.toml); "
+        "repeat for a universality table",
     )
     p.add_argument("--weights", metavar="FILE", help="state dict (.pth, .pt, .safetensors)")
     p.add_argument(
@@ -640,7 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also render the diagram (.svg, .html, ...); several runs: '{spec}-{model}.html'",
     )
     p.add_argument("-v", "--verbose", action="count", help="text: the evidence of every claim")
-    p.add_argument("-q", "--quiet", action="count", help="text: list only claims that do not pass")
+    p.add_argument(
+        "-q", "--quiet", action="count", help="text: only what fails (-qq: the summary line)"
+    )
     p.add_argument(
         "-x",
         "--exitfirst",
