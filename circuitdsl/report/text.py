@@ -154,14 +154,27 @@ def _details(c: ClaimResult) -> Text:
     return out
 
 
-def _claim_grid(rows: list[tuple[ClaimResult, str]]) -> Table:
+def _claim_grid(rows: list[tuple[ClaimResult, str]], width: int) -> Table:
+    """Verdict, id, key number and source line of each claim, one line each. On a
+    terminal too narrow for all four the source column goes first (ids never fold)."""
+    cells = [(c, label, key_number(c)) for c, label in rows]
+    columns = (
+        [LABEL.get(c.status, "") for c, _, _ in cells],
+        [label for _, label, _ in cells],
+        [key for _, _, key in cells],
+        [c.source for c, _, _ in cells],
+    )
+    need = sum(max((len(x) for x in col), default=0) + 2 for col in columns)
+    with_source = need <= width
     grid = Table.grid(padding=(0, 2))
     grid.add_column(no_wrap=True, min_width=5)
-    grid.add_column(overflow="fold")
+    grid.add_column(no_wrap=True, overflow="ellipsis")
     grid.add_column(no_wrap=True)
-    grid.add_column(no_wrap=True, style="dim")
-    for c, label in rows:
-        grid.add_row(_status(c.status), Text(label), Text(key_number(c)), Text(c.source))
+    if with_source:
+        grid.add_column(no_wrap=True, style="dim")
+    for c, label, key in cells:
+        row = [_status(c.status), Text(label), Text(key)]
+        grid.add_row(*row, *([Text(c.source)] if with_source else []))
     return grid
 
 
@@ -170,7 +183,7 @@ def _run(
 ) -> tuple[bool, list[ClaimResult]]:
     """Print one run's header, aggregates and claim lines; returns whether it stopped at a
     failure (`-x`) and the claims listed (the details section shows theirs)."""
-    console.print(_header(report))
+    console.print(_header(report), no_wrap=True, overflow="ellipsis")
     for sel in report.selections:
         console.print(Text(f"selected: {sel}", style="dim"))
     aggregates = report.aggregate_dicts()
@@ -193,7 +206,7 @@ def _run(
             stopped = left > 0
             break
     if verbosity >= 0:
-        console.print(_claim_grid([(c, c.id) for c in listed]))
+        console.print(_claim_grid([(c, c.id) for c in listed], console.width))
     if stopped:
         console.print(
             Text(
@@ -231,14 +244,15 @@ def _closing(
         console.print()
         console.print(Text(f"{'=' * RULE} short summary {'=' * RULE}", style="bold"))
         rows = [(c, c.id + (f" on {r.model}" if several else "")) for r, c in bad]
-        grid = _claim_grid(rows)
+        grid = _claim_grid(rows, console.width)
         for r, a in bad_aggregates:
             text = " ".join(str(a.get("text", "")).split())[:50]
+            source = [Text(str(a.get("source", "")))] if len(grid.columns) == 4 else []
             grid.add_row(
                 _status(str(a.get("status"))),
                 Text(f"aggregate: {text}" + (f" on {r.model}" if several else "")),
                 Text(""),
-                Text(str(a.get("source", ""))),
+                *source,
             )
         console.print(grid)
     totals = {s: sum(r.summary[s] for r in reports) for s in STATUSES}

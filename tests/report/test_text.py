@@ -131,3 +131,12 @@ def test_exitfirst_and_quiet_on_the_hypotheses(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     listed = [line for line in out.split("====")[0].splitlines() if line[:4] in ("PASS", "FAIL")]
     assert listed[-1].startswith("FAIL") and sum(x.startswith("FAIL") for x in listed) == 1
+
+
+def test_a_narrow_terminal_drops_the_source_column_not_the_one_line() -> None:
+    text = format_reports([demo_report()], colour=True, width=40)
+    plain = ANSI.sub("", text)
+    line = next(x for x in plain.splitlines() if "a->b.excites" in x)
+    assert "z = 1.5 (>= 1)" in line and "specs/demo.circ:3" not in line
+    wide = ANSI.sub("", format_reports([demo_report()], colour=True, width=120))
+    assert "specs/demo.circ:3" in next(x for x in wide.splitlines() if "a->b.excites" in x)
