@@ -315,6 +315,17 @@ def cmd_check(args: argparse.Namespace) -> int:
                 break  # -x: no further runs after the first with a failing claim
         if args.exitfirst and reports and not reports[-1].ok:
             break
+    if only is not None and not any(r.claims for r in reports):
+        # (specs with behaviour selectors: their claims exist only once chosen)
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"-k {' -k '.join(args.keyword)} selects none of the specs' claims",
+                    help="a pattern matches a claim id by substring, or as a glob with * ?",
+                )
+            ]
+        )
     if args.full_grid:
         reports = [_with_full_grid(spec, r) for spec, r in zip(runs, reports, strict=True)]
     verbosity = (args.verbose or 0) - (args.quiet or 0)
