@@ -70,3 +70,15 @@ def test_cli_check_render_and_render_from_the_report_agree(
     # re-drawn from the saved report, without a model: identical
     assert main(["render", spec, "--report", str(saved), "-o", str(redrawn)]) == 0
     assert redrawn.read_text() == text
+
+
+def test_only_selects_claims_after_the_choice() -> None:
+    """`-k` (check_spec's `only`) filters the claims that exist once a selector chose."""
+    spec = circuitdsl.loads(SPEC, "s.circ")
+    everything = check_spec(spec.circuit, tuned_adapter(), program=spec.program)
+    first = everything.claims[0].id
+    one = check_spec(
+        spec.circuit, tuned_adapter(), program=spec.program, only=lambda cid: cid == first
+    )
+    assert [c.id for c in one.claims] == [first]
+    assert one.selected == everything.selected  # the choice itself is unchanged
