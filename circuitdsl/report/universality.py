@@ -27,7 +27,7 @@ def _ranks(report: Report) -> dict[str, str]:
     out = {}
     for text in report.selections:
         name, _, rest = text.partition(" = ")
-        chans = re.findall(r"\b[\w.]+:(\d+) \(z", rest.rsplit(": ", 1)[-1])
+        chans = re.findall(r"\b[\w.]+:(\d+) \((?:z|score)", rest.rsplit(": ", 1)[-1])
         for rank, ch in enumerate(chans, start=1):
             out[f"{name}[{ch}]"] = f"{name}#{rank}"
     return out
