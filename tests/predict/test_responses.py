@@ -1,0 +1,250 @@
+"""Responses as the next layer sees them: the read point, `responds`, `no echo`, `prefers`.
+
+The nets are planted so each verdict is known in advance: a unit held below zero by its
+bias (it never sends anything on), and a vertical-edge unit on an even-sized map whose
+centre cells answer the "echo" curve with opposite signs (their pre-ReLU mean is
+negative, yet the next layer receives the positive half).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from predict_models import planted_adapter, tuned_adapter
+from torch import nn
+
+import circuitdsl
+from circuitdsl.check.activation import read_node
+from circuitdsl.check.api import check_spec
+from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.measure.stimuli import curve, line
+from circuitdsl.models.base import TracedAdapter
+from circuitdsl.report.model import ClaimResult, Report
+
+
+class Silenced(nn.Module):
+    """conv1:0 is a horizontal-line detector minus 10: below zero for every stimulus.
+
+    Its pre-ReLU response to a horizontal line is far above its reference mean (z >> 2),
+    but the ReLU after it sends 0 to the next layer whatever the stimulus.
+    conv1:1 is the same detector without the bias: it does respond.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 2, 7, padding=3)
+        self.relu1 = nn.ReLU()
+        with torch.no_grad():
+            img = line(0.0, length=7.0, width=1.0, size=7)[0, 0]
+            self.conv1.weight[:] = (img - img.mean())[None, None] / 3
+            self.conv1.bias[:] = torch.tensor([-10.0, 0.0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu1(self.conv1(x))
+
+
+class EvenEcho(nn.Module):
+    """conv1:0 is a vertical-edge unit (right columns minus left) with bias -0.3 on a 16x16
+    map, whose centre is the mean of the middle 2x2 cells.
+
+    The curve turned to 0deg drives the two left cells to +2.6 and the two right ones to
+    -4.8: the pre-ReLU mean is negative (no echo, read that way), but the ReLU passes the
+    +2.6 halves on: the next layer sees half its peak response.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 1, 5, padding=2)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(1, 1, 1)
+        with torch.no_grad():
+            k = torch.zeros(5, 5)
+            k[:, 3:], k[:, :2] = 1.0, -1.0
+            self.conv1.weight[:] = k / 3
+            self.conv1.bias[:] = -0.3
+            self.conv2.weight.fill_(1.0)
+            self.conv2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu1(self.conv1(x)))
+
+
+def adapter(module: nn.Module, size: int) -> TracedAdapter:
+    return TracedAdapter(
+        type(module).__name__, module.eval(), weights_path=None,
+        example_input=torch.zeros(1, 3, size, size),
+    )  # fmt: skip
+
+
+def check(module: nn.Module, size: int, body: str) -> Report:
+    return check_spec(circuitdsl.loads("circuit t\n" + body).circuit, adapter(module, size))
+
+
+def result(rep: Report, name: str) -> ClaimResult:
+    """The claim stated `as name` (its id also names the subject: `name.f`)."""
+    (hit,) = [c for c in rep.claims if c.id == name or c.id.startswith(name + ".")]
+    return hit
+
+
+# ---- where a layer is read -----------------------------------------------------------
+
+
+def test_a_conv_is_read_at_the_relu_that_follows_it() -> None:
+    a = planted_adapter()
+    assert read_node(a, "conv1")[0] == a.node("relu1")
+    assert read_node(a, "conv1", pre=True)[0] == a.node("conv1")
+    assert read_node(a, "relu1")[0] == a.node("relu1")  # already rectified
+    assert read_node(a, "relu1", pre=True)[0] == a.node("conv1")  # the conv feeding it
+    node, note = read_node(tuned_adapter(), "conv2")  # no nonlinearity after it
+    assert node == tuned_adapter().node("conv2") and "as computed" in note
+
+
+def test_inceptionv1_reads_the_relu_after_each_conv_and_concats_as_they_are() -> None:
+    from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases
+
+    a = TracedAdapter(
+        "inceptionv1", InceptionV1().eval(), weights_path=None,
+        example_input=torch.zeros(1, 3, 224, 224), aliases=layer_aliases(),
+    )  # fmt: skip
+    assert read_node(a, "mixed3b_5x5_pre_relu")[0] == a.node("mixed3b_5x5")
+    assert read_node(a, "mixed3b_5x5", pre=True)[0] == a.node("mixed3b_5x5_pre_relu")
+    node, note = read_node(a, "mixed3b")
+    assert node == a.node("mixed3b") and "concatenation" in note
+    with pytest.raises(Exception, match="pre-ReLU layer"):
+        read_node(a, "mixed3b", pre=True)
+
+
+# ---- responds ----------------------------------------------------------------------------
+
+
+def test_a_unit_below_zero_never_responds() -> None:
+    rep = check(
+        Silenced(), 32,
+        "feature dead = conv1:0\nfeature live = conv1:1\n"
+        "expect dead pre responds to line(orientation = 0deg) as pre_dead\n"
+        "expect dead responds to line(orientation = 0deg) as post_dead\n"
+        "expect live responds to line(orientation = 0deg) as post_live\n",
+    )  # fmt: skip
+    pre, post, live = (result(rep, i) for i in ("pre_dead", "post_dead", "post_live"))
+    # Read before the ReLU the unit is far above its reference (z alone would pass) ...
+    assert pre.measured["z"] >= 2 and pre.measured["activation"] < -5
+    # ... but a unit at -5 does not respond: the verdict needs a positive activation.
+    assert pre.status == "fail" and "not positive" in pre.detail
+    assert post.status == "fail" and post.measured["activation"] == 0
+    assert live.status == "pass" and live.measured["activation"] > 0
+
+
+@pytest.mark.parametrize("bias", [-10.0, -3.0, -1.0, -0.2, 0.0, 0.5])
+@pytest.mark.parametrize("orientation", [0, 30, 90])
+def test_responds_passes_only_with_a_positive_activation(bias: float, orientation: int) -> None:
+    net = Silenced()
+    with torch.no_grad():
+        net.conv1.bias[0] = bias
+    rep = check(
+        net, 32,
+        f"feature f = conv1:0\n"
+        f"expect f pre responds to line(orientation = {orientation}deg) (z >= 0) as a\n"
+        f"expect f responds to line(orientation = {orientation}deg) (z >= 0) as b\n",
+    )  # fmt: skip
+    for c in rep.claims:
+        if c.status == "pass":
+            assert c.measured["activation"] > 0, c.detail
+        if c.measured["activation"] <= 0:
+            assert c.status == "fail", c.detail
+
+
+def test_vgg16_hed_silenced_unit_does_not_respond() -> None:
+    """On the real VGG16 (when the `vgg16-hed` model and its weights are installed)."""
+    from circuitdsl.models.base import load_model
+
+    try:
+        vgg = load_model("vgg16-hed")
+    except DiagnosticError as exc:
+        pytest.skip(f"vgg16-hed is not available here: {exc.diagnostics[0].message}")
+    spec = "\n".join(
+        f"feature u{c} = conv1_2:{c}\nexpect u{c} pre responds to curve() (z >= 0) as pre{c}\n"
+        f"expect u{c} responds to curve() (z >= 0) as post{c}"
+        for c in range(8)
+    )
+    rep = check_spec(circuitdsl.loads("circuit v\n" + spec).circuit, vgg)
+    for c in rep.claims:
+        if c.measured.get("activation", 0.0) <= 0:
+            assert c.status == "fail", c.detail
+        if c.id.startswith("post"):
+            assert c.measured["activation"] >= 0  # read after the ReLU
+
+
+# ---- no echo -----------------------------------------------------------------------------
+
+
+def test_no_echo_sees_what_the_relu_passes_on() -> None:
+    net = EvenEcho()
+    rep = check(
+        net, 16,
+        "feature f = conv1:0\n"
+        "expect f pre no echo on curve(orientation = 0deg) as pre\n"
+        "expect f no echo on curve(orientation = 0deg) as post\n",
+    )  # fmt: skip
+    pre, post = result(rep, "pre"), result(rep, "post")
+    # What the next layer receives from the echo curve, computed here directly.
+    with torch.no_grad():
+        seen = torch.relu(net.conv1(curve(0.0, size=16)))[0, 0, 7:9, 7:9].mean()
+    assert seen > 1.0
+    # The pre-ReLU reading averages +2.6 and -4.8 cells into a negative echo: a false pass.
+    assert pre.status == "pass" and pre.measured["echo"] < 0
+    # Read after the ReLU the echo is there, and the claim fails as it should.
+    assert post.status == "fail"
+    assert post.measured["echo"] == pytest.approx(float(seen), rel=1e-4)
+    assert post.measured["echo_ratio"] > 0.3
+    # Both numbers are reported: the value after and the value before the ReLU.
+    assert post.measured["echo_pre"] == pytest.approx(pre.measured["echo"], rel=1e-4)
+
+
+def test_no_echo_tells_suppression_from_a_rectified_zero() -> None:
+    # opp = line 0deg minus line 90deg, read where no ReLU follows (the model output)
+    rep = check_spec(
+        circuitdsl.loads(
+            "circuit s\nfeature opp = conv2:0\nfamily det in conv1 { 0, 2 }\n"
+            "expect opp no echo on line(orientation = 90deg) as supp\n"
+            "expect det[2] no echo on line(orientation = 0deg) as zero\n"
+        ).circuit,
+        tuned_adapter(),
+    )
+    supp, zero = result(rep, "supp"), result(rep, "zero")
+    assert supp.status == "pass" and supp.measured["echo_pre_ratio"] < -0.1
+    assert "suppressed" in supp.detail
+    # det[2] (90deg line) after its ReLU: 0 to the horizontal line, reported as such
+    assert zero.measured["echo"] == 0 and zero.measured["echo_pre"] <= 0
+    assert "after the nonlinearity (relu1)" in zero.detail
+
+
+# ---- prefers and the selector that assigned its value -------------------------------------
+
+SELECTED = """circuit chosen
+family lines(orientation: angle) = top 4 of conv1 by line(length = 9) over orientation
+"""
+
+
+def selected(body: str) -> Report:
+    from circuitdsl.language.loader import program_from_text
+
+    text = SELECTED + body
+    return check_spec(
+        circuitdsl.loads(text).circuit, tuned_adapter(), program=program_from_text(text, "s.circ")
+    )
+
+
+def test_prefers_on_the_selectors_stimulus_is_flagged_circular_and_sweeps_off_grid() -> None:
+    rep = selected(
+        "expect lines prefers orientation self.orientation ± 10deg on line(length = 9)\n"
+        "expect lines prefers orientation self.orientation ± 10deg on curve(radius = 20)\n"
+    )
+    circular = [c for c in rep.claims if "on line" in c.text]
+    other = [c for c in rep.claims if "on curve" in c.text]
+    assert len(circular) == 4 and len(other) == 4
+    for c in circular:
+        assert c.measured["circular"] == 1.0 and "circular" in c.detail
+        # the selector swept 0, 5, 10, ... (36 steps of 180deg): the claim used 2.5, 7.5, ...
+        assert (c.measured["preferred"] - 2.5) % 5 == pytest.approx(0, abs=1e-6)
+        assert c.status == "pass"  # the planted detectors still prefer their orientation
+    assert all(c.measured["circular"] == 0.0 for c in other)
