@@ -49,9 +49,8 @@ from circuitdsl.check.activation import (
     _reference,
     read_node,
 )
-from circuitdsl.check.common import Unmeasurable
 from circuitdsl.language import diagnostics as d
-from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Unmeasurable
 from circuitdsl.language.loader import Program
 from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import selector_text

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from circuitdsl.language.ir import Circuit, Claim
-from circuitdsl.report.model import ClaimResult, Report
-from circuitdsl.report.style import (
+from circuitdsl.report.model.style import (
     STATUS_COLOR,
     STATUS_GLYPH,
     format_number,
     kernel_scale,
     weight_hex,
 )
+
+if TYPE_CHECKING:  # the model imports this module for its Jupyter view
+    from circuitdsl.report.model import ClaimResult, Report
 
 UNCHECKED = "#6e7781"
 
