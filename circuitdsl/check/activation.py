@@ -554,7 +554,10 @@ def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, f
         k = int(torch.argmax(r))
         if float(r[k]) <= 0:
             continue
-        owners[round(values[k] / width) % n].append(f"{m.layer}:{m.channels[0]}@{values[k]:g}")
+        # bins are half-open, [c - W/2, c + W/2): a value on a boundary joins the next bin
+        owners[math.floor((values[k] + width / 2) / width) % n].append(
+            f"{m.layer}:{m.channels[0]}@{values[k]:g}"
+        )
     covered = sum(1 for o in owners if o)
     empty = [f"{(j * width) % period:g}" for j in range(n) if not owners[j]]
     detail = (

@@ -200,8 +200,9 @@ def _bins(values: list[float], k: int, period: float | None) -> list[tuple[float
 
 
 def _bin_of(v: float, k: int, period: float | None, values: list[float]) -> int:
-    if period is not None:
-        return round(v / (period / k)) % k
+    if period is not None:  # half-open bins [c - w/2, c + w/2), as `covers` counts them
+        w = period / k
+        return math.floor((v + w / 2) / w) % k
     lo, hi = min(values), max(values)
     return min(int((v - lo) / ((hi - lo) / k)), k - 1) if hi > lo else 0
 

@@ -162,7 +162,7 @@ def test_vgg16_hed_silenced_unit_does_not_respond() -> None:
     except DiagnosticError as exc:
         pytest.skip(f"vgg16-hed is not available here: {exc.diagnostics[0].message}")
     spec = "\n".join(
-        f"feature u{c} = conv1_2:{c}\nexpect u{c} pre responds to curve() (z >= 0) as pre{c}\n"
+        f"feature u{c} = features.2:{c}\nexpect u{c} pre responds to curve() (z >= 0) as pre{c}\n"
         f"expect u{c} responds to curve() (z >= 0) as post{c}"
         for c in range(8)
     )
@@ -248,3 +248,131 @@ def test_prefers_on_the_selectors_stimulus_is_flagged_circular_and_sweeps_off_gr
         assert (c.measured["preferred"] - 2.5) % 5 == pytest.approx(0, abs=1e-6)
         assert c.status == "pass"  # the planted detectors still prefer their orientation
     assert all(c.measured["circular"] == 0.0 for c in other)
+
+
+# ---- selectors: selectivity against controls, response size, tiling, coverage -------------
+
+
+class Templates(nn.Module):
+    """conv1 channel i is a zero-mean template of image i (15x15, luminance), times gain i."""
+
+    def __init__(self, images: list[torch.Tensor], gains: list[float]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, len(images), 15, padding=7, bias=False)
+        self.relu1 = nn.ReLU()
+        with torch.no_grad():
+            for i, (img, g) in enumerate(zip(images, gains, strict=True)):
+                t = img[0].mean(0)
+                self.conv1.weight[i] = g * (t - t.mean())[None] / 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu1(self.conv1(x))
+
+
+def choose_in(net: nn.Module, selector: str):  # type: ignore[no-untyped-def]
+    from circuitdsl.language.syntax.parser import parse
+    from circuitdsl.measure.select import choose
+
+    (decl,) = parse(f"family f = {selector}\n").statements
+    return choose(adapter(net, 32), decl.select)
+
+
+def test_a_corner_detector_is_not_chosen_as_a_curve() -> None:
+    from circuitdsl.measure.stimuli import angle
+
+    # channel 0: a 90deg corner, strong (8x); channel 1: the curve itself, weak (1x)
+    net = Templates([angle(90.0, length=6.28, size=15), curve(90.0, size=15)], [8.0, 1.0])
+    with torch.no_grad():
+        r = net(curve(90.0, size=32))[0, :, 15:17, 15:17].mean((1, 2))
+    assert r[0] > r[1]  # the corner unit answers the curve more: response alone picks it
+    sel = choose_in(net, "top 1 of conv1 by curve(orientation = 90deg)")
+    assert sel.channels == (1,)
+    assert sel.selectivity[0] > 0 and sel.response[0] < 1  # selective, not the largest
+
+
+def test_score_needs_response_size_as_well_as_selectivity() -> None:
+    # two copies of one curve template, the second ten times weaker: equally selective
+    net = Templates([curve(90.0, size=15), curve(90.0, size=15)], [0.1, 1.0])
+    sel = choose_in(net, "top 2 of conv1 by curve(orientation = 90deg)")
+    assert sel.channels == (1, 0)
+    assert sel.selectivity[0] == pytest.approx(sel.selectivity[1], rel=1e-4)
+    assert sel.response == pytest.approx((1.0, 0.1), rel=1e-3)
+
+
+def test_high_low_is_chosen_against_uniform_gratings_averaged_over_phase() -> None:
+    from circuitdsl.measure.stimuli import high_low
+
+    fine = high_low(0.0, frequency=0.2, ratio=1.0, size=15)  # a uniform fine grating
+    net = Templates([fine, high_low(0.0, size=15)], [3.0, 1.0])
+    sel = choose_in(net, "top 1 of conv1 by high_low()")
+    assert sel.channels == (1,), sel.text()
+
+
+def test_over_p_tiles_the_parameter_one_unit_per_bin() -> None:
+    # three strong vertical-line units and one weak horizontal one: ranking by score alone
+    # would take two vertical units for `top 2`; tiling takes one per 90deg bin.
+    imgs = [line(o, length=12.0, width=1.5, size=15) for o in (90.0, 90.0, 85.0, 0.0)]
+    net = Templates(imgs, [1.0, 0.9, 0.95, 0.4])
+    sel = choose_in(net, "top 2 of conv1 by line(length = 12) over orientation")
+    assert sel.bins == ((135.0, 45.0), (45.0, 135.0))  # centred on 0 and 90deg
+    assert sel.channels == (3, 0)  # the horizontal unit, then the best vertical one
+    assert sel.values is not None and sel.values[0] == pytest.approx(0.0, abs=5)
+    assert sel.empty_bins == ()
+    four = choose_in(tuned_net(), "top 4 of conv1 by line(length = 9) over orientation")
+    assert four.channels == (0, 1, 2, 3)  # the planted 0, 45, 90, 135deg detectors
+    assert [b[0] for b in four.bins or ()] == [157.5, 22.5, 67.5, 112.5]
+
+
+def tuned_net() -> nn.Module:
+    from predict_models import Tuned
+
+    return Tuned()
+
+
+def test_empty_bins_are_reported_and_the_family_is_smaller() -> None:
+    imgs = [line(o, length=12.0, width=1.5, size=15) for o in (90.0, 88.0, 92.0, 90.0)]
+    net = Templates(imgs, [1.0, 0.9, 0.8, 0.7])
+    sel = choose_in(net, "top 4 of conv1 by line(length = 12) over orientation")
+    assert sel.channels == (0,) and sel.bins == ((67.5, 112.5),)
+    assert len(sel.empty_bins) == 3 and "empty bins" in sel.text()
+
+
+def test_coverage_claim() -> None:
+    rep = selected(
+        "expect lines covers orientation in 45deg bins as four\n"
+        "expect lines covers orientation in 30deg bins on line(length = 9) as six\n"
+        "family declared(orientation: angle) in conv1 { 0: 0deg, 1: 45deg }\n"
+        "expect declared covers orientation in 45deg bins as nostim\n"
+        "expect declared covers orientation in 90deg bins on line() as two\n"
+    )
+    four, six, nostim, two = (result(rep, n) for n in ("four", "six", "nostim", "two"))
+    assert four.status == "pass" and four.measured == {"fraction": 1.0, "covered": 4, "bins": 4}
+    assert six.status == "fail" and six.measured["bins"] == 6 and six.measured["covered"] == 4
+    assert nostim.status == "error" and "say which stimulus" in nostim.detail
+    # 0deg and 45deg: 45 rounds into the 90deg bin, so both bins of 180deg are covered
+    assert two.status == "pass" and two.measured["covered"] == 2
+
+
+def test_coverage_names_a_family() -> None:
+    with pytest.raises(DiagnosticError) as info:
+        circuitdsl.loads(
+            "circuit c\nfeature f = conv1:0\nexpect f covers orientation in 45deg bins\n"
+        )
+    assert info.value.diagnostics[0].code == "E108"
+    assert "not a family" in info.value.diagnostics[0].message
+
+
+def test_selection_scores_reach_the_json_as_numbers() -> None:
+    import json
+
+    data = json.loads(selected("expect lines covers orientation in 45deg bins\n").to_json())
+    entries = data["selections"]
+    assert [e["unit"] for e in entries] == ["conv1:0", "conv1:1", "conv1:2", "conv1:3"]
+    for e in entries:
+        assert e["name"] == "lines"
+        for key in ("score", "selectivity", "response", "value"):
+            assert isinstance(e[key], float)
+        assert isinstance(e["bin"], list) and all(isinstance(x, float) for x in e["bin"])
+        assert e["score"] == pytest.approx(e["selectivity"] * e["response"])
+    again = Report.from_json(json.dumps(data))
+    assert again.selection_data[0]["unit"] == "conv1:0"
