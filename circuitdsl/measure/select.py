@@ -4,7 +4,7 @@
     family curve(orientation: angle) = top 4 of conv2 by curve(radius = 8) over orientation
 
 Every unit is read as the next layer sees it, after its nonlinearity
-(`circuitdsl.check.activation.read_node`). Score of channel c (docs/claims.md, "Features
+(`circuitdsl.measure.responses.read_node`). Score of channel c (docs/claims.md, "Features
 declared by behaviour") needs both a selective and a large response:
 
 * ``a_c``: its response to the stimulus S (with ``over P``: the best over a sweep of P,
@@ -41,7 +41,12 @@ from typing import Any
 
 import torch
 
-from circuitdsl.check.activation import (
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Unmeasurable
+from circuitdsl.language.loader import Program
+from circuitdsl.language.syntax import ast
+from circuitdsl.language.syntax.fmt import selector_text
+from circuitdsl.measure.responses import (
     Plan,
     Source,
     _orientations,
@@ -49,11 +54,6 @@ from circuitdsl.check.activation import (
     _reference,
     read_node,
 )
-from circuitdsl.language import diagnostics as d
-from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Unmeasurable
-from circuitdsl.language.loader import Program
-from circuitdsl.language.syntax import ast
-from circuitdsl.language.syntax.fmt import selector_text
 from circuitdsl.measure.stimuli import STIMULI, get_stimulus
 from circuitdsl.models.base import unknown_layer
 from circuitdsl.models.probe import input_size, runner_for
