@@ -14,9 +14,9 @@ from predict_models import planted_adapter, tuned_adapter
 from torch import nn
 
 import circuitdsl
-from circuitdsl.measure.responses import read_node
 from circuitdsl.check.api import check_spec
 from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.measure.responses import read_node
 from circuitdsl.measure.stimuli import curve, line
 from circuitdsl.models.base import TracedAdapter
 from circuitdsl.report.model import ClaimResult, Report
