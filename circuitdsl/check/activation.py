@@ -315,6 +315,8 @@ def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, f
         f"{covered} of {n} {width:g}deg bins of {param} hold a member's preferred value"
         f" ({len(members)} members, {name} swept in {PREFERS_STEP:g}deg steps)"
         + (f"; empty bins centred at {', '.join(empty)}" if empty else "")
+        + "; "
+        + ", ".join(f"{(j * width) % period:g}: {' '.join(o)}" for j, o in enumerate(owners) if o)
     )
     stats = {"fraction": covered / n, "covered": float(covered), "bins": float(n)}
     return stats, detail

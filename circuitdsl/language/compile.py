@@ -351,7 +351,7 @@ class _Compiler:
                 "args": {n.text: evaluate(e, env) for n, e in act.stimulus.args},
             }
         self.add(
-            f"{family}.covers_{act.param.text}",
+            f"{family}.covers_{act.param.text}_{float(evaluate(act.value, env)):g}",
             stmt.claim_id,
             env,
             kind="coverage",
