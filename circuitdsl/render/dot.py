@@ -39,7 +39,7 @@ from pathlib import Path
 from circuitdsl.language.diagnostics import Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature
 from circuitdsl.report.model import ClaimResult, Report
-from circuitdsl.report.model.style import (
+from circuitdsl.report.style import (
     EXCITE_COLOR,
     EXCITES,
     INHIBIT_COLOR,

@@ -5,7 +5,7 @@ data URIs), styles are inline CSS, kernels are SVG `<rect>`s, and the only scrip
 is a few lines that filter the claims table. It opens from a file, an e-mail or a
 CI artifact exactly as it looked when it was written.
 
-The claims table and kernel heatmaps come from `circuitdsl.report.model.html`, which is also
+The claims table and kernel heatmaps come from `circuitdsl.report.html`, which is also
 the Jupyter view of a `Report`.
 """
 
@@ -22,8 +22,7 @@ from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.language.ir import Circuit, Claim
 from circuitdsl.render.dot import to_dot
 from circuitdsl.render.graphviz_out import INSTALL_HELP, dot_available, run_dot
-from circuitdsl.report.model import ClaimResult, Report
-from circuitdsl.report.model.html import (
+from circuitdsl.report.html import (
     UNCHECKED,
     _claims_table,
     _e,
@@ -32,7 +31,8 @@ from circuitdsl.report.model.html import (
     kernel_svg,
     report_table_html,
 )
-from circuitdsl.report.model.style import (
+from circuitdsl.report.model import ClaimResult, Report
+from circuitdsl.report.style import (
     NEG_HEX,
     POS_HEX,
     STATUS_COLOR,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from circuitdsl.language.ir import Circuit, Claim
-from circuitdsl.report.model.style import (
+from circuitdsl.report.style import (
     STATUS_COLOR,
     STATUS_GLYPH,
     format_number,

@@ -189,7 +189,7 @@ class Report:
         return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"
 
     def _repr_html_(self) -> str:
-        from circuitdsl.report.model.html import report_table_html
+        from circuitdsl.report.html import report_table_html
 
         return report_table_html(self)
 
