@@ -88,6 +88,7 @@ class Selection:
     stimulus_args: tuple[tuple[str, Any], ...] = ()
     grid: tuple[float, ...] = ()  # the values of P the selector swept
     read: str = ""  # how the layer was read
+    bin_index: tuple[int, ...] = ()  # with ``over``: which of the K bins each member fills
 
     def text(self) -> str:
         """`curve = top 2 of conv2 by ...: conv2:16 (score 0.41 = selectivity 0.6 x ...)`."""
@@ -112,7 +113,9 @@ class Selection:
             {
                 "name": self.name,
                 "selector": self.selector,
-                "rank": i + 1,
+                # with `over`, the rank is the bin: rows of a universality table line up
+                # by bin even where a model leaves a bin empty
+                "rank": (self.bin_index[i] if self.bin_index else i) + 1,
                 "unit": f"{self.layer}:{c}",
                 "layer": self.layer,
                 "channel": c,
@@ -287,6 +290,7 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     ranked = sorted(eligible, key=lambda c: (-float(score[c]), c))
     bins: list[tuple[float, float]] | None = None
     empty: list[tuple[float, float]] = []
+    filled: list[int] = []
     if over is None:
         order = ranked[:k]
     else:
@@ -297,7 +301,8 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
             j = _bin_of(values[int(where[c])], k, period, values)
             chosen.setdefault(j, c)
         order = [chosen[j] for j in range(k) if j in chosen]
-        bins = [all_bins[j] for j in range(k) if j in chosen]
+        filled = [j for j in range(k) if j in chosen]
+        bins = [all_bins[j] for j in filled]
         empty = [all_bins[j] for j in range(k) if j not in chosen]
     return Selection(
         name="",
@@ -315,6 +320,7 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
         stimulus_args=tuple(sorted(args.items())),
         grid=tuple(values),
         read=how,
+        bin_index=tuple(filled),
     )
 
 

@@ -338,6 +338,7 @@ def test_empty_bins_are_reported_and_the_family_is_smaller() -> None:
     sel = choose_in(net, "top 4 of conv1 by line(length = 12) over orientation")
     assert sel.channels == (0,) and sel.bins == ((67.5, 112.5),)
     assert len(sel.empty_bins) == 3 and "empty bins" in sel.text()
+    assert sel.to_dicts()[0]["rank"] == 3  # the third bin (centred on 90deg): tables align by bin
 
 
 def test_coverage_claim() -> None:
