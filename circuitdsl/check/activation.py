@@ -41,6 +41,7 @@ from circuitdsl.measure.responses import (
     _orientations,
     _period,
     _reference,
+    pre_units,
     read_node,
     reader,
 )
@@ -359,11 +360,16 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
     post, pre = reader(adapter)
 
     def notes(layer: str, pre: bool) -> str:
-        return read_node(adapter, layer, pre=pre)[1]
+        try:
+            return read_node(adapter, layer, pre=pre)[1]
+        except Unmeasurable:  # a concatenation, read before the ReLU of each branch
+            return "before the nonlinearity, in each channel's branch"
+
+    units = pre_units(adapter)
 
     def source() -> Source:
         out = Source(plan, post, pre)
-        out.notes = notes
+        out.notes, out.pre_units = notes, units
         return out
 
     src = source()

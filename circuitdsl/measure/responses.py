@@ -105,6 +105,28 @@ def read_node(adapter: Any, layer: str, *, pre: bool = False) -> tuple[str, str]
     return node, "as computed (no nonlinearity follows it directly)"
 
 
+def pre_units(adapter: Any) -> Callable[[str, Sequence[int]], list[tuple[str, int]]]:
+    """(layer, channels) -> (node, channel) of each channel before its nonlinearity.
+
+    A concatenation of rectified branches (InceptionV1's `mixed3b`) has no pre-ReLU node
+    of its own: each channel is read in its branch (`branch_of`), before the branch's ReLU.
+    """
+
+    def units(layer: str, channels: Sequence[int]) -> list[tuple[str, int]]:
+        if adapter.graph.nodes[adapter.node(layer)].kind != "concat":
+            node = read_node(adapter, layer, pre=True)[0]
+            return [(node, c) for c in channels]
+        out = []
+        for c in channels:
+            branch = adapter.branch_of(layer, c)
+            if branch is None:
+                raise Unmeasurable(f"channel {c} of `{layer}` comes from no branch")
+            out.append((read_node(adapter, branch[0], pre=True)[0], branch[1]))
+        return out
+
+    return units
+
+
 def _layer_name(graph: Any, node: str) -> str:
     """The first layer name (in network order) of an fx node, else the node's own name."""
     return next((n for n in graph.layer_names() if graph.layer_node[n] == node), node)
@@ -149,6 +171,9 @@ class Source:
         self.plan = plan
         self.layer_node = layer_node  # layer -> the fx node read by default (post)
         self.pre_node = pre_node or layer_node  # layer -> the node before its nonlinearity
+        # (layer, channels) -> (node, channel) per channel before the nonlinearity, where
+        # channels of one layer come from different nodes (a concatenation's branches)
+        self.pre_units: Callable[[str, Sequence[int]], list[tuple[str, int]]] | None = None
         self.pre = False  # read before the nonlinearity (`expect f pre ...`)
         self.notes: Callable[[str, bool], str] | None = None  # (layer, pre) -> how it is read
         self.centres: dict[str, torch.Tensor] | None = None
@@ -160,7 +185,7 @@ class Source:
         """The same plan read through other centre activations (e.g. an edited model)."""
         other = Source(self.plan, self.layer_node, self.pre_node)
         other.centres = centres
-        other.pre, other.notes = self.pre, self.notes
+        other.pre, other.notes, other.pre_units = self.pre, self.notes, self.pre_units
         return other
 
     def reading(self, pre: bool) -> Source:
@@ -176,7 +201,7 @@ class Source:
             self.rows,
             self.log,
         )
-        other.pre, other.notes = pre, self.notes
+        other.pre, other.notes, other.pre_units = pre, self.notes, self.pre_units
         return other
 
     def note(self, layer: str) -> str:
@@ -184,13 +209,20 @@ class Source:
         return self.notes(layer, self.pre) if self.notes is not None else ""
 
     def _resp(self, feature: Any, rows: list[int]) -> torch.Tensor:
-        node = (self.pre_node if self.pre else self.layer_node)(feature.layer)
-        self.nodes.add(node)
+        if self.pre and self.pre_units is not None:
+            units = self.pre_units(feature.layer, feature.channels)
+        else:
+            node = (self.pre_node if self.pre else self.layer_node)(feature.layer)
+            units = [(node, c) for c in feature.channels]
+        self.nodes.update(n for n, _ in units)
         self.rows.update(rows)
         self.log.append(rows)
         if self.centres is None:
             return torch.zeros(len(rows))
-        c = self.centres[node][rows][:, list(feature.channels)]
+        if len({n for n, _ in units}) == 1:
+            c = self.centres[units[0][0]][rows][:, [i for _, i in units]]
+        else:
+            c = torch.stack([self.centres[n][rows][:, i] for n, i in units], dim=1)
         coef = torch.tensor(feature.coefficients, dtype=c.dtype)
         return c @ coef
 

@@ -380,3 +380,37 @@ def test_selection_scores_reach_the_json_as_numbers() -> None:
         assert e["score"] == pytest.approx(e["selectivity"] * e["response"])
     again = Report.from_json(json.dumps(data))
     assert again.selection_data[0]["unit"] == "conv1:0"
+
+
+class Branches(nn.Module):
+    """Two rectified branches concatenated, like an Inception block: `cat` = [a (2), b (3)]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a_conv, self.a = nn.Conv2d(3, 2, 5, padding=2), nn.ReLU()
+        self.b_conv, self.b = nn.Conv2d(3, 3, 5, padding=2), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.a(self.a_conv(x)), self.b(self.b_conv(x))], 1)
+
+
+def test_a_concatenation_is_read_before_relu_in_each_channels_branch() -> None:
+    a = adapter(Branches(), 16)
+    assert a.branch_of("cat", 3) == ("b", 1)  # channel 3 is branch b's channel 1
+    spec = (
+        "circuit c\nfeature cat = cat:3\nfeature own = b_conv:1\n"
+        "expect cat pre no echo on curve(orientation = 0deg) as cat_pre\n"
+        "expect own pre no echo on curve(orientation = 0deg) as own_pre\n"
+        "expect cat no echo on curve(orientation = 0deg) as cat_post\n"
+        "expect own no echo on curve(orientation = 0deg) as own_post\n"
+    )
+    rep = check_spec(circuitdsl.loads(spec).circuit, a)
+    cat, own, post, own_post = (
+        result(rep, n) for n in ("cat_pre", "own_pre", "cat_post", "own_post")
+    )
+    assert cat.status != "error", cat.detail
+    assert cat.measured["echo"] == pytest.approx(own.measured["echo"], rel=1e-5)
+    assert post.measured["echo_pre"] == pytest.approx(own.measured["echo"], rel=1e-5)
+    assert post.measured["echo"] == pytest.approx(own_post.measured["echo"], rel=1e-5)
+    assert "each channel's branch" in cat.detail
