@@ -678,9 +678,9 @@ class _Resolver:
         assert act.stimulus is not None
         for _, expr in act.stimulus.args:
             self.type_of(expr, scope, inner)
-        for expr in (act.value, act.tolerance):
-            if expr is not None:
-                self.type_of(expr, scope, inner)
+        for value in (act.value, act.tolerance):
+            if value is not None:
+                self.type_of(value, scope, inner)
 
     def check_covers(
         self, act: ast.Activation, scope: _Scope, variables: dict[str, str | None]

@@ -148,8 +148,7 @@ def _freeze(v: Any) -> Any:
 
 def _stim_args(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        spec = get_stimulus(name)
-        check_params(spec, args)
+        check_params(get_stimulus(name).spec, args)
     except (KeyError, ValueError) as exc:
         raise Unmeasurable(str(exc).strip("'\"")) from None
     return dict(args)
@@ -286,7 +285,8 @@ class Source:
 def _period(name: str, param: str) -> float | None:
     spec = get_stimulus(name)
     if param == "orientation" and "orientation" in spec.param_names:
-        return spec.orientation_period
+        period: float | None = spec.orientation_period
+        return period
     return None
 
 

@@ -240,12 +240,12 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     try:
         # target: rows per argument set (averaged), [n_values] each
         target: list[list[int]] = []
-        for a in _phased(name, args):
+        for phased in _phased(name, args):
             if over is not None:
                 values = _sweep(name, over)
-                src.sweep(feat, name, a, over, values)
+                src.sweep(feat, name, phased, over, values)
             else:
-                src.one(feat, name, a)
+                src.one(feat, name, phased)
             target.append(src.log[-1])
         controls: list[list[list[int]]] = []
         for group in _controls(name, args) or []:
