@@ -125,6 +125,11 @@ def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
         f"swept {param} over {len(values)} values: preferred {fmt(preferred)}"
         f" (peak {fmt(peak)}), {fmt(out['error'])} from {fmt(value)}"
     )
+    if peak <= 0:
+        # A unit silent over the whole sweep (all zeros after its ReLU) prefers nothing:
+        # the argmax of a flat curve is its first value, which would "pass" near 0deg.
+        out["error"] = float("nan")
+        detail += "; the unit does not respond to any value, so it prefers none"
     if grid:
         detail += (
             f"; circular: {fmt(value)} was assigned by the `over {param}` selector from this"

@@ -177,6 +177,21 @@ def test_vgg16_hed_silenced_unit_does_not_respond() -> None:
     assert "features.3" in post_u.detail  # read at the ReLU after conv1_2
 
 
+def test_a_silent_unit_prefers_nothing() -> None:
+    # read after its ReLU the unit is 0 at every orientation: the argmax of a flat sweep
+    # is the first value, 0deg, which would pass a claim of 0deg
+    rep = check(
+        Silenced(), 32,
+        "feature dead = conv1:0\nfeature live = conv1:1\n"
+        "expect dead prefers orientation 0deg ± 10deg on line() as dead\n"
+        "expect live prefers orientation 0deg ± 10deg on line() as live\n",
+    )  # fmt: skip
+    dead, live = result(rep, "dead"), result(rep, "live")
+    assert dead.status == "fail" and dead.measured["peak"] == 0
+    assert "prefers none" in dead.detail
+    assert live.status == "pass" and live.measured["error"] <= 5
+
+
 # ---- no echo -----------------------------------------------------------------------------
 
 
