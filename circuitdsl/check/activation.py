@@ -168,7 +168,7 @@ def _no_echo(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
     where = "before" if src.pre else "after"
     if echo > 1e-12:
         kind = "an echo"
-    elif pre_ratio == pre_ratio and pre_ratio <= -SUPPRESSED:
+    elif echo_pre < 0 and not (pre_ratio > -SUPPRESSED):  # NaN: a peak at or below 0
         kind = "suppressed"
     else:
         kind = "a rectified zero (not driven)"
