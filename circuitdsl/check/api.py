@@ -69,7 +69,7 @@ def check_spec(
         adapter = model
         bound = None
     selections: tuple[str, ...] = ()
-    selected: tuple[dict[str, Any], ...] = ()
+    chosen: list[Any] = []
     if program is not None:
         from circuitdsl.measure.select import has_selectors, materialise
 
@@ -80,7 +80,6 @@ def check_spec(
             concrete, chosen = materialise(program, adapter, device=device)
             circuit = compile_circuit(resolve(concrete))
             selections = tuple(c.text() for c in chosen)
-            selected = tuple(_selection_dict(c) for c in chosen)
             bound = None  # the circuit changed: bind it afresh
     if only is not None:
         kept = tuple(c for c in circuit.claims if only(c.id))
@@ -89,6 +88,10 @@ def check_spec(
             circuit = dataclasses.replace(circuit, claims=kept)
     if bound is None:
         bound = bind(circuit, adapter)
+    if chosen:
+        # activation claims need to know which members a selector assigned (circularity,
+        # `covers` without a stimulus)
+        bound.selections = {c.name: c for c in chosen}
     report = check(circuit, bound, progress=progress, device=device)
     name = model if isinstance(model, str) else getattr(adapter, "name", report.model)
     wpath = getattr(adapter, "weights_path", None)
@@ -99,23 +102,9 @@ def check_spec(
         model=str(name),
         weights=wpath,
         selections=selections,
-        selected=selected,
+        selection_data=tuple(e for c in chosen for e in c.to_dicts()),
         provenance=provenance(wpath, device, time.perf_counter() - started),
     )
-
-
-def _selection_dict(sel: Any) -> dict[str, Any]:
-    """A `measure.select.Selection` as JSON data: scores and values as numbers."""
-    values = sel.values if sel.values is not None else (None,) * len(sel.channels)
-    return {
-        "name": sel.name,
-        "selector": sel.selector,
-        "layer": sel.layer,
-        "members": [
-            {"channel": int(c), "score": float(z), "value": None if v is None else float(v)}
-            for c, z, v in zip(sel.channels, sel.scores, values, strict=True)
-        ],
-    }
 
 
 def provenance(weights: str | None, device: str, seconds: float) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A spec whose features are declared by behaviour (`top K of LAYER by S`) compiles to
 families with no members until a model chooses them; the report records the choices
-(`Report.selected`). Drawing the report therefore needs the spec compiled with those
+(`Report.selection_data`). Drawing the report therefore needs the spec compiled with those
 choices, or every family shows "0 members" and its claims are missing. This module
 rebuilds that circuit from the spec and the report, so `circ render --report
 report.json` draws a check again without measuring anything.
@@ -20,12 +20,12 @@ from circuitdsl.report.model import Report
 
 def circuit_for_report(spec: Any, report: Report | None) -> Circuit:
     """`spec` (a `circuitdsl.api.Spec`) compiled with the channels `report` chose."""
-    from circuitdsl.measure.select import apply_selections, has_selectors, selection_from_dict
+    from circuitdsl.measure.select import apply_selections, has_selectors, selections_from_data
 
     circuit: Circuit = spec.circuit
     if report is None or not has_selectors(spec.program):
         return circuit
-    if not report.selected:
+    if not report.selection_data:
         raise DiagnosticError(
             [
                 Diagnostic(
@@ -40,5 +40,5 @@ def circuit_for_report(spec: Any, report: Report | None) -> Circuit:
     from circuitdsl.language.compile import compile_circuit
     from circuitdsl.language.resolve import resolve
 
-    chosen = [selection_from_dict(s) for s in report.selected]
+    chosen = selections_from_data(list(report.selection_data))
     return compile_circuit(resolve(apply_selections(spec.program, chosen)))

@@ -115,10 +115,10 @@ class ClaimResult:
 class Report:
     """Every claim's verdict for one spec checked against one model (one run).
 
-    `selections` are the choices of features declared by behaviour as text
-    (`curve = top 2 of conv2 by ...: conv2:16 (z 3.1 at 185), ...`); `selected` holds
-    the same choices as data (`name`, `selector`, `layer`, `members` with `channel`,
-    `score`, `value`). `aggregates` are verdicts over groups of claims (entries with
+    `selections` are the choices of features declared by behaviour as text;
+    `selection_data` holds the same choices as numbers, one entry per chosen member
+    (`name`, `selector`, `rank`, `unit`, `layer`, `channel`, `score`, `selectivity`,
+    `response`, `value`, `bin`). `aggregates` are verdicts over groups of claims (entries with
     `source`, `text`, `status`, `passed`, `of`, `base_rate`, `p_value`: dicts, or
     objects with `to_dict()`, or dataclasses). `provenance` says what produced the run
     (package, python and torch versions, weights sha256, device, date, seconds).
@@ -133,7 +133,9 @@ class Report:
     circuit: str = ""
     # features declared by behaviour: which channels were chosen on this model
     selections: tuple[str, ...] = ()
-    selected: tuple[dict[str, Any], ...] = ()
+    # the same choices as numbers: one dict per member (name, unit, score, selectivity,
+    # response, value, bin, ...; `circuitdsl.measure.select.Selection.to_dicts`)
+    selection_data: tuple[dict[str, Any], ...] = ()
     aggregates: tuple[Any, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
     # `"source->target"` -> kernel for every member pair of the family grids drawn, claimed
@@ -167,7 +169,8 @@ class Report:
             "model": {"name": self.model, "weights": self.weights},
             "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
             "aggregates": self.aggregate_dicts(),
-            "selected": [_jsonable(s) for s in self.selected],
+            "selected": list(self.selections),
+            "selections": [_jsonable(e) for e in self.selection_data],
             "summary": self.summary,
             "provenance": _jsonable(self.provenance),
         }
@@ -193,16 +196,14 @@ class Report:
                     f"the document holds {len(runs)} runs; read it with reports_from_dict"
                 )
             data = runs[0]
-        selected = tuple(data.get("selected", ()))
-        texts = tuple(s if isinstance(s, str) else selection_text(s) for s in selected)
         return cls(
             spec=data["spec"],
             model=data["model"]["name"],
             weights=data["model"].get("weights"),
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
-            selections=texts,
-            selected=tuple(s for s in selected if isinstance(s, dict)),
+            selections=tuple(str(t) for t in data.get("selected", ())),
+            selection_data=tuple(dict(e) for e in data.get("selections", ())),
             aggregates=tuple(data.get("aggregates", ())),
             provenance=dict(data.get("provenance", {})),
             grid_kernels=dict(data.get("grid_kernels", {})),
@@ -275,17 +276,6 @@ def load_schema() -> dict[str, Any]:
     """The JSON Schema of the report (shipped in the package)."""
     schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     return schema
-
-
-def selection_text(sel: dict[str, Any]) -> str:
-    """`curve = top 2 of conv2 by ...: conv2:16 (z 3.1 at 185), ...` from a `selected` entry."""
-    parts = []
-    for m in sel["members"]:
-        at = f" at {m['value']:g}" if m.get("value") is not None else ""
-        score = m.get("score")
-        z = "nan" if score is None else f"{score:.3g}"
-        parts.append(f"{sel['layer']}:{m['channel']} (z {z}{at})")
-    return f"{sel['name']} = {sel['selector']}: " + ", ".join(parts)
 
 
 def _split_source(source: str) -> tuple[str, int | None]:

@@ -50,7 +50,7 @@ def test_a_report_without_the_choices_is_a_diagnostic() -> None:
     spec = circuitdsl.loads(SPEC, "s.circ")
     report = check_spec(spec.circuit, tuned_adapter(), program=spec.program)
     old = Report.from_dict(
-        {**report.to_dict(), "selected": [], "runs": [{**report.to_run_dict(), "selected": []}]}
+        {**report.to_dict(), "selections": [], "runs": [{**report.to_run_dict(), "selections": []}]}
     )
     with pytest.raises(DiagnosticError, match="does not record the choices"):
         circuit_for_report(spec, old)
@@ -81,4 +81,4 @@ def test_only_selects_claims_after_the_choice() -> None:
         spec.circuit, tuned_adapter(), program=spec.program, only=lambda cid: cid == first
     )
     assert [c.id for c in one.claims] == [first]
-    assert one.selected == everything.selected  # the choice itself is unchanged
+    assert one.selection_data == everything.selection_data  # the choice is unchanged

@@ -11,7 +11,6 @@ from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.language.loader import program_from_text
 from circuitdsl.language.syntax.fmt import format_spec
 from circuitdsl.measure.select import has_selectors, materialise
-from circuitdsl.report.model import selection_text
 
 SPEC = """circuit chosen
 feature vertical = top 1 of conv1 by line(orientation = 90deg) "the best vertical line unit"
@@ -78,15 +77,7 @@ def test_report_lists_choices_and_claims_expand() -> None:
     assert len(rep.claims) == 4 and all(c.status == "pass" for c in rep.claims)
     assert any(s.startswith("vertical = top 1 of conv1") and "conv1:2" in s for s in rep.selections)
     assert "selected: lines = top 4 of conv1" in rep.to_text()
-    # the JSON report carries the choices as data: channels, scores and values as numbers
-    selected = {s["name"]: s for s in rep.to_dict()["selected"]}
-    assert [m["channel"] for m in selected["vertical"]["members"]] == [2]
-    assert isinstance(selected["vertical"]["members"][0]["score"], float)
-    lines = selected["lines"]["members"]
-    assert sorted(m["channel"] for m in lines) == [0, 1, 2, 3]
-    assert all(isinstance(m["value"], float) for m in lines)
-    # and the text form is rebuilt from the data exactly
-    assert [selection_text(s) for s in rep.selected] == list(rep.selections)
+    assert rep.to_dict()["selected"] == list(rep.selections)
 
 
 def test_unknown_layer_and_too_many_channels_at_bind_time() -> None:

@@ -46,12 +46,19 @@ def demo_report(model: str = "demo", aggregates: tuple[object, ...] = ()) -> Rep
         ),
         circuit="demo",
         selections=("curve = top 1 of conv2 by curve(): conv2:16 (z 3.1 at 185)",),
-        selected=(
+        selection_data=(
             {
                 "name": "curve",
                 "selector": "top 1 of conv2 by curve()",
+                "rank": 1,
+                "unit": "conv2:16",
                 "layer": "conv2",
-                "members": [{"channel": 16, "score": 3.1, "value": 185.0}],
+                "channel": 16,
+                "score": 3.1,
+                "selectivity": 0.5,
+                "response": 6.2,
+                "value": 185.0,
+                "bin": None,
             },
         ),
         aggregates=aggregates,

@@ -56,7 +56,9 @@ def test_one_run_meets_the_brief_and_the_schema() -> None:
     # ... and the same run in `runs`, the shape of many
     assert len(doc["runs"]) == 1 and doc["runs"][0]["claims"] == doc["claims"]
     assert doc["provenance"]["weights_sha256"] == "ab" * 32
-    assert doc["selected"][0]["members"] == [{"channel": 16, "score": 3.1, "value": 185.0}]
+    assert doc["selected"] == ["curve = top 1 of conv2 by curve(): conv2:16 (z 3.1 at 185)"]
+    member = doc["selections"][0]
+    assert (member["channel"], member["score"], member["value"]) == (16, 3.1, 185.0)
 
 
 def test_many_runs_are_one_object_with_totals() -> None:
@@ -77,7 +79,7 @@ def test_schema_rejects_what_breaks_the_contract() -> None:
     bad_status["claims"][0]["status"] = "passed"
     assert errors(bad_status)
     text_score = json.loads(json.dumps(doc))
-    text_score["selected"][0]["members"][0]["score"] = "3.1"  # scores are numbers
+    text_score["runs"][0]["selections"][0]["score"] = "3.1"  # scores are numbers
     assert errors(text_score)
     no_version = {k: v for k, v in doc.items() if k != "schema_version"}
     assert errors(no_version)
@@ -112,7 +114,7 @@ def test_round_trip_keeps_everything() -> None:
     assert "kernels" not in json.loads(rep.to_json())["claims"][0]  # kernels are opt-in
     back = Report.from_json(rep.to_json(with_kernels=True))
     assert back.summary == rep.summary and back.provenance == rep.provenance
-    assert back.selected == rep.selected and back.selections == rep.selections
+    assert back.selection_data == rep.selection_data and back.selections == rep.selections
     assert back.claims[0].kernels == rep.claims[0].kernels
     assert back.claims[0].edges == rep.claims[0].edges
     assert math.isnan(back.claims[3].measured["z"])
