@@ -61,6 +61,10 @@ def test_textmate_grammar_has_the_same_keywords_and_valid_patterns() -> None:
     assert set(decl.group(1).split("|")) == set(DECLARATIONS)
     assert set(decl.group(1).split("|")) | set(claim.group(1).split("|")) == set(grammar_keywords())
     assert TM["scopeName"] == "source.circ" and TM["fileTypes"] == ["circ"]
+    from circuitdsl.render.lexer import textmate_grammar
+
+    # regenerate with `python -m circuitdsl.render.lexer > editors/circ.tmLanguage.json`
+    assert textmate_grammar() == TM
     for name, rule in repo.items():  # Oniguruma patterns here are also Python regexes
         for key in ("match", "begin", "end"):
             if key in rule:
