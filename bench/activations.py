@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from circuitdsl.measure.stimuli import make_stimulus
 from circuitdsl.models import probe
-from circuitdsl.models.base import load_model
+from circuitdsl.models.registry import load_model
 from circuitdsl.models.probe import Runner
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -34,7 +33,7 @@ from circuitdsl.language.loader import Program
 from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import selector_text
 from circuitdsl.measure.stimuli import get_stimulus
-from circuitdsl.models.base import unknown_layer
+from circuitdsl.models.base import ModelAdapter, unknown_layer
 from circuitdsl.models.probe import input_size, runner_for
 
 SELECT_STEPS = 36  # sweep values of `over orientation`
@@ -86,7 +85,7 @@ def _sweep(name: str, param: str) -> list[float]:
     return [default * (0.25 + 1.75 * k / 23) for k in range(24)]
 
 
-def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection:
+def choose(adapter: ModelAdapter, sel: ast.Selector, *, device: str = "cpu") -> Selection:
     """Score every channel of the selector's layer and take the top K."""
     layer = sel.layer.text
     try:
@@ -94,6 +93,7 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     except DiagnosticError:
         names = [x.name for x in adapter.layers()]
         raise DiagnosticError([unknown_layer(layer, names, adapter.name, sel.layer.span)]) from None
+    adapter.require_parameters(layer)  # a backbone file may lack the layers after it
     k = int(sel.count.value)
     if k > info.channels:
         raise DiagnosticError(
@@ -171,7 +171,7 @@ def _concrete(
 
 
 def materialise(
-    program: Program, adapter: Any, *, device: str = "cpu"
+    program: Program, adapter: ModelAdapter, *, device: str = "cpu"
 ) -> tuple[Program, list[Selection]]:
     """The program with every selector replaced by the channels chosen on `adapter`."""
     selections: list[Selection] = []

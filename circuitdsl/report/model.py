@@ -83,6 +83,8 @@ class Report:
     circuit: str = ""
     # features declared by behaviour: which channels were chosen on this model
     selections: tuple[str, ...] = ()
+    # the input transform the model's images went through (`Preprocess.describe()`)
+    preprocess: str | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -103,7 +105,8 @@ class Report:
         return {
             "spec": self.spec,
             "circuit": self.circuit,
-            "model": {"name": self.model, "weights": self.weights},
+            "model": {"name": self.model, "weights": self.weights}
+            | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
             "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
             "summary": self.summary,
         } | ({"selected": list(self.selections)} if self.selections else {})
@@ -122,6 +125,7 @@ class Report:
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
             selections=tuple(data.get("selected", ())),
+            preprocess=data["model"].get("preprocess"),
         )
 
     @classmethod
@@ -169,8 +173,11 @@ class Report:
             )
         s = self.summary
         tail = f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors"
-        head = f"{self.spec}  (model {self.model}" + (
-            f", weights {self.weights})" if self.weights else ")"
+        head = (
+            f"{self.spec}  (model {self.model}"
+            + (f", weights {self.weights}" if self.weights else "")
+            + (f", preprocess {self.preprocess}" if self.preprocess else "")
+            + ")"
         )
         chosen = [f"selected: {t}" for t in self.selections]
         return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"
