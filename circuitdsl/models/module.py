@@ -151,6 +151,14 @@ def build(
     return from_module(spec, module, weights=weights)
 
 
+def _input_channels(module: nn.Module) -> int:
+    """The input channels of the module's first convolution (3 when it has none)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return 3
+
+
 def from_module(
     name: str,
     module: nn.Module,
@@ -162,13 +170,14 @@ def from_module(
     """The adapter for an `nn.Module` object (its weights as they are, or from `weights`).
 
     `input_shape` (C, H, W) defaults to the module's own `input_shape` attribute, then
-    (3, 224, 224); `preprocess` to none (images in [0, 1]).
+    224x224 with the first convolution's input channels; `preprocess` to none (images
+    in [0, 1]).
     """
     missing: frozenset[str] = frozenset()
     if weights is not None:
         missing = load_state_dict_into(module, weights, model_name=name)
     own = getattr(module, "input_shape", None)  # a convention of factory modules
-    shape = tuple(input_shape or own or (3, 224, 224))
+    shape = tuple(input_shape or own or (_input_channels(module), 224, 224))
     return TracedAdapter(
         name,
         module.eval(),

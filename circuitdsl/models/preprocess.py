@@ -131,8 +131,9 @@ def as_preprocess(value: str | Preprocess | Callable[[torch.Tensor], torch.Tenso
     if isinstance(value, str):
         return preset(value)
     if callable(value):
-        name = getattr(value, "__qualname__", None) or type(value).__name__
-        return Preprocess(str(name), fn=value)
+        # a transform object with its own `name` (another adapter's) keeps it in reports
+        name = getattr(value, "name", None) or getattr(value, "__qualname__", None)
+        return Preprocess(str(name or type(value).__name__), fn=value)
     raise DiagnosticError(
         [
             Diagnostic(
