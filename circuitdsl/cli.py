@@ -138,6 +138,13 @@ def _model_and_weights(value: str | None, weights: str | None) -> tuple[str | No
     return name, own
 
 
+def _named_model(value: str, weights: str | None) -> tuple[str, str | None]:
+    """`_model_and_weights` for a subcommand whose MODEL argument is required."""
+    name, own = _model_and_weights(value, weights)
+    assert name is not None  # a required positional argument
+    return name, own
+
+
 def _note(line: str) -> None:
     print(f"note: {line}", file=sys.stderr)
 
@@ -251,7 +258,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
     from circuitdsl.models.layers_cmd import format_layers
     from circuitdsl.models.registry import load_model
 
-    adapter = load_model(*_model_and_weights(args.model, args.weights))
+    adapter = load_model(*_named_model(args.model, args.weights))
     _write(format_layers(adapter), None)
     return EXIT_OK
 
@@ -261,7 +268,7 @@ def cmd_inputs(args: argparse.Namespace) -> int:
     from circuitdsl.tools.inputs import analyse, parse_unit
 
     layer, channel = parse_unit(args.unit)
-    adapter = load_model(*_model_and_weights(args.model, args.weights))
+    adapter = load_model(*_named_model(args.model, args.weights))
     report = analyse(adapter, layer, channel, source=args.source, top=args.top)
     _write(report.to_json() if args.format == "json" else report.to_text(), args.output)
     return EXIT_OK
@@ -273,7 +280,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from circuitdsl.tools.suggest import command_line, suggest
 
     layer, channel = parse_unit(args.unit)
-    adapter = load_model(*_model_and_weights(args.model, args.weights))
+    adapter = load_model(*_named_model(args.model, args.weights))
     command = command_line(
         args.model,
         args.unit,

@@ -60,9 +60,9 @@ def cached_checkpoint(cfg: dict[str, Any]) -> Path | None:
     if hub_id:
         try:
             from huggingface_hub import try_to_load_from_cache
-        except ImportError:
-            try_to_load_from_cache = None
-        if try_to_load_from_cache is not None:
+        except ImportError:  # timm without the hub client: only torch's cache
+            pass
+        else:
             for filename in ("model.safetensors", "pytorch_model.bin"):
                 found = try_to_load_from_cache(hub_id, filename)
                 if isinstance(found, str) and Path(found).is_file():

@@ -45,7 +45,7 @@ def available() -> list[str]:
 
 def _model_preprocess(name: str) -> tuple[Preprocess, int]:
     """The mean/std and crop size torchvision's published weights for `name` declare."""
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
 
     try:
         t = get_model_weights(name).DEFAULT.transforms()
