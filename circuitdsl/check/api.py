@@ -45,8 +45,8 @@ def check_spec(
     A factory named in the spec (`model "nets:make"`) is looked for next to the spec.
 
     `preprocess` (a preset name such as ``"caffe"``, a `Preprocess` or a callable)
-    replaces the spec's `model M preprocess P`, which replaces the model's own; the
-    report states the one used. `note` receives one line when the weight file lacked
+    replaces the spec's `model M preprocess P` (which applies when M is the model
+    checked), which replaces the model's own; the report states the one used. `note` receives one line when the weight file lacked
     parameters (a backbone without its head); by default it is a warning.
 
     `device` ("cpu" or "cuda") is where activation claims run the model. With the parsed
@@ -69,7 +69,9 @@ def check_spec(
             ]
         )
     adapter, bound = _adapter_of(model, weights, circuit)
-    chosen = preprocess if preprocess is not None else circuit.preprocess
+    # The spec's word belongs to the spec's model: another model keeps its own.
+    spec_word = circuit.preprocess if model_name is None or model_name == circuit.model else None
+    chosen = preprocess if preprocess is not None else spec_word
     if chosen is not None:
         adapter = _with_preprocess(adapter, chosen)
         bound = None

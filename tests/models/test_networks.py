@@ -259,12 +259,21 @@ def test_preprocessing_reaches_the_model() -> None:
 
 
 def test_spec_cli_and_api_choose_the_preprocessing() -> None:
+    from circuitdsl.models.module import from_module
+    from circuitdsl.models.registry import MODEL_REGISTRY, register_model
+
     text = SEQ_SPEC.replace("circuit seq", "circuit seq\nmodel seq preprocess caffe")
     spec = circuitdsl.loads(text)
     assert spec.circuit.preprocess == "caffe"
     seq = _sequential()
-    by_spec = check_spec(spec.circuit, seq)
+    register_model("seq", lambda _: from_module("seq", seq))
+    try:
+        by_spec = check_spec(spec.circuit)  # the spec's model, with the spec's word
+    finally:
+        MODEL_REGISTRY.pop("seq")
     assert by_spec.preprocess is not None and by_spec.preprocess.startswith("caffe")
+    other = check_spec(spec.circuit, seq)  # another model than the spec's: its own
+    assert other.preprocess is not None and other.preprocess.startswith("none")
     by_api = spec.check(seq, preprocess="none")  # the caller's word wins over the spec's
     assert by_api.preprocess is not None and by_api.preprocess.startswith("none")
     # a different transform is a different measurement of the same unit
