@@ -46,8 +46,9 @@ def check_spec(
 
     `preprocess` (a preset name such as ``"caffe"``, a `Preprocess` or a callable)
     replaces the spec's `model M preprocess P` (which applies when M is the model
-    checked), which replaces the model's own; the report states the one used. `note` receives one line when the weight file lacked
-    parameters (a backbone without its head); by default it is a warning.
+    checked), which replaces the model's own; the report states the one used. `note`
+    receives one line when the weight file lacked parameters (a backbone without its
+    head); by default it is a warning.
 
     `device` ("cpu" or "cuda") is where activation claims run the model. With the parsed
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
