@@ -31,7 +31,7 @@ INSTALL_HINT = "install it with `pip install timm` (or `pip install 'circuitdsl[
 
 def _timm() -> Any:
     try:
-        import timm  # type: ignore[import-untyped]
+        import timm
     except ImportError:
         raise DiagnosticError(
             [

@@ -38,14 +38,14 @@ CONSTRUCTOR_ARGS: dict[str, dict[str, object]] = {
 
 def available() -> list[str]:
     """Every torchvision classification model, from torchvision's own registry."""
-    import torchvision  # type: ignore[import-untyped]
+    import torchvision
 
     return list(torchvision.models.list_models(module=torchvision.models))
 
 
 def _model_preprocess(name: str) -> tuple[Preprocess, int]:
     """The mean/std and crop size torchvision's published weights for `name` declare."""
-    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
+    from torchvision.models import get_model_weights
 
     try:
         t = get_model_weights(name).DEFAULT.transforms()
@@ -59,7 +59,7 @@ def _model_preprocess(name: str) -> tuple[Preprocess, int]:
 
 def _cached_checkpoint(name: str) -> Path | None:
     """torchvision's downloaded checkpoint for `name` in torch's cache, if present."""
-    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
+    from torchvision.models import get_model_weights
 
     try:
         enum = get_model_weights(name)
@@ -86,7 +86,7 @@ def build(
     `input_size` sets the side of the example image used to trace shapes (channel
     counts and kernels do not depend on it; default 224, 299 for inception_v3).
     """
-    import torchvision  # type: ignore[import-untyped]
+    import torchvision
 
     names = available()
     if name not in names:

@@ -156,7 +156,7 @@ def _expected_shapes() -> dict[str, tuple[int, ...]]:
 def convert_h5(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of `VGG16HED` from an HED ``.weights.h5`` file (HWIO -> OIHW, BGR -> RGB)."""
     try:
-        import h5py  # type: ignore[import-untyped]
+        import h5py
     except ImportError:
         raise _fail(
             E_WEIGHTS_MISSING,
