@@ -136,23 +136,32 @@ class ModelAdapter(ABC):
         """The parameter names (state-dict keys) that `layer`'s activation depends on."""
         return frozenset()
 
-    def require_parameters(self, *layers: str) -> None:
-        """E231 when a layer's activation depends on a parameter the weight file lacked."""
+    def require_parameters(self, *layers: str, after: str | None = None) -> None:
+        """E217 when `layers` depend on a parameter the weight file lacked.
+
+        With `after`, only the parameters between that layer and `layers` count (the
+        weights from `after` to a layer read nothing before `after`).
+        """
         missing = self.missing_parameters
         if not missing:
             return
-        needed = sorted({p for layer in layers for p in self.parameters_for(layer)} & missing)
+        needed = {p for layer in layers for p in self.parameters_for(layer)} & missing
+        if after is not None:
+            needed -= self.parameters_for(after)
         if needed:
-            shown = ", ".join(f"`{p}`" for p in needed[:8])
-            more = f" and {len(needed) - 8} more" if len(needed) > 8 else ""
+            names = sorted(needed)
+            shown = ", ".join(f"`{p}`" for p in names[:8])
+            more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+            what = ", ".join(f"`{x}`" for x in layers)
+            if after is not None:
+                what = f"the weights from `{after}` to {what}"
             raise DiagnosticError(
                 [
                     Diagnostic(
                         E_WEIGHTS_INCOMPLETE,
-                        f"layer(s) {', '.join(f'`{x}`' for x in layers)} of `{self.name}` need"
-                        f" parameters that `{self.weights_path}` does not have: {shown}{more}",
-                        help="pass a weight file that includes them, or state the claim on"
-                        " layers the file covers",
+                        f"{what} of `{self.name}` need parameters that"
+                        f" `{self.weights_path}` does not have: {shown}{more}",
+                        help="pass a weight file that includes them, or use layers the file covers",
                     )
                 ]
             )
@@ -391,6 +400,7 @@ class TracedAdapter(ModelAdapter):
     def weight_block(self, src: str, dst: str) -> Block:
         key = (self.node(src), self.node(dst))  # aliases share one cache entry
         if key not in self._cache:
+            self.require_parameters(dst, after=src)  # never weights made of zeros
             self._cache[key] = self.block(src, dst)
         return self._cache[key]
 
@@ -416,6 +426,7 @@ class TracedAdapter(ModelAdapter):
         return None
 
     def activations(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        self.require_parameters(*layers)
         wanted = {n: self.node(n) for n in layers}
         nodes = set(wanted.values())
         out_by_node: dict[str, torch.Tensor] = {}

@@ -115,6 +115,15 @@ def test_a_claim_that_needs_a_missing_parameter_names_it(
         check_spec(spec.circuit, "torchvision:vgg16", path, note=lambda _: None)
     d = _diag(err)
     assert d.code == "E217" and "`classifier.0.weight`" in d.message and d.span is not None
+    # the adapter itself never serves weights or activations made of skipped zeros
+    adapter = load_model("torchvision:vgg16", path)
+    adapter.weights("features.28", "features.30")  # covered by the file
+    with pytest.raises(DiagnosticError) as err:
+        adapter.activations(torch.zeros(1, 3, 224, 224), ["classifier.0"])
+    assert _diag(err).code == "E217"
+    with pytest.raises(DiagnosticError) as err:
+        adapter.weights("input", "classifier.0")
+    assert _diag(err).code == "E217" and "from `input`" in _diag(err).message
 
 
 def test_head_only_empty_and_foreign_checkpoints_are_refused(
