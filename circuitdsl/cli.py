@@ -282,7 +282,8 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from circuitdsl.tools.suggest import command_line, suggest
 
     layer, channel = parse_unit(args.unit)
-    adapter = load_model(*_named_model(args.model, args.weights))
+    name, weights = _named_model(args.model, args.weights)
+    adapter = load_model(name, weights)
     command = command_line(
         args.model,
         args.unit,
@@ -299,7 +300,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         source=args.source,
         top=args.top,
         depth=args.depth,
-        model=args.model,
+        model=name,  # the draft's `model` line names the model, not its file
         command=command,
     )
     _write(draft.text, args.output)
