@@ -88,7 +88,10 @@ def build(name: str, weights: Path | None, *, allow_random: bool = False) -> Mod
             [Diagnostic(E_UNKNOWN_MODEL, f"unknown timm model `{name}`", help=hint)]
         )
     try:
-        with torch.device("meta"):
+        try:
+            with torch.device("meta"):  # skips a random initialisation the file replaces
+                module = timm.create_model(name, pretrained=False)
+        except NotImplementedError:  # a constructor that computes with tensors
             module = timm.create_model(name, pretrained=False)
     except Exception as exc:  # a model's constructor can fail in any way it likes
         raise DiagnosticError(
@@ -105,7 +108,7 @@ def build(name: str, weights: Path | None, *, allow_random: bool = False) -> Mod
     missing: frozenset[str] = frozenset()
     if weights is not None:
         missing = load_state_dict_into(module, weights, model_name=f"timm:{name}", assign=True)
-    elif allow_random:
+    elif allow_random and any(p.is_meta for p in module.parameters()):
         module = timm.create_model(name, pretrained=False)  # real storage, random init
     else:
         raise DiagnosticError(

@@ -113,7 +113,10 @@ def build(
     if weights is not None:
         # Built on the meta device, the file's tensors are assigned, not copied into
         # freshly (and uselessly) initialised ones.
-        with torch.device("meta"):
+        try:
+            with torch.device("meta"):
+                module = torchvision.models.get_model(name, weights=None, **kwargs)
+        except NotImplementedError:  # a constructor that computes with tensors (regnet)
             module = torchvision.models.get_model(name, weights=None, **kwargs)
         if name == "googlenet":
             # torchvision's published googlenet weights expect RGB normalised as

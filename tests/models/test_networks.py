@@ -156,7 +156,7 @@ def test_head_only_empty_and_foreign_checkpoints_are_refused(
     assert "`features.10.weight`" in _diag(err).message
 
 
-def test_every_torchvision_classifier_by_name() -> None:
+def test_every_torchvision_classifier_by_name(tmp_path: Path) -> None:
     import torchvision
 
     from circuitdsl.models.torchvision_models import available
@@ -167,6 +167,10 @@ def test_every_torchvision_classifier_by_name() -> None:
     adapter = load_model("torchvision:mobilenet_v3_small", allow_random=True)
     assert adapter.layer("features.1.block.0.0").kind == "conv"
     assert adapter.preprocess is IMAGENET
+    # regnet's constructor computes with tensors, so it cannot be built on the meta device
+    torch.save(torchvision.models.regnet_y_400mf().state_dict(), tmp_path / "regnet.pth")
+    regnet = load_model("torchvision:regnet_y_400mf", tmp_path / "regnet.pth")
+    assert regnet.layer("stem.0").channels == 32
     big = load_model("torchvision:inception_v3", allow_random=True)
     assert big.input_shape == (3, 299, 299)  # from the published weights' transforms
     with pytest.raises(DiagnosticError) as err:
