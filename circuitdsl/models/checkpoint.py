@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def _as_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:
             f"weight file `{p}` does not hold a state dict (a mapping of names to tensors)",
             help="save the weights with `torch.save(model.state_dict(), path)`",
         )
-    return {str(k): v for k, v in obj.items()}
+    return _keep_metadata({str(k): v for k, v in obj.items()}, obj)
 
 
 # ---- keys as saved: wrappers, prefixes, backbones without their head ---------------
@@ -157,6 +158,29 @@ def _as_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:
 #: Prefixes that training code adds to every key: DataParallel/DDP (`module.`),
 #: Lightning and many repositories (`model.`), torch.compile (`_orig_mod.`).
 KEY_PREFIXES = ("module.", "model.", "_orig_mod.")
+
+
+def _keep_metadata(
+    state: dict[str, torch.Tensor],
+    source: Any,
+    rename: Callable[[str], str | None] = lambda k: k,
+) -> dict[str, torch.Tensor]:
+    """`state` carrying `source`'s `_metadata` (per-module versions), keys renamed.
+
+    `state_dict()` records each module's version there and some modules need it to
+    load (torchvision's MNASNet refuses a state dict without it).
+    """
+    meta = getattr(source, "_metadata", None)  # what `state_dict()` attaches
+    if not isinstance(meta, Mapping):
+        return state
+    out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    renamed = {}
+    for k, v in meta.items():
+        new = rename(str(k))
+        if new is not None:
+            renamed[new] = v
+    out._metadata = renamed  # type: ignore[attr-defined]
+    return out
 
 
 def _matches(keys: Mapping[str, Any] | list[str], own: Mapping[str, Any]) -> int:
@@ -173,7 +197,7 @@ def normalise_keys(
     a top-level submodule when the file holds only that submodule (a backbone saved as
     `model.features.state_dict()` has keys `0.weight`, the model `features.0.weight`).
     """
-    out = dict(state)
+    out = _keep_metadata(dict(state), state)
     for _ in range(4):  # wrappers nest at most a few deep
         for prefix in KEY_PREFIXES:
             if (
@@ -183,7 +207,7 @@ def normalise_keys(
             ):
                 stripped = {k[len(prefix) :]: v for k, v in out.items()}
                 if _matches(stripped, own) >= _matches(out, own):
-                    out = stripped
+                    out = _keep_metadata(stripped, out, _strip_module(prefix))
                     break
         else:
             break
@@ -191,8 +215,24 @@ def normalise_keys(
         tops = sorted({k.split(".", 1)[0] for k in own if "." in k})
         fits = [t for t in tops if all(f"{t}.{k}" in own for k in out)]
         if len(fits) == 1:
-            out = {f"{fits[0]}.{k}": v for k, v in out.items()}
+            top = fits[0]
+            added = {f"{top}.{k}": v for k, v in out.items()}
+            out = _keep_metadata(added, out, lambda m: f"{top}.{m}" if m else top)
     return out
+
+
+def _strip_module(prefix: str) -> Callable[[str], str | None]:
+    """Rename a metadata key (a module path) when `prefix` is stripped from every key."""
+    wrapper = prefix[:-1]
+
+    def rename(path: str) -> str | None:
+        if path == wrapper:
+            return ""
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+        return None  # the wrapper's parents: not part of the model
+
+    return rename
 
 
 def _harmless(key: str) -> bool:
@@ -318,10 +358,17 @@ def load_state_dict_into(
     )
     if missing or any(_harmless(k) and k not in state for k in own):
         # what the file lacks: zeros, where the module has no real storage (meta) yet
-        state = dict(state)
+        state = _keep_metadata(dict(state), state)
         for k in own:
             if k not in state and own[k].is_meta:
                 state[k] = torch.zeros(own[k].shape, dtype=own[k].dtype)
     # every key was checked above; the ones left out are the head and BN step counters
-    module.load_state_dict(state, strict=False, assign=assign)
+    try:
+        module.load_state_dict(state, strict=False, assign=assign)
+    except (RuntimeError, ValueError, KeyError) as exc:  # a module's own loading hook
+        raise _fail(
+            E_WEIGHTS_MISMATCH,
+            f"`{path}` does not load into `{model_name}`: {_short(exc)}",
+            help=f"pass the weight file saved from `{model_name}` itself (its `state_dict()`)",
+        ) from None
     return frozenset(missing)

@@ -362,3 +362,28 @@ def test_callers_never_probe_adapters() -> None:
         text = path.read_text()
         for p in probes:
             assert p not in text, f"{path.relative_to(ROOT)}: {p}"
+
+
+def test_module_versions_survive_unwrapping(tmp_path: Path) -> None:
+    """`state_dict()._metadata` (module versions) travels through nesting and prefixes:
+    torchvision's MNASNet refuses a state dict without it."""
+    from collections import OrderedDict
+
+    import torchvision
+
+    state = torchvision.models.mnasnet0_5().state_dict()
+    wrapped: OrderedDict[str, torch.Tensor] = OrderedDict(
+        (f"module.{k}", v) for k, v in state.items()
+    )
+    wrapped._metadata = {  # type: ignore[attr-defined]
+        (f"module.{k}" if k else "module"): v
+        for k, v in state._metadata.items()  # type: ignore[attr-defined]
+    }
+    torch.save({"state_dict": wrapped}, tmp_path / "mnasnet.ckpt")
+    adapter = load_model("torchvision:mnasnet0_5", tmp_path / "mnasnet.ckpt")
+    assert adapter.layer("layers.0").kind == "conv"
+    # without the versions, MNASNet's own loader objects: a diagnostic, not a traceback
+    torch.save(OrderedDict(state), tmp_path / "bare.pth")
+    with pytest.raises(DiagnosticError) as err:
+        load_model("torchvision:mnasnet0_5", tmp_path / "bare.pth")
+    assert _diag(err).code == "E212"
