@@ -72,9 +72,9 @@ def check_spec(
     adapter, bound = _adapter_of(model, weights, circuit)
     # The spec's word belongs to the spec's model: another model keeps its own.
     spec_word = circuit.preprocess if model_name is None or model_name == circuit.model else None
-    chosen = preprocess if preprocess is not None else spec_word
-    if chosen is not None:
-        adapter = _with_preprocess(adapter, chosen)
+    override = preprocess if preprocess is not None else spec_word
+    if override is not None:
+        adapter = _with_preprocess(adapter, override)
         bound = None
     if adapter.missing_parameters:
         from circuitdsl.models.checkpoint import summarise_keys
@@ -88,6 +88,7 @@ def check_spec(
         else:
             warnings.warn(line, stacklevel=2)
     selections: tuple[str, ...] = ()
+    chosen: list[Any] = []
     if program is not None:
         from circuitdsl.measure.select import has_selectors, materialise
 
@@ -95,12 +96,16 @@ def check_spec(
             from circuitdsl.language.compile import compile_circuit
             from circuitdsl.language.resolve import resolve
 
-            concrete, picked = materialise(program, adapter, device=device)
+            concrete, chosen = materialise(program, adapter, device=device)
             circuit = compile_circuit(resolve(concrete))
-            selections = tuple(c.text() for c in picked)
+            selections = tuple(c.text() for c in chosen)
             bound = None  # the circuit changed: bind it afresh
     if bound is None:
         bound = bind(circuit, adapter)
+    if chosen:
+        # activation claims need to know which members a selector assigned (circularity,
+        # `covers` without a stimulus)
+        bound.selections = {c.name: c for c in chosen}
     report = check(circuit, bound, progress=progress, device=device)
     name = model if isinstance(model, str) else adapter.name
     wpath = adapter.weights_path
@@ -111,6 +116,7 @@ def check_spec(
         model=str(name),
         weights=wpath,
         selections=selections,
+        selection_data=tuple(e for c in chosen for e in c.to_dicts()),
         preprocess=adapter.preprocess.describe(),
     )
 

@@ -59,6 +59,8 @@ class Bound(ABC):
     adapter: ModelAdapter | None = None
     #: Features located in the model, by name (activation claims read them).
     features: Mapping[str, BoundFeature] = MappingProxyType({})
+    #: Members chosen by behaviour (`top K of L by S`), by name (`measure.select`).
+    selections: Mapping[str, object] = MappingProxyType({})
 
     @abstractmethod
     def block(self, src_layer: str, dst_layer: str) -> torch.Tensor:
@@ -90,6 +92,8 @@ class BoundCircuit(Bound):
         self.circuit = circuit
         self.adapter: ModelAdapter = adapter
         self.features = features
+        # feature/family name -> the `circuitdsl.measure.select.Selection` that chose it
+        self.selections: dict[str, object] = {}
 
     def __repr__(self) -> str:
         return f"<BoundCircuit {self.circuit.name} on {self.adapter.name}>"
