@@ -141,6 +141,8 @@ class Report:
     # `"source->target"` -> kernel for every member pair of the family grids drawn, claimed
     # or not (`--full-grid`); written to JSON only with the kernels
     grid_kernels: dict[str, list[list[float]]] = field(default_factory=dict)
+    # the input transform the model's images went through (`Preprocess.describe()`)
+    preprocess: str | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -166,7 +168,8 @@ class Report:
         run = {
             "spec": self.spec,
             "circuit": self.circuit,
-            "model": {"name": self.model, "weights": self.weights},
+            "model": {"name": self.model, "weights": self.weights}
+            | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
             "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
             "aggregates": self.aggregate_dicts(),
             "selected": list(self.selections),
@@ -207,6 +210,7 @@ class Report:
             aggregates=tuple(data.get("aggregates", ())),
             provenance=dict(data.get("provenance", {})),
             grid_kernels=dict(data.get("grid_kernels", {})),
+            preprocess=data["model"].get("preprocess"),
         )
 
     @classmethod

@@ -101,7 +101,9 @@ def _header(report: Report) -> Text:
     head = Text(report.spec, style="bold")
     head.append(f" · model {report.model}")
     if report.weights:
-        head.append(f" ({_short_path(report.weights)})", style="dim")
+        head.append(f" ({_short_path(str(report.weights))})", style="dim")
+    if report.preprocess:
+        head.append(f" · preprocess {report.preprocess}", style="dim")
     n = len(report.claims)
     head.append(f" · {n} claim{'s' if n != 1 else ''}")
     return head

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from pathlib import PurePath
 
 from circuitdsl.report.model import ClaimResult, Report
 
@@ -63,6 +64,22 @@ def _member(result: ClaimResult | None, key: str) -> str:
     return "[" + ",".join(chans) + "]" if chans else ""
 
 
+def _columns(reports: Sequence[Report]) -> list[str]:
+    """Column titles: the model, and its weight file where one model appears with several.
+
+    Seeds and checkpoints of one architecture (`--model torchvision:vgg16=a.pth --model
+    torchvision:vgg16=b.pth`) share a table; the file tells their columns apart.
+    """
+    names = [r.model for r in reports]
+    out = []
+    for r in reports:
+        if names.count(r.model) > 1 and r.weights:
+            out.append(f"{r.model}={PurePath(r.weights).name}")
+        else:
+            out.append(r.model)
+    return out
+
+
 def universality_table(reports: Sequence[Report]) -> str:
     """A plain-text table, claims down and models across, plus a holds-everywhere count.
 
@@ -82,7 +99,7 @@ def universality_table(reports: Sequence[Report]) -> str:
         by_model.append(keyed)
         ids.extend(k for k in keyed if k not in ids)
     table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, pad_edge=False)
-    for head in ["claim", *(r.model for r in reports)]:
+    for head in ["claim", *_columns(reports)]:
         table.add_column(head, no_wrap=True, header_style="")
     for cid in ids:
         cells = [_cell(m.get(cid), _member(m.get(cid), cid)) for m in by_model]
