@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
-from circuitdsl.report.model import Report
+
+if TYPE_CHECKING:
+    from circuitdsl.report.model import Report
 
 FRAME_SUFFIXES = (".csv", ".parquet")
 BASE_COLUMNS = (

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from circuitdsl.report.model import Report, evidence_text
+from circuitdsl.report.evidence import evidence_text
+
+if TYPE_CHECKING:
+    from circuitdsl.report.model import Report
 
 FAMILIES = ("xunit2", "xunit1")
 

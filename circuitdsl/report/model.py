@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("pass", "fail", "error")
+from circuitdsl.report.evidence import HEADLINE, STATUSES, evidence_text
+
+__all__ = ["HEADLINE", "STATUSES", "ClaimResult", "Report", "evidence_text"]
+
 SCHEMA_VERSION = "2.0"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
-
-# The statistic a one-line summary shows when the claim names no threshold, by
-# preference: the one its verdict usually hinges on.
-HEADLINE = ("change", "error", "echo_ratio", "cv", "z", "correlation", "ratio", "rank")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,12 +314,3 @@ def _jsonable(value: Any) -> Any:
 def _finite(v: float) -> float | None:
     """JSON has no NaN / infinity: an undefined statistic is written as null."""
     return v if math.isfinite(v) else None
-
-
-def evidence_text(c: ClaimResult) -> str:
-    """`z = 1.36 (want >= 1), total = 2.39`: every measured number with its threshold."""
-    parts = []
-    for stat, value in c.measured.items():
-        want = c.expected.get(stat)
-        parts.append(f"{stat} = {value:.3g}" + (f" (want {want})" if want else ""))
-    return ", ".join(parts) if parts else "(no measurement)"

@@ -21,13 +21,16 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from circuitdsl.report.model import STATUSES, ClaimResult, Report, evidence_text
+from circuitdsl.report.evidence import STATUSES, evidence_text
+
+if TYPE_CHECKING:
+    from circuitdsl.report.model import ClaimResult, Report
 
 STYLE = {"pass": "green", "fail": "bold red", "error": "bold yellow"}
 LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
@@ -101,7 +104,7 @@ def _header(report: Report) -> Text:
     head = Text(report.spec, style="bold")
     head.append(f" · model {report.model}")
     if report.weights:
-        head.append(f" ({_short_path(str(report.weights))})", style="dim")
+        head.append(f" · weights {_short_path(str(report.weights))}", style="dim")
     if report.preprocess:
         head.append(f" · preprocess {report.preprocess}", style="dim")
     n = len(report.claims)
