@@ -124,6 +124,7 @@ class TaskResult:
     error: str | None
     seconds: float
     pid: int = 0
+    finished: float = 0.0  # `time.time()` in the worker when the task ended (benchmarks)
 
 
 # What a worker process keeps between tasks. Bounded: every spec it was sent (small text),
@@ -211,6 +212,7 @@ def run_task(task: Task) -> TaskResult:
         None,
         time.perf_counter() - start,
         os.getpid(),
+        time.time(),
     )
 
 
@@ -227,7 +229,13 @@ def _with_model(report: Report, model: str) -> Report:
 
 def _failed(task: Task, circuit: Circuit, reason: str, seconds: float) -> TaskResult:
     return TaskResult(
-        task.index, error_rows(circuit, task, reason), None, reason, seconds, os.getpid()
+        task.index,
+        error_rows(circuit, task, reason),
+        None,
+        reason,
+        seconds,
+        os.getpid(),
+        time.time(),
     )
 
 
@@ -444,9 +452,26 @@ def memory_cap(workers: int, weights: Sequence[str | None]) -> int:
     return max(1, min(workers, available // per_worker))
 
 
+# Imported once by the fork server, so that each worker forks from a process that has
+# torch and the checker loaded instead of importing them itself (seconds each, and on a
+# busy machine all workers at once). Nothing there has started a thread yet: forking it
+# is safe, unlike forking this process, whose torch may have.
+_PRELOAD = [
+    "torch",
+    "circuitdsl.check.api",
+    "circuitdsl.check.engine",
+    "circuitdsl.models.reload",
+    "circuitdsl.models.zoo_adapter",
+    "circuitdsl.sweep",
+]
+
+
 def _context() -> Any:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)  # takes effect when the server first starts
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def _chunks(tasks: Sequence[Task], size: int) -> list[list[Task]]:
@@ -546,6 +571,9 @@ def _ray() -> Any:
     return ray
 
 
+_REMOTE: Any = None
+
+
 def _pythonpath() -> str:
     """PYTHONPATH for Ray's workers: this circuitdsl first, so that a worker imports the
     same package as the driver (not another installed copy), then the driver's own."""
@@ -581,8 +609,12 @@ def _run_ray(
                     )
                 ]
             ) from None
-    # One CPU a task: Ray runs as many at once as the cluster has CPUs.
-    remote = ray.remote(num_cpus=1, max_retries=1)(run_chunk)
+    global _REMOTE
+    if _REMOTE is None:
+        # One CPU a task: Ray runs as many at once as the cluster has CPUs. Made once per
+        # process, so that Ray exports the function once, not at every sweep.
+        _REMOTE = ray.remote(num_cpus=1, max_retries=1)(run_chunk)
+    remote = _REMOTE
     size = _chunk_size(len(tasks), workers, chunk)
     parts = _chunks(tasks, size)
     refs = {remote.remote(part): part for part in parts}

@@ -92,11 +92,18 @@ def _pyplot() -> Any:
     return plt
 
 
-def figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Any:
-    """The two-panel matplotlib figure (see the module docstring)."""
+def figure(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "",
+    accuracy: Mapping[int, float] | None = None,
+) -> Any:
+    """The two-panel matplotlib figure (see the module docstring); `accuracy` (step ->
+    fraction correct), when given, is drawn in the lower panel beside the claims."""
     plt = _pyplot()
     claims: dict[str, list[tuple[int, float]]] = {}
     thresholds: dict[str, float] = {}
+    inhibitory: dict[str, bool] = {}
     for r in rows:
         if r.get("step") is None or r.get("status") == "error" or r.get("kind") == "aggregate":
             continue
@@ -106,6 +113,7 @@ def figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Any:
         value = r[stat]
         if isinstance(value, float) and math.isfinite(value):
             claims.setdefault(str(r["id"]), []).append((int(r["step"]), value))
+            inhibitory[str(r["id"])] = "inhibit" in str(r.get("text", ""))
         m = _THRESHOLD.match(str(r.get(f"{stat}_expected") or ""))
         if m:
             thresholds[m.group(1) + m.group(2)] = float(m.group(2))
@@ -114,23 +122,39 @@ def figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Any:
         2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
     )
     stats = sorted({headline(r) or "" for r in rows if r.get("status") != "error"} - {""})
-    for points in claims.values():
+    for cid, points in claims.items():
         points.sort()
         xs, ys = zip(*points, strict=True)
-        excit = ys[-1] >= 0
-        top.plot(xs, ys, color="#c0392b" if excit else "#2e6db4", alpha=0.55, lw=1)
+        colour = "#2e6db4" if inhibitory[cid] else "#c0392b"
+        top.plot(xs, ys, color=colour, alpha=0.55, lw=1)
     for _text, value in thresholds.items():
         top.axhline(value, color="black", ls="--", lw=0.8)
     top.axhline(0, color="grey", lw=0.5)
     top.set_ylabel(", ".join(stats) or "statistic")
     top.set_title(title or "each claim's statistic against the training step")
-    top.plot([], [], color="#c0392b", label="excitatory claims")
-    top.plot([], [], color="#2e6db4", label="inhibitory claims")
+    top.plot([], [], color="#c0392b", label="claims that a unit excites")
+    top.plot([], [], color="#2e6db4", label="claims that a unit inhibits")
     top.plot([], [], color="black", ls="--", lw=0.8, label="pass thresholds")
     top.legend(loc="best", fontsize=8)
     steps = info["steps"]
-    bottom.plot(steps, [100 * info["share"][s] for s in steps], color="black", marker=".")
-    bottom.set_ylabel("claims holding (%)")
+    bottom.plot(
+        steps,
+        [100 * info["share"][s] for s in steps],
+        color="black",
+        marker=".",
+        label="claims holding",
+    )
+    if accuracy:
+        acc = sorted(accuracy.items())
+        bottom.plot(
+            [a for a, _ in acc],
+            [100 * b for _, b in acc],
+            color="#8e44ad",
+            ls=":",
+            label="held-out accuracy",
+        )
+        bottom.legend(loc="lower right", fontsize=8)
+    bottom.set_ylabel("%")
     bottom.set_ylim(-5, 105)
     bottom.set_xlabel("training step")
     if info["formed"] is not None:
@@ -148,7 +172,13 @@ def figure(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Any:
     return fig
 
 
-def plot_training(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: str = "") -> None:
+def plot_training(
+    rows: Sequence[Mapping[str, Any]],
+    out: str | Path,
+    *,
+    title: str = "",
+    accuracy: Mapping[int, float] | None = None,
+) -> None:
     """Write the figure to `out` (.png, .svg or .pdf)."""
     suffix = Path(out).suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
@@ -156,7 +186,7 @@ def plot_training(rows: Sequence[Mapping[str, Any]], out: str | Path, *, title: 
             [Diagnostic(d.E_USAGE, f"--plot writes .png, .svg or .pdf, not `{suffix or out}`")]
         )
     plt = _pyplot()
-    fig = figure(rows, title=title)
+    fig = figure(rows, title=title, accuracy=accuracy)
     try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(str(out), dpi=110)
