@@ -195,6 +195,12 @@ def main() -> int:
         )
 
         print("\n1. local process pool against workers")
+        cold = one_sweep(spec, paths, workers=counts[0], executor="local")
+        results["local_cold"] = {k: v for k, v in cold.items() if k != "rows"}
+        print(
+            f"  first pool of this process ({counts[0]} workers; the fork server starts and "
+            f"imports torch): {cold['wall_s']:.2f} s, start-up {cold['startup_s']:.2f} s; then:"
+        )
         base = None
         for w in counts:
             r = timed_sweep(spec, paths, workers=w, executor="local")
@@ -229,7 +235,7 @@ def main() -> int:
                     runtime_env={"env_vars": {"PYTHONPATH": _pythonpath()}},
                 )
                 results["ray_init_s"] = time.perf_counter() - t
-                cold = timed_sweep(spec, paths, workers=w, executor="ray", chunk=1)
+                cold = one_sweep(spec, paths, workers=w, executor="ray", chunk=1)
                 print(
                     f"  ray.init {results['ray_init_s']:.1f} s; first sweep (Ray's workers start)"
                     f" {cold['wall_s']:.2f} s; then, warm:"

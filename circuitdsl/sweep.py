@@ -709,7 +709,7 @@ class SweepTable:
 
     def to_pandas(self) -> Any:
         """A `pandas.DataFrame` of the rows (needs pandas)."""
-        import pandas  # type: ignore[import-untyped]
+        import pandas
 
         cols = self.columns
         frame = pandas.DataFrame([[row.get(c) for c in cols] for row in self.rows], columns=cols)
@@ -736,8 +736,8 @@ class SweepTable:
     def to_parquet(self) -> bytes:
         """The rows as a Parquet file (needs pyarrow): typed columns, step a nullable int."""
         try:
-            import pyarrow as pa  # type: ignore[import-untyped]
-            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+            import pyarrow as pa
+            import pyarrow.parquet as pq
         except ImportError:
             raise DiagnosticError(
                 [
@@ -896,7 +896,7 @@ def check_checkpoints(
     """
     specs = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     paths = expand_checkpoints(checkpoints)
-    tasks = []
+    tasks: list[Task] = []
     for s in specs:
         ref, name = spec_ref(s), _model_name(s, model)
         for p in paths:
@@ -931,7 +931,7 @@ def check_models(
     from circuitdsl.report.model import ClaimResult, Report
 
     ref = spec_ref(spec)
-    tasks = []
+    tasks: list[Task] = []
     for m in models:
         name, weights = (m, None) if isinstance(m, str) else (m[0], m[1])
         w = str(weights) if weights is not None else None

@@ -322,3 +322,38 @@ def test_cli_models_through_the_pool(capsys: pytest.CaptureFixture[str]) -> None
     text = capsys.readouterr().out
     assert "universality: claims x models" in text
     assert rc == 1  # seed 1 does not have seed 0's channels in these roles
+
+
+def test_aggregate_verdicts_become_rows() -> None:
+    """Reports with aggregate verdicts (one per quantified line) give a row each."""
+    from types import SimpleNamespace
+
+    from circuitdsl.report.model import ClaimResult
+    from circuitdsl.sweep import report_rows
+
+    claim = ClaimResult("a->b.excites", "pass", "a -> b : excites", "s.circ:3", {"z": 1.5})
+    agg = {
+        "source": "s.circ:4",
+        "text": "for l in line: l -> b : excites",
+        "status": "fail",
+        "passed": 3,
+        "of": 10,
+        "base_rate": 0.2,
+        "p_value": None,
+        "alpha": 0.01,
+    }
+    report = SimpleNamespace(
+        spec="s.circ",
+        circuit="c",
+        model="m",
+        weights="w.pt",
+        claims=(claim,),
+        aggregates=(SimpleNamespace(to_dict=lambda: agg),),
+    )
+    rows = report_rows(report, "w.pt", 7)  # type: ignore[arg-type]
+    assert [r["kind"] for r in rows] == ["", "aggregate"]
+    assert rows[1]["id"] == "aggregate:s.circ:4" and rows[1]["status"] == "fail"
+    assert rows[1]["passed"] == 3.0 and rows[1]["of"] == 10.0 and rows[1]["step"] == 7
+    assert rows[1]["p_value"] != rows[1]["p_value"]  # null -> NaN
+    table = SweepTable(rows)
+    assert "passed" in table.columns and json.loads(table.to_json())[1]["p_value"] is None
