@@ -14,7 +14,7 @@ Measured:
    start-up: a Python process importing torch), and the steady rate after it;
 2. local pool against Ray: the overhead per checkpoint (wall time x workers, minus the
    seconds the checks themselves took inside the workers, per checkpoint), as a share of
-   one check; Ray both with one checkpoint per task and with the default chunks, in a
+   one check; Ray both with one checkpoint per task and with 16 a task, in a
    warm Ray session (``ray.init`` and worker start-up reported apart);
 3. what sharing buys, per checkpoint, in one process: a fresh `circ check --weights` per
    checkpoint (what a shell loop does), compile + load + check each time, compile once +
@@ -116,6 +116,7 @@ def one_sweep(spec: Any, paths: list[str], **kw: Any) -> dict[str, Any]:
         "checkpoints_per_s": n / wall,
         "steady_checkpoints_per_s": n / (ended - began),
         "check_s_median": statistics.median(checks),
+        "check_cpu_s_median": statistics.median(r.cpu_seconds for r in results),
         "check_s_mean": statistics.mean(checks),
         "overhead_per_checkpoint_s": statistics.mean(gaps),
         "workers_used": len(per_worker),
@@ -124,41 +125,57 @@ def one_sweep(spec: Any, paths: list[str], **kw: Any) -> dict[str, Any]:
     }
 
 
-def sharing(spec: Any, paths: list[str], sample: int) -> dict[str, float]:
-    """Seconds per checkpoint with less and less shared (see the module docstring)."""
+def sharing(spec: Any, paths: list[str], sample: int) -> dict[str, dict[str, float]]:
+    """Wall and CPU seconds per checkpoint with less and less shared (module docstring)."""
+    import resource
+
     torch.set_num_threads(1)
     some = paths[:sample]
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
+
+    def timed(name: str, n: int, body: Any) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        body()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        child_cpu = (after.ru_utime + after.ru_stime) - (kids.ru_utime + kids.ru_stime)
+        out[name] = {
+            "wall_s": (time.perf_counter() - wall) / n,
+            "cpu_s": (time.process_time() - cpu + child_cpu) / n,
+        }
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    t = time.perf_counter()
-    for p in some[: max(2, sample // 4)]:
-        subprocess.run(
-            [sys.executable, "-m", "circuitdsl", "check", str(SPEC), "--weights", p],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            check=False,
-        )
-    out["process_per_checkpoint"] = (time.perf_counter() - t) / max(2, sample // 4)
+    few = some[: max(2, sample // 4)]
 
-    t = time.perf_counter()
-    for p in some:
-        s = circuitdsl.load(SPEC)
-        check_spec(s.circuit, load_model("curvenet", p), p, program=s.program)
-    out["compile_and_load_each"] = (time.perf_counter() - t) / len(some)
+    def processes() -> None:
+        for p in few:
+            subprocess.run(
+                [sys.executable, "-m", "circuitdsl", "check", str(SPEC), "--weights", p],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                check=False,
+            )
 
-    t = time.perf_counter()
-    for p in some:
-        check_spec(spec.circuit, load_model("curvenet", p), p, program=spec.program)
-    out["compile_once_trace_each"] = (time.perf_counter() - t) / len(some)
+    def compile_each() -> None:
+        for p in some:
+            s = circuitdsl.load(SPEC)
+            check_spec(s.circuit, load_model("curvenet", p), p, program=s.program)
+
+    def trace_each() -> None:
+        for p in some:
+            check_spec(spec.circuit, load_model("curvenet", p), p, program=spec.program)
 
     template = load_model("curvenet", some[0])
-    t = time.perf_counter()
-    for p in some:
-        adapter = with_weights(template, p)
-        check_spec(spec.circuit, adapter, p, program=spec.program)
-    out["compile_once_trace_once"] = (time.perf_counter() - t) / len(some)
+
+    def trace_once() -> None:
+        for p in some:
+            check_spec(spec.circuit, with_weights(template, p), p, program=spec.program)
+
+    timed("process_per_checkpoint", len(few), processes)
+    timed("compile_and_load_each", len(some), compile_each)
+    timed("compile_once_trace_each", len(some), trace_each)
+    timed("compile_once_trace_once", len(some), trace_once)
     return out
 
 
@@ -191,7 +208,9 @@ def main() -> int:
         print(
             f"inline (this process):  {inline['wall_s']:6.2f} s, "
             f"{inline['checkpoints_per_s']:5.1f} ckpt/s; one check: median {1e3 * check:.1f} ms,"
-            f" mean {1e3 * inline['check_s_mean']:.1f} ms (the first loads the model)"
+            f" mean {1e3 * inline['check_s_mean']:.1f} ms (the first loads the model); CPU time"
+            f" of a check: median {1e3 * inline['check_cpu_s_median']:.1f} ms (the rest of the"
+            " wall time is waiting for a core other jobs hold)"
         )
 
         print("\n1. local process pool against workers")
@@ -260,7 +279,10 @@ def main() -> int:
         results["sharing"] = share
         last = share["compile_once_trace_once"]
         for k, v in share.items():
-            print(f"  {k:>26}: {1e3 * v:8.1f} ms  (x{v / last:.1f} the shared path)")
+            print(
+                f"  {k:>26}: wall {1e3 * v['wall_s']:8.1f} ms, CPU {1e3 * v['cpu_s']:8.1f} ms"
+                f"  (x{v['cpu_s'] / last['cpu_s']:.1f} the shared path's CPU time)"
+            )
     results["load_after"] = load_average()
     print(f"\nload average after: {results['load_after']}")
     if args.json:

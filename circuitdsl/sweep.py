@@ -125,6 +125,7 @@ class TaskResult:
     seconds: float
     pid: int = 0
     finished: float = 0.0  # `time.time()` in the worker when the task ended (benchmarks)
+    cpu_seconds: float = 0.0  # CPU time of the check (wall time on a busy machine is more)
 
 
 # What a worker process keeps between tasks. Bounded: every spec it was sent (small text),
@@ -192,6 +193,7 @@ def run_task(task: Task) -> TaskResult:
     """Check one task; never raises for a problem of the task itself (see the module doc)."""
     _worker_setup()
     start = time.perf_counter()
+    cpu = time.process_time()
     circuit, program = _spec_of(task.spec)
     try:
         from circuitdsl.check.api import check_spec
@@ -200,10 +202,10 @@ def run_task(task: Task) -> TaskResult:
         report = check_spec(circuit, adapter, task.weights, program=program)
     except DiagnosticError as err:
         reason = "; ".join(f"{x.code}: {x.message}" for x in err.diagnostics)
-        return _failed(task, circuit, reason, time.perf_counter() - start)
+        return _failed(task, circuit, reason, time.perf_counter() - start, cpu)
     except Exception as err:  # a bug or an odd file must not lose the rest of the sweep
         reason = f"internal error: {type(err).__name__}: {err}"
-        return _failed(task, circuit, reason, time.perf_counter() - start)
+        return _failed(task, circuit, reason, time.perf_counter() - start, cpu)
     report = _with_model(report, task.model)
     return TaskResult(
         task.index,
@@ -213,6 +215,7 @@ def run_task(task: Task) -> TaskResult:
         time.perf_counter() - start,
         os.getpid(),
         time.time(),
+        time.process_time() - cpu,
     )
 
 
@@ -227,7 +230,9 @@ def _with_model(report: Report, model: str) -> Report:
     return dataclasses.replace(report, model=model)
 
 
-def _failed(task: Task, circuit: Circuit, reason: str, seconds: float) -> TaskResult:
+def _failed(
+    task: Task, circuit: Circuit, reason: str, seconds: float, cpu: float | None = None
+) -> TaskResult:
     return TaskResult(
         task.index,
         error_rows(circuit, task, reason),
@@ -236,6 +241,7 @@ def _failed(task: Task, circuit: Circuit, reason: str, seconds: float) -> TaskRe
         seconds,
         os.getpid(),
         time.time(),
+        0.0 if cpu is None else time.process_time() - cpu,
     )
 
 
