@@ -357,3 +357,16 @@ def test_aggregate_verdicts_become_rows() -> None:
     assert rows[1]["p_value"] != rows[1]["p_value"]  # null -> NaN
     table = SweepTable(rows)
     assert "passed" in table.columns and json.loads(table.to_json())[1]["p_value"] is None
+
+
+def test_behaviour_selectors_are_chosen_on_each_checkpoint(ckpts: Path) -> None:
+    """A spec with `top K of ...` travels as its file; workers compile it and choose the
+    units again on every checkpoint, exactly as this process does."""
+    spec = circuitdsl.load(REPO / "specs" / "curvenet" / "universal.circ")
+    assert spec_ref(spec).kind == "path"
+    paths = [str(ckpts / "step_000100.safetensors"), str(ckpts / "step_000300.safetensors")]
+    pooled = check_checkpoints(spec, None, paths, workers=2)
+    inline = check_checkpoints(spec, None, paths, executor="inline")
+    assert pooled.rows == inline.rows
+    assert all(r["status"] != "error" for r in pooled.rows)
+    assert pooled.reports()[0] is not None and pooled.reports()[0].selections
