@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 import circuitdsl  # noqa: E402
 from circuitdsl.check.api import check_spec  # noqa: E402
-from circuitdsl.models.base import load_model  # noqa: E402
+from circuitdsl.models.registry import load_model  # noqa: E402
 from circuitdsl.models.reload import with_weights  # noqa: E402
 from circuitdsl.sweep import check_checkpoints  # noqa: E402
 from circuitdsl.zoo import get_zoo_entry  # noqa: E402

@@ -110,6 +110,7 @@ class Task:
     weights: str | None
     label: str
     step: int | None = None
+    preprocess: str | None = None  # `--preprocess` (a named input normalisation), if any
 
 
 @dataclass
@@ -171,7 +172,7 @@ def _spec_of(ref: SpecRef) -> tuple[Circuit, Any]:
 def _adapter_for(model: str, weights: str | None) -> Any:
     """The model with `weights`: from the cached trace of `model` when it can be shared,
     loaded afresh otherwise (the first checkpoint of a model becomes its template)."""
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
     from circuitdsl.models.reload import can_share, with_weights
 
     template = _TEMPLATES.get(model)
@@ -199,7 +200,9 @@ def run_task(task: Task) -> TaskResult:
         from circuitdsl.check.api import check_spec
 
         adapter = _adapter_for(task.model, task.weights)
-        report = check_spec(circuit, adapter, task.weights, program=program)
+        report = check_spec(
+            circuit, adapter, task.weights, program=program, preprocess=task.preprocess
+        )
     except DiagnosticError as err:
         reason = "; ".join(f"{x.code}: {x.message}" for x in err.diagnostics)
         return _failed(task, circuit, reason, time.perf_counter() - start, cpu)
@@ -894,6 +897,7 @@ def check_checkpoints(
     ray_address: str | None = None,
     chunk: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    preprocess: str | None = None,
 ) -> SweepTable:
     """Check `spec` (an `api.Spec`, or several) on every checkpoint of `model`.
 
@@ -906,7 +910,7 @@ def check_checkpoints(
     for s in specs:
         ref, name = spec_ref(s), _model_name(s, model)
         for p in paths:
-            tasks.append(Task(len(tasks), ref, name, p, p, step_of(p)))
+            tasks.append(Task(len(tasks), ref, name, p, p, step_of(p), preprocess))
     results = run_tasks(
         tasks,
         workers=workers,
@@ -927,6 +931,7 @@ def check_models(
     ray_address: str | None = None,
     chunk: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
+    preprocess: str | None = None,
 ) -> tuple[list[Report], SweepTable]:
     """Check `spec` on every model (a name, or ``(name, weights)``): seeds, architectures.
 
@@ -942,7 +947,7 @@ def check_models(
         name, weights = (m, None) if isinstance(m, str) else (m[0], m[1])
         w = str(weights) if weights is not None else None
         label = name if w is None else f"{name}={w}"
-        tasks.append(Task(len(tasks), ref, name, w, label, step_of(w) if w else None))
+        tasks.append(Task(len(tasks), ref, name, w, label, step_of(w) if w else None, preprocess))
     results = run_tasks(
         tasks,
         workers=workers,

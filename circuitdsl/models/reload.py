@@ -73,7 +73,9 @@ def with_weights(template: ModelAdapter, path: str | Path) -> ModelAdapter | Non
 
     adapter = copy.copy(template)
     adapter.module = module
-    adapter.graph = graph
+    adapter._graph = graph
+    # Every tensor the module has came from the file (the keys matched exactly).
+    adapter._missing = frozenset()
     adapter.weights_path = str(path)
     adapter._cache = {}
     adapter._modules = modules

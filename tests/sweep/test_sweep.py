@@ -21,7 +21,7 @@ import circuitdsl
 from circuitdsl.check.api import check_spec
 from circuitdsl.cli import main
 from circuitdsl.language.diagnostics import DiagnosticError
-from circuitdsl.models.base import load_model
+from circuitdsl.models.registry import load_model
 from circuitdsl.models.reload import with_weights
 from circuitdsl.sweep import (
     BASE_COLUMNS,
