@@ -101,6 +101,8 @@ E_PREPROCESS = _code("E218", "preprocessing", "the preprocessing named is unknow
 E_USAGE = _code("E300", "usage", "command-line arguments are wrong")
 E_OUTPUT = _code("E301", "output", "an output file cannot be written")
 E_GRAPHVIZ = _code("E302", "graphviz-missing", "Graphviz's `dot` program is not installed")
+E_NO_CHECKPOINTS = _code("E310", "no-checkpoints", "--checkpoints names no weight file")
+E_EXECUTOR = _code("E311", "executor", "a sweep's executor cannot start (no Ray, no cluster)")
 
 
 @dataclass(frozen=True, slots=True)
