@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ def check_spec(
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
     program: Any = None,
+    allow_factories: bool | Collection[str] = (),
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -33,6 +34,10 @@ def check_spec(
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
+
+    A spec cannot run code: a `model "pkg.mod:fn"` line is refused (E220) unless
+    `allow_factories` is True or lists that reference. A factory passed as `model_name`
+    is the caller's own choice and is always used.
     """
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
@@ -48,6 +53,10 @@ def check_spec(
                 )
             ]
         )
+    if model_name is None and isinstance(model, str):
+        from circuitdsl.models.module import guard_spec_factory
+
+        guard_spec_factory(model, allow_factories, circuit.path)
     if isinstance(model, str):
         from circuitdsl.models.base import load_model
 

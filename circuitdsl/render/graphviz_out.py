@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from circuitdsl.language.atomic import write_atomic
 from circuitdsl.language.diagnostics import (
     E_GRAPHVIZ,
     E_OUTPUT,
@@ -85,18 +86,8 @@ def run_dot(dot_text: str, fmt: str) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    E_OUTPUT,
-                    f"cannot write {path}: {exc.strerror or exc}",
-                    help="check that the folder exists and is writable",
-                )
-            ]
-        ) from exc
+    # Atomic: a failed write (full disk) leaves an existing diagram as it was (E301).
+    write_atomic(path, data)
 
 
 def render(
