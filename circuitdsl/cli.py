@@ -31,8 +31,10 @@ def _sources_of(paths: Sequence[str]) -> dict[str, str]:
     out = {}
     for p in paths:
         try:
-            out[p] = Path(p).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            if not Path(p).is_file():  # a FIFO read twice would block; a device never ends
+                continue
+            out[p] = Path(p).read_text(encoding="utf-8-sig")  # as the loader reads it
+        except (OSError, UnicodeDecodeError, ValueError):
             continue
     return out
 
