@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -468,6 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `circ` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        _notes_as_lines()
+        return _main(argv)
+
+
+def _notes_as_lines() -> None:
+    """Print circuitdsl's notes (`WeightsNote`: weights converted to float32) as `note:`."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if category.__name__ == "WeightsNote":
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["tune"]:  # its own argument parser, `--help` included
             return cmd_tune(argparse.Namespace(rest=argv[1:]))

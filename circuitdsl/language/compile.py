@@ -213,9 +213,9 @@ class _Compiler:
             [
                 Diagnostic(
                     d.E_TOO_MANY,
-                    f"this `for` expands to {size:,} combinations ({pools}); with the"
-                    f" {self.instances:,} before it that exceeds the limit of"
-                    f" {self.max_instances:,} instances",
+                    f"this `for` expands to {size:,} combinations ({pools}); "
+                    + (f"with the {self.instances:,} before it, " if self.instances else "")
+                    + f"that exceeds the limit of {self.max_instances:,} instances",
                     stmt.span,
                     help="narrow it with `where`, split the families, or raise the limit"
                     " with `--max-instances N`",
