@@ -186,7 +186,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if len(reports) == 1:
             text = reports[0].to_json()
         else:
-            text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+            text = json.dumps([r.to_dict() for r in reports], indent=2, allow_nan=False) + "\n"
     elif args.format == "junit":
         if len(reports) == 1:
             text = reports[0].to_junit()

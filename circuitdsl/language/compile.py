@@ -293,14 +293,18 @@ class _Compiler:
             suffix = "" if body.polarity == "any" else f"_{body.polarity}"
             return "rank", {"k": k, "polarity": body.polarity}, f"top{k}{suffix}"
         if isinstance(body, ast.ShapeBody):
-            orientation = float(evaluate(body.orientation, env))
+            orientation = _finite(float(evaluate(body.orientation, env)), body.span)
             return (
                 "shape",
                 {"sign": body.sign, "shape": body.shape, "orientation": orientation},
                 f"{body.sign}_along_{body.shape}",
             )
         assert isinstance(body, ast.EquivarianceBody)
-        period = float(evaluate(body.period, env)) if body.period is not None else None
+        period = (
+            _finite(float(evaluate(body.period, env)), body.span)
+            if body.period is not None
+            else None
+        )
         return (
             "equivariance",
             {"transform": body.transform.text, "param": body.param.text, "period": period},
@@ -375,6 +379,15 @@ class _Compiler:
         if edit.factor is not None:
             data["factor"] = float(edit.factor.value)
         return data
+
+
+def _finite(value: float, span: Span) -> float:
+    """E108 for arithmetic that overflowed (`o * 1e300`): the IR and its JSON hold no inf."""
+    if math.isfinite(value):
+        return value
+    raise DiagnosticError(
+        [Diagnostic(d.E_BAD_VALUE, f"this value is not a finite number ({value})", span)]
+    )
 
 
 def _region(region: ast.Region) -> dict[str, Any]:
