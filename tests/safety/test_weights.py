@@ -95,6 +95,29 @@ def test_damaged_files_through_the_cli(tmp_path: Path, suffix: str) -> None:
         assert len(result.err) < 1500
 
 
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("image.pt", b"\x89PNG\r\n\x1a\n" + bytes(200)),
+        ("notes.pth", b"these are not weights\n" * 20),
+        ("empty.pt", b""),
+        ("arrays.pt", b"PK\x03\x04" + bytes(100)),  # a broken zip
+        ("model.h5", b"\x89HDF\r\n\x1a\n" + bytes(100)),
+        ("w.safetensors", (2**60).to_bytes(8, "little") + b"{}"),  # a header length of 2^60
+        ("list.pt", None),  # a valid pickle of a list, not a state dict
+    ],
+)
+def test_files_of_another_format_are_named(tmp_path: Path, name: str, data: bytes | None) -> None:
+    path = tmp_path / name
+    if data is None:
+        torch.save([torch.zeros(2)], path)
+    else:
+        path.write_bytes(data)
+    result = circ("layers", FACTORY, "--weights", str(path))
+    assert result.code == 2 and "E211" in result.err and str(path) in result.err
+    assert len(result.err) < 1500
+
+
 def test_a_pickle_that_runs_code_is_still_refused(tmp_path: Path) -> None:
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
