@@ -87,7 +87,8 @@ def run_dot(dot_text: str, fmt: str) -> bytes:
 
 def _write(path: Path, data: bytes) -> None:
     # Atomic: a failed write (full disk) leaves an existing diagram as it was (E301).
-    write_atomic(path, data)
+    # A missing folder is an error here, as it always was for rendered files.
+    write_atomic(path, data, make_parents=False)
 
 
 def render(
