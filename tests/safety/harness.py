@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from collections import Counter
 from dataclasses import dataclass
 
 from circuitdsl.cli import main
 
 TALLY: Counter[str] = Counter()
-START = time.monotonic()
-
-START = time.monotonic()
 
 
 @dataclass
