@@ -46,8 +46,9 @@ def write_atomic(path: str | Path, data: str | bytes, *, make_parents: bool = Tr
         if make_parents:
             target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            mode: int | None = stat.S_IMODE(target.stat().st_mode)
-            if not os.access(target, os.W_OK) or not mode & 0o222:
+            bits = stat.S_IMODE(target.stat().st_mode)
+            mode: int | None = bits
+            if not os.access(target, os.W_OK) or not bits & 0o222:
                 # Renaming over a read-only file would succeed (the folder is writable),
                 # silently defeating the protection the user put on it; no write bit at
                 # all counts as read-only even for root, who may write anything.

@@ -176,7 +176,7 @@ def _damaged(p: Path, exc: BaseException) -> DiagnosticError:
 def _detail(exc: BaseException) -> str:
     if isinstance(exc, pickle.UnpicklingError):
         # torch's message is a page of advice about weights_only; keep the error itself.
-        found = re.findall(r"WeightsUnpickler error: (.*)", str(exc))
+        found: list[str] = re.findall(r"WeightsUnpickler error: (.*)", str(exc))
         if found:
             return found[-1].strip()[:200]
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
