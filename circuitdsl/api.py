@@ -63,18 +63,27 @@ class Spec:
         model: Any = None,
         *,
         weights: str | Path | None = None,
+        preprocess: Any = None,
         allow_factories: bool | Collection[str] = (),
     ) -> Report:
-        """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
-        measure every claim.
+        """Bind to `model` and measure every claim.
 
-        A spec's own `model "pkg.mod:fn"` line runs code, so it is refused (E220)
-        unless `allow_factories` is True or names it; `model=` is always used.
+        `model` is a name (default: the spec's `model` line), a loaded adapter, or an
+        `nn.Module` object (`spec.check(my_net, preprocess="imagenet")`). `preprocess`
+        (a preset name, a `circuitdsl.models.Preprocess` or a callable on images in
+        [0, 1]) replaces the model's own input transform and the spec's. A spec's own
+        `model "pkg.mod:fn"` line runs code, so it is refused (E220) unless
+        `allow_factories` is True or names it; `model=` is always used.
         """
         from circuitdsl.check.api import check_spec
 
         return check_spec(
-            self.circuit, model, weights, program=self.program, allow_factories=allow_factories
+            self.circuit,
+            model,
+            weights,
+            program=self.program,
+            preprocess=preprocess,
+            allow_factories=allow_factories,
         )
 
     def _repr_svg_(self) -> str | None:

@@ -473,4 +473,5 @@ def compile_circuit(resolved: Resolved, *, max_instances: int = MAX_INSTANCES) -
         claims=tuple(compiler.claims),
         path=resolved.path,
         sources=resolved.sources,
+        preprocess=resolved.preprocess,
     )

@@ -93,6 +93,10 @@ E_WEIGHTS_UNSAFE = _code("E213", "weights-unsafe", "the file would execute code 
 E_MODEL_FACTORY = _code("E214", "model-factory", "a model factory cannot be imported or called")
 E_NO_MODEL = _code("E215", "no-model", "the spec names no model and none was given")
 E_NOT_SUPPORTED = _code("E216", "not-supported", "the model cannot measure this claim")
+E_WEIGHTS_INCOMPLETE = _code(
+    "E217", "weights-incomplete", "a claim needs a parameter the weight file does not have"
+)
+E_PREPROCESS = _code("E218", "preprocessing", "the preprocessing named is unknown or does not fit")
 E_SPEC_FACTORY = _code("E220", "spec-factory", "a spec names Python code that was not allowed")
 E_WEIGHTS_DTYPE = _code("E221", "weights-dtype", "the weight file holds non-float tensors")
 E_WEIGHTS_NONFINITE = _code("E222", "weights-nonfinite", "the weight file holds NaN or Inf")
