@@ -16,7 +16,7 @@ front end starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from circuitdsl.language.syntax.parser import gc_paused
 
 if TYPE_CHECKING:
     from circuitdsl.report.model import Report
+    from circuitdsl.sweep import SweepTable
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,49 @@ class Spec:
             preprocess=preprocess,
             allow_factories=allow_factories,
         )
+
+    def check_checkpoints(
+        self,
+        model: str | None,
+        checkpoints: str | Sequence[str | Path],
+        *,
+        workers: int | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+        allow_factories: bool | Collection[str] = (),
+    ) -> SweepTable:
+        """Every claim on every checkpoint of `model` (a glob, a list file or a list of
+        paths), on a local process pool (default) or Ray: the claims x checkpoints table
+        (`circuitdsl.sweep`). With `model=None` the spec's model is used; a factory
+        there needs `allow_factories` (E220)."""
+        from circuitdsl.sweep import check_checkpoints
+
+        return check_checkpoints(
+            self,
+            model,
+            checkpoints,
+            workers=workers,
+            executor=executor,
+            ray_address=ray_address,
+            allow_factories=allow_factories,
+        )
+
+    def check_models(
+        self,
+        models: Sequence[str | tuple[str, str | Path | None]],
+        *,
+        workers: int | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+    ) -> list[Report]:
+        """One report per model (name, or ``(name, weights)``), checked in parallel, for
+        `circuitdsl.report.universality.universality_table`."""
+        from circuitdsl.sweep import check_models
+
+        reports, _ = check_models(
+            self, models, workers=workers, executor=executor, ray_address=ray_address
+        )
+        return reports
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""

@@ -190,6 +190,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         _not_an_input(args.render, args.output)  # the report and the picture are both kept
     # Every spec compiles before torch is even imported: a typo costs well under a second.
     specs = [load(p, max_instances=args.max_instances) for p in args.specs]
+    if args.checkpoints is not None:
+        return _check_checkpoints(args, specs)
+    if len(_model_arg(args)) > 1 and (args.workers or args.executor or args.ray_address):
+        return _check_models(args, specs)
     from circuitdsl.check.api import check_spec
 
     device = _device(args.device)
@@ -242,6 +246,115 @@ def cmd_check(args: argparse.Namespace) -> int:
             # The claims were checked; a missing Graphviz must not hide their verdict.
             print(render(err.diagnostics, {}), file=sys.stderr)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _executor(args: argparse.Namespace) -> str:
+    """`--executor`, with `--ray-address` implying Ray."""
+    if args.ray_address and args.executor not in (None, "ray"):
+        raise DiagnosticError([Diagnostic(d.E_USAGE, "--ray-address goes with --executor ray")])
+    return "ray" if args.ray_address else (args.executor or "local")
+
+
+def _sweep_progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        sys.stderr.write(f"\rchecked {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _check_checkpoints(args: argparse.Namespace, specs: Sequence[object]) -> int:
+    """`--checkpoints`: every claim on every checkpoint, one table (circuitdsl.sweep)."""
+    from circuitdsl.sweep import check_checkpoints
+
+    problems = []
+    if args.weights:
+        problems.append("--checkpoints and --weights: the checkpoints are the weights")
+    if args.model and len(args.model) > 1:
+        problems.append("--checkpoints takes one --model (the checkpoints' architecture)")
+    if args.model and "=" in args.model[0]:
+        problems.append("--checkpoints with --model M=FILE: the checkpoints are the weights")
+    if args.render and not args.render.lower().endswith(".html"):
+        problems.append("with --checkpoints, --render writes an .html report")
+    if problems:
+        raise DiagnosticError([Diagnostic(d.E_USAGE, p) for p in problems])
+    table = check_checkpoints(
+        list(specs),
+        args.model[0] if args.model else None,
+        args.checkpoints,
+        workers=args.workers,
+        executor=_executor(args),
+        ray_address=args.ray_address,
+        progress=_sweep_progress(args),
+        preprocess=args.preprocess,
+        allow_factories=_allowed_factories(args),
+    )
+    out = args.output
+    if out and out != "-":
+        table.write(out)
+        counts = {s: sum(r["status"] == s for r in table.rows) for s in ("pass", "fail", "error")}
+        print(
+            f"{len(table.checkpoints)} checkpoints, {len(table.rows)} rows "
+            f"({counts['pass']} pass, {counts['fail']} fail, {counts['error']} error) -> {out}",
+            file=sys.stderr,
+        )
+    else:
+        _write(table.to_json() if args.format == "json" else table.to_text(), None)
+    if args.plot:
+        from circuitdsl.render.training import plot_training
+
+        plot_training(table.rows, args.plot)
+    if args.render:
+        from circuitdsl.render.training import training_html
+
+        last = [r for r in table.reports() if r is not None]
+        circuit = specs[0].circuit  # type: ignore[attr-defined]
+        _write(training_html(circuit, table.rows, last[-1] if last else None), args.render)
+    return EXIT_OK if table.ok else EXIT_FAIL
+
+
+def _check_models(args: argparse.Namespace, specs: Sequence[object]) -> int:
+    """Several `--model`s with `--workers`/`--executor`: the universality table, each model
+    checked as a task of a sweep."""
+    from circuitdsl.report.universality import universality_table
+    from circuitdsl.sweep import check_models
+
+    if args.weights:
+        raise DiagnosticError(
+            [Diagnostic(d.E_USAGE, "--weights with several --model: one file fits one model")]
+        )
+    texts, ok = [], True
+    for spec in specs:
+        reports, _ = check_models(
+            spec,
+            [_model_and_weights(m, None) for m in args.model],  # type: ignore[misc]
+            workers=args.workers,
+            executor=_executor(args),
+            ray_address=args.ray_address,
+            progress=_sweep_progress(args),
+            preprocess=args.preprocess,
+        )
+        ok = ok and all(r.ok for r in reports)
+        if args.format == "json":
+            import json
+
+            texts.append(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+        else:
+            texts.append("\n".join(r.to_text() for r in reports))
+            texts.append("\n" + universality_table(reports))
+    _write("".join(texts), args.output)
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--workers needs a whole number >= 1, not `{text}`")
+    return int(text)
 
 
 def _device(name: str) -> str:
@@ -445,6 +558,32 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("cpu", "cuda"),
         default="cpu",
         help="where activation claims run the model (default cpu)",
+    )
+    sweep = p.add_argument_group(
+        "sweeps", "one spec over many checkpoints or models, in parallel (circuitdsl.sweep)"
+    )
+    sweep.add_argument(
+        "--checkpoints",
+        metavar="GLOB|LISTFILE",
+        help="check every weight file matched (quote the glob) or listed (one a line); "
+        "-o FILE.csv|.parquet|.json writes the claims x checkpoints table",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="worker processes (default: the CPU count, capped by free memory)",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=("local", "ray", "inline"),
+        help="local process pool (default), Ray tasks, or inline (this process, serially)",
+    )
+    sweep.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster (implies ray)")
+    sweep.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="with --checkpoints: each claim's statistic against the step (matplotlib)",
     )
     _spec_safety_options(p)
     p.set_defaults(func=cmd_check)

@@ -104,6 +104,8 @@ E_WEIGHTS_NONFINITE = _code("E222", "weights-nonfinite", "the weight file holds 
 E_USAGE = _code("E300", "usage", "command-line arguments are wrong")
 E_OUTPUT = _code("E301", "output", "an output file cannot be written")
 E_GRAPHVIZ = _code("E302", "graphviz-missing", "Graphviz's `dot` program is not installed")
+E_NO_CHECKPOINTS = _code("E310", "no-checkpoints", "--checkpoints names no weight file")
+E_EXECUTOR = _code("E311", "executor", "a sweep's executor cannot start (no Ray, no cluster)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,3 +90,21 @@ def test_registered_and_torchvision_names_need_no_opt_in(tmp_path: Path) -> None
         guard_spec_factory(name, (), "s.circ")  # no error
     with pytest.raises(DiagnosticError):
         guard_spec_factory("a.b:c", ("a.b:d",), "s.circ")
+
+
+def test_a_checkpoint_sweep_refuses_a_spec_factory_too(tmp_path: Path, weights: Path) -> None:
+    # The sweep takes the spec's model line when no --model is given: same rule.
+    spec = _spec(tmp_path, FACTORY)
+    result = circ("check", str(spec), "--checkpoints", str(weights), "--executor", "inline")
+    assert result.code == 2 and "E220" in result.err and sentinel.CALLS == []
+    allowed = circ(
+        "check",
+        str(spec),
+        "--checkpoints",
+        str(weights),
+        "--executor",
+        "inline",
+        "--allow-factory",
+        FACTORY,
+    )
+    assert allowed.code in (0, 1) and sentinel.CALLS == ["make"]
