@@ -38,10 +38,13 @@ from circuitdsl.models.base import ModelAdapter, TracedAdapter
 from circuitdsl.models.checkpoint import load_state_dict_into
 from circuitdsl.models.preprocess import Preprocess
 
+# `zoo:NAME` models are looked up in a library's registry by name: no code of the spec's runs.
+NAMED_ZOOS = ("torchvision:", "timm:")
+
 
 def is_factory_reference(name: str) -> bool:
     """Whether model `name` is a Python factory (`package.module:function`), i.e. code."""
-    return ":" in name and not name.startswith("torchvision:")
+    return ":" in name and not name.startswith(NAMED_ZOOS)
 
 
 def guard_spec_factory(name: str, allow: bool | Collection[str], spec_path: str | None) -> None:

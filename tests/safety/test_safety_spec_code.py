@@ -108,3 +108,13 @@ def test_a_checkpoint_sweep_refuses_a_spec_factory_too(tmp_path: Path, weights: 
         FACTORY,
     )
     assert allowed.code in (0, 1) and sentinel.CALLS == ["make"]
+
+
+def test_zoo_names_in_a_spec_are_not_factories() -> None:
+    """`torchvision:` and `timm:` name models in a library's registry, not code to run."""
+    from circuitdsl.models.module import guard_spec_factory, is_factory_reference
+
+    assert not is_factory_reference("timm:resnet18")
+    assert not is_factory_reference("torchvision:vgg16")
+    assert is_factory_reference("os:abort")
+    guard_spec_factory("timm:resnet18", False, "x.circ")  # no E220
