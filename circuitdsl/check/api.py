@@ -8,7 +8,7 @@ import datetime
 import hashlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ def check_spec(
     only: Callable[[str], bool] | None = None,
     preprocess: Any = None,
     note: Callable[[str], None] | None = None,
+    allow_factories: bool | Collection[str] = (),
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -62,6 +63,10 @@ def check_spec(
     `only(claim_id)` keeps the claims to measure (`circ check -k`); the others are not
     bound or measured. The report's `provenance` records what produced it (versions,
     the weights file's sha256, device, date, seconds).
+
+    A spec cannot run code: a `model "pkg.mod:fn"` line is refused (E220) unless
+    `allow_factories` is True or lists that reference. A factory passed as `model_name`
+    is the caller's own choice and is always used.
     """
     started = time.perf_counter()
     from circuitdsl.check.engine import check
@@ -78,6 +83,10 @@ def check_spec(
                 )
             ]
         )
+    if model_name is None and isinstance(model, str):
+        from circuitdsl.models.module import guard_spec_factory
+
+        guard_spec_factory(model, allow_factories, circuit.path)
     adapter, bound = _adapter_of(model, weights, circuit)
     # The spec's word belongs to the spec's model: another model keeps its own.
     spec_word = circuit.preprocess if model_name is None or model_name == circuit.model else None
