@@ -36,7 +36,7 @@ import torch
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
 from circuitdsl.language.ir import Claim, Threshold
 from circuitdsl.measure.stimuli import STIMULI, check_params, get_stimulus
-from circuitdsl.models.edits import edited_copy
+from circuitdsl.models.edits import EditError, edited_copy
 from circuitdsl.models.probe import input_size, runner_for
 
 KINDS = ("activation", "prediction")
@@ -352,12 +352,35 @@ def _feature(ctx: Any, name: str) -> Any:
     return feats[name]
 
 
-def _implied_change(change: str) -> tuple[Threshold, ...]:
+def _implied_change(change: str, size: Mapping[str, Any] | None = None) -> tuple[Threshold, ...]:
+    """The verdict a predicted change implies (docs/claims.md, `predict`)."""
+    if size is not None:
+        kind, v = str(size["kind"]), float(size["value"])
+        if kind == "by_at_least":
+            sign = 1.0 if change == "increases" else -1.0
+            return (Threshold("relative_change", ">=" if sign > 0 else "<=", sign * v),)
+        if kind == "to_above":
+            return (Threshold("ratio", ">", v),)
+        if kind == "to_below":
+            return (Threshold("ratio", "<", v),)
+        return (Threshold("abs_relative_change", "<=", v),)
     if change == "increases":
         return (Threshold("change", ">", 0.0),)
     if change == "decreases":
         return (Threshold("change", "<", 0.0),)
     return (Threshold("abs_effect", "<=", UNCHANGED_EFFECT),)
+
+
+def _relative(before: float, after: float) -> tuple[float, float]:
+    """(relative change, ratio): ``(after - before) / |before|`` and ``after / before``.
+
+    Both are undefined (NaN, so a claim on them fails) when `before` is 0; the ratio
+    also when `before` < 0, where "below half of it" has no clear meaning.
+    """
+    if before == 0 or not math.isfinite(before):
+        return float("nan"), float("nan")
+    rel = (after - before) / abs(before)
+    return rel, (after / before if before > 0 else float("nan"))
 
 
 def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]) -> float:
@@ -424,7 +447,10 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
             )
         )
         try:
-            model = edited_copy(adapter, ctx.bound, c.args["edits"])
+            try:
+                model = edited_copy(adapter, ctx.bound, c.args["edits"])
+            except EditError as exc:
+                raise Unmeasurable(str(exc)) from None
             r = runner_for(adapter, model.gm, device=device, ablate=model.ablate)
             sub = r.centres(images[rows], sorted(src.nodes))
             full = {
@@ -464,19 +490,28 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
         change = after - before
         scale = _effect_scale(str(act["test"]), act, s0)
         effect = change / scale
+        rel, ratio = _relative(before, after)
         measured = {
             "before": before,
             "after": after,
             "change": change,
+            "relative_change": rel,
+            "abs_relative_change": abs(rel),
+            "ratio": ratio,
             "effect": effect,
             "abs_effect": abs(effect),
         }
+        size = c.args.get("size")
+        predicted = str(c.args["change"])
+        if size is not None:
+            predicted += f" ({size['kind'].replace('_', ' ')} {size['value']:g})"
         detail = (
-            f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g},"
-            f" {effect:+.3g} in units of {fmt(scale)}), predicted {c.args['change']};"
+            f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g}, relative"
+            f" {rel:+.1%}, {effect:+.3g} in units of {fmt(scale)}), predicted {predicted};"
             f" edit: {'; '.join(notes)}"
         )
-        outs.append(Outcome(measured, detail, implied=_implied_change(str(c.args["change"]))))
+        implied = _implied_change(predicted.split()[0], size)
+        outs.append(Outcome(measured, detail, implied=implied))
     return outs
 
 

@@ -116,7 +116,21 @@ RULES: dict[str, Rule] = {
             (_t("cv", "<=", 0.25),),
             "coefficient of variation of the response across variants",
         ),
-        Rule("predict", ("change",), (), "the measured change has the predicted direction"),
+        Rule(
+            "predict",
+            (
+                "change",
+                "before",
+                "after",
+                "effect",
+                "abs_effect",
+                "relative_change",
+                "abs_relative_change",
+                "ratio",
+            ),
+            (),
+            "the measured change has the predicted direction (and size, when stated)",
+        ),
     )
 }
 

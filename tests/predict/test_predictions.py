@@ -98,7 +98,7 @@ predict remove (a -> r): r responds to line() decreases
     assert rep.claims[0].status == "error"
 
 
-def test_edits_far_apart_report_error() -> None:
+def test_edit_without_one_conv_is_a_linear_path_correction() -> None:
     from predict_models import tuned_adapter
 
     src = """
@@ -112,5 +112,9 @@ predict scale (a -> r) by 2: r responds to line() increases
     rep = check_spec(circuitdsl.loads(src).circuit, tuned_adapter())
     first, second = rep.claims
     assert first.status == "pass", first.detail
-    assert second.status == "error"
-    assert "not the output of a convolution fed by" in second.detail
+    assert "[direct conv]" in first.detail
+    # conv1 -> relu1 has no convolution between them: the identity map of the
+    # linearised network is doubled by a correction (relu1 + conv1 on channel 0)
+    assert second.status == "pass", second.detail
+    assert "[linear-path correction]" in second.detail
+    assert second.measured["ratio"] > 1.0
