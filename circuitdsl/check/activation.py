@@ -504,7 +504,13 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
         size = c.args.get("size")
         predicted = str(c.args["change"])
         if size is not None:
-            predicted += f" ({size['kind'].replace('_', ' ')} {size['value']:g})"
+            v = float(size["value"])
+            predicted += {
+                "by_at_least": f" by at least {100 * v:g}%",
+                "to_above": f" to above {v:g} of before",
+                "to_below": f" to below {v:g} of before",
+                "within": f" within {100 * v:g}%",
+            }[str(size["kind"])]
         detail = (
             f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g}, relative"
             f" {rel:+.1%}, {effect:+.3g} in units of {fmt(scale)}), predicted {predicted};"

@@ -282,9 +282,9 @@ def _ablate(gm: fx.GraphModule, adapter: Any, bound: Any, target: str) -> list[A
         _finish_split(gm, node, old, back, rec)
         onehot = all(len(f.channels) == 1 for f in mine)
         what = (
-            f"channels {_ranges(chans)} set to 0"
+            f"{_ranges(chans)} set to 0"
             if onehot
-            else f"{u.shape[1]} direction(s) over channels {_ranges(chans)} projected out"
+            else f"{u.shape[1]} direction(s) over {_ranges(chans)} projected out"
         )
         rec.note = f"[{ABLATION}] {layer}: {what}"
         out.append(rec)
@@ -579,4 +579,6 @@ def edited_copy(adapter: Any, bound: Any, edits: Sequence[Mapping[str, Any]]) ->
 
 
 def _ranges(chans: Sequence[int]) -> str:
-    return ",".join(str(c) for c in chans) if len(chans) <= 8 else f"{len(chans)} channels"
+    if len(chans) <= 8:
+        return ("channel " if len(chans) == 1 else "channels ") + ",".join(str(c) for c in chans)
+    return f"{len(chans)} channels"

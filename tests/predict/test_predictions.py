@@ -144,9 +144,9 @@ def test_sized_predictions(change: str, holds) -> None:  # type: ignore[no-untyp
 def test_sized_predictions_on_a_known_change() -> None:
     """Halving the only input of `other` halves its response exactly: ratio 0.5."""
     body = """
-predict scale (lum2 -> other) by 0.5: other responds to line(orientation = 0deg) decreases to below 0.6 of
-predict scale (lum2 -> other) by 0.5: other responds to line(orientation = 0deg) decreases by at least 60% as big
-predict scale (lum -> other) by 0.5: other responds to line(orientation = 0deg) unchanged within 1%
+predict scale (lum2 -> other) by 0.5: other responds to line() decreases to below 0.6 of
+predict scale (lum2 -> other) by 0.5: other responds to line() decreases by at least 60% as big
+predict scale (lum -> other) by 0.5: other responds to line() unchanged within 1%
 """
     a, b, c = run(body).claims
     assert a.measured["ratio"] == pytest.approx(0.5, abs=1e-5)
@@ -165,7 +165,8 @@ def test_sizes_survive_fmt() -> None:
     text = HEADER + (
         "predict remove (lum -> out): out responds to line() increases   by at least 20.5%\n"
         "predict ablate lum: out responds to line() decreases to below 0.5 of\n"
-        "predict ablate lum2: out no echo on curve() unchanged within 5% (abs_relative_change <= 0.1)\n"
+        "predict ablate lum2: out no echo on curve() unchanged within 5%"
+        " (abs_relative_change <= 0.1)\n"
     )
     once = format_spec(text)
     assert "increases by at least 20.5%\n" in once
