@@ -1,7 +1,9 @@
 """Every `predict` in specs/ is measured (pass or fail), never an `error`.
 
 The InceptionV1 specs are bound to lucent's architecture with random weights (its
-weights are not available offline); the curvenet specs to the shipped model. Stimuli
+weights are not available offline), the vgg16-hed spec to its architecture with random
+weights (the real run takes minutes; docs/vgg16.md reports it); the curvenet specs to
+the shipped model. Stimuli
 for InceptionV1 are rendered at 96x96 (the graph is traced at 224: its classifier head
 needs that, the layers read here do not) to keep the test fast.
 """
@@ -12,15 +14,29 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from predict_models import random_inceptionv1
 
 import circuitdsl
 from circuitdsl.check.api import check_spec
 from circuitdsl.measure.select import has_selectors
-from circuitdsl.models.base import load_model
+from circuitdsl.models.base import TracedAdapter, load_model
 
 ROOT = Path(__file__).parents[2]
 SPECS = sorted(p for p in (ROOT / "specs").rglob("*.circ") if "\npredict " in p.read_text())
+
+
+def random_vgg16(size: int = 32) -> TracedAdapter:
+    """vgg16-hed's module (torchvision's VGG16 features) with random weights, at `size`."""
+    from circuitdsl.models.vgg16_hed import VGG16HED
+
+    torch.manual_seed(0)
+    return TracedAdapter(
+        "vgg16-hed",
+        VGG16HED().eval(),
+        weights_path=None,
+        example_input=torch.zeros(1, 3, size, size),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +45,12 @@ def adapters():  # type: ignore[no-untyped-def]
 
     def get(name: str):  # type: ignore[no-untyped-def]
         if name not in cache:
-            cache[name] = random_inceptionv1() if name == "inceptionv1" else load_model(name)
+            if name == "inceptionv1":
+                cache[name] = random_inceptionv1()
+            elif name == "vgg16-hed":
+                cache[name] = random_vgg16()
+            else:
+                cache[name] = load_model(name)
         return cache[name]
 
     return get
