@@ -36,7 +36,7 @@ import torch
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
 from circuitdsl.language.ir import Claim, Threshold
 from circuitdsl.measure.stimuli import STIMULI, check_params, get_stimulus
-from circuitdsl.models.edits import EditError, edited_copy
+from circuitdsl.models.edits import edited_copy
 from circuitdsl.models.probe import input_size, runner_for
 
 KINDS = ("activation", "prediction")
@@ -447,10 +447,7 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
             )
         )
         try:
-            try:
-                model = edited_copy(adapter, ctx.bound, c.args["edits"])
-            except EditError as exc:
-                raise Unmeasurable(str(exc)) from None
+            model = edited_copy(adapter, ctx.bound, c.args["edits"])
             r = runner_for(adapter, model.gm, device=device, ablate=model.ablate)
             sub = r.centres(images[rows], sorted(src.nodes))
             full = {

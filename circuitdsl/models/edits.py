@@ -50,6 +50,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from circuitdsl.language.diagnostics import Unmeasurable
 from circuitdsl.models.weights import Block, NotLinearisable, expanded_weights
 
 # LinOp kinds that map channel i of their input to channel i of their output.
@@ -60,7 +61,7 @@ CORRECTION = "linear-path correction"
 ABLATION = "ablation"
 
 
-class EditError(Exception):
+class EditError(Unmeasurable):
     """An edit that cannot be applied to this model (the claim is reported as an error)."""
 
 

@@ -74,7 +74,7 @@ def colour_image(size: int = 64) -> torch.Tensor:
         images, _ = load_fashion_mnist("test")
         rgb = images[:3, 0][None]  # a different picture in each channel
     except FileNotFoundError:
-        from circuitdsl.stimuli import make_stimulus
+        from circuitdsl.measure.stimuli import make_stimulus
 
         rgb = make_stimulus("color_contrast", 28, orientation=30.0, color_a=(0.9, 0.2, 0.1))
         rgb = rgb * torch.linspace(0.3, 1.0, 28)[None, None, :, None]
