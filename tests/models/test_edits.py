@@ -315,7 +315,7 @@ def test_resnet_blocks(resnet: TracedAdapter) -> None:
 
 
 def test_resnet_direct_then_correction_compose(resnet: TracedAdapter) -> None:
-    """A direct edit inside a block, then a correction across it, is computed on the edited model."""
+    """A direct edit in a block, then a correction across it, computed on the edited model."""
     bound = Bound(
         a=units("layer1.0.conv1", 0, 1, 2),
         b=units("layer1.0.conv2", 4, 9),
