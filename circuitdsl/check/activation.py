@@ -374,11 +374,15 @@ def _implied_change(change: str, size: Mapping[str, Any] | None = None) -> tuple
 def _relative(before: float, after: float) -> tuple[float, float]:
     """(relative change, ratio): ``(after - before) / |before|`` and ``after / before``.
 
-    Both are undefined (NaN, so a claim on them fails) when `before` is 0; the ratio
-    also when `before` < 0, where "below half of it" has no clear meaning.
+    From `before` = 0 (a unit silent before the edit, after its ReLU) the relative change
+    is 0 when nothing changed and infinite (with the change's sign) otherwise: any echo
+    appearing from nothing is an increase "by at least 20%". The ratio is undefined (NaN:
+    a claim on it fails) when `before` <= 0, where "below half of it" has no clear meaning.
     """
-    if before == 0 or not math.isfinite(before):
+    if not (math.isfinite(before) and math.isfinite(after)):
         return float("nan"), float("nan")
+    if before == 0:
+        return (0.0 if after == 0 else math.copysign(math.inf, after)), float("nan")
     rel = (after - before) / abs(before)
     return rel, (after / before if before > 0 else float("nan"))
 
