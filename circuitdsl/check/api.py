@@ -60,6 +60,7 @@ def check_spec(
         adapter = model
         bound = None
     selections: tuple[str, ...] = ()
+    chosen: list[Any] = []
     if program is not None:
         from circuitdsl.measure.select import has_selectors, materialise
 
@@ -73,9 +74,19 @@ def check_spec(
             bound = None  # the circuit changed: bind it afresh
     if bound is None:
         bound = bind(circuit, adapter)
+    if chosen:
+        # activation claims need to know which members a selector assigned (circularity,
+        # `covers` without a stimulus)
+        bound.selections = {c.name: c for c in chosen}
     report = check(circuit, bound, progress=progress, device=device)
     name = model if isinstance(model, str) else getattr(adapter, "name", report.model)
     wpath = getattr(adapter, "weights_path", None)
     if weights is not None:
         wpath = str(weights)
-    return dataclasses.replace(report, model=str(name), weights=wpath, selections=selections)
+    return dataclasses.replace(
+        report,
+        model=str(name),
+        weights=wpath,
+        selections=selections,
+        selection_data=tuple(e for c in chosen for e in c.to_dicts()),
+    )

@@ -52,6 +52,8 @@ class BoundCircuit:
         self.circuit = circuit
         self.adapter = adapter
         self.features = features
+        # feature/family name -> the `circuitdsl.measure.select.Selection` that chose it
+        self.selections: dict[str, object] = {}
 
     def __repr__(self) -> str:
         return f"<BoundCircuit {self.circuit.name} on {self.adapter.name}>"

@@ -19,15 +19,20 @@ _MARK = {"pass": "pass", "fail": "FAIL", "error": "error"}
 
 
 def _ranks(report: Report) -> dict[str, str]:
-    """`curve[16]` -> `curve#1` for members chosen by behaviour (rank = selection order).
+    """`curve[16]` -> `curve#1` for members chosen by behaviour (rank = selection order;
+    for a family that tiles `over P`, the bin, so rows line up by bin).
 
     The same claim is about different channels on different models; rows line up by
     rank so that "the best curve unit" of each model shares a row.
     """
     out = {}
+    if report.selection_data:  # numbers: a tiled family's rank is its bin
+        for e in report.selection_data:
+            out[f"{e['name']}[{e['channel']}]"] = f"{e['name']}#{e['rank']}"
+        return out
     for text in report.selections:
         name, _, rest = text.partition(" = ")
-        chans = re.findall(r"\b[\w.]+:(\d+) \(z", rest.rsplit(": ", 1)[-1])
+        chans = re.findall(r"\b[\w.]+:(\d+) \((?:z|score)", rest.rsplit(": ", 1)[-1])
         for rank, ch in enumerate(chans, start=1):
             out[f"{name}[{ch}]"] = f"{name}#{rank}"
     return out

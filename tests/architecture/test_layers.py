@@ -66,9 +66,6 @@ def test_no_import_cycles(graph: nx.DiGraph) -> None:
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:10])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="measure.select uses check.activation's sweeps: they move to measure/"
-)
 def test_every_import_goes_down_the_layers(graph: nx.DiGraph) -> None:
     upward = [
         f"{a} ({layer_of(a)}) -> {b} ({layer_of(b)})"

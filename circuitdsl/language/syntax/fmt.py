@@ -136,6 +136,16 @@ def selector_text(sel: ast.Selector) -> str:
 
 
 def activation_text(act: ast.Activation) -> str:
+    """The activation test as written, with `pre ` in front when it reads before the ReLU."""
+    return ("pre " if act.read == "pre" else "") + _test_text(act)
+
+
+def _test_text(act: ast.Activation) -> str:
+    if act.test == "covers":
+        assert act.param is not None and act.value is not None
+        on = f" on {stimulus_text(act.stimulus)}" if act.stimulus is not None else ""
+        return f"covers {act.param.text} in {expr_text(act.value)} bins{on}"
+    assert act.stimulus is not None
     stim = stimulus_text(act.stimulus)
     if act.test == "responds":
         return f"responds to {stim}"
