@@ -16,7 +16,7 @@ front end starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from circuitdsl.language.syntax.parser import gc_paused
 
 if TYPE_CHECKING:
     from circuitdsl.report.model import Report
+    from circuitdsl.sweep import SweepTable
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,58 @@ class Spec:
 
         return to_networkx(self.circuit)
 
-    def check(self, model: Any = None, *, weights: str | Path | None = None) -> Report:
-        """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
-        measure every claim."""
+    def check(
+        self,
+        model: Any = None,
+        *,
+        weights: str | Path | None = None,
+        preprocess: Any = None,
+    ) -> Report:
+        """Bind to `model` and measure every claim.
+
+        `model` is a name (default: the spec's `model` line), a loaded adapter, or an
+        `nn.Module` object (`spec.check(my_net, preprocess="imagenet")`). `preprocess`
+        (a preset name, a `circuitdsl.models.Preprocess` or a callable on images in
+        [0, 1]) replaces the model's own input transform and the spec's.
+        """
         from circuitdsl.check.api import check_spec
 
-        return check_spec(self.circuit, model, weights, program=self.program)
+        return check_spec(self.circuit, model, weights, program=self.program, preprocess=preprocess)
+
+    def check_checkpoints(
+        self,
+        model: str | None,
+        checkpoints: str | Sequence[str | Path],
+        *,
+        workers: int | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+    ) -> SweepTable:
+        """Every claim on every checkpoint of `model` (a glob, a list file or a list of
+        paths), on a local process pool (default) or Ray: the claims x checkpoints table
+        (`circuitdsl.sweep`)."""
+        from circuitdsl.sweep import check_checkpoints
+
+        return check_checkpoints(
+            self, model, checkpoints, workers=workers, executor=executor, ray_address=ray_address
+        )
+
+    def check_models(
+        self,
+        models: Sequence[str | tuple[str, str | Path | None]],
+        *,
+        workers: int | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+    ) -> list[Report]:
+        """One report per model (name, or ``(name, weights)``), checked in parallel, for
+        `circuitdsl.report.universality.universality_table`."""
+        from circuitdsl.sweep import check_models
+
+        reports, _ = check_models(
+            self, models, workers=workers, executor=executor, ray_address=ray_address
+        )
+        return reports
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""
