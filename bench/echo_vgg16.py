@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 
 import circuitdsl  # noqa: E402
 from circuitdsl.check.api import check_spec  # noqa: E402
-from circuitdsl.models.base import load_model  # noqa: E402
+from circuitdsl.models.registry import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ from predict_models import random_inceptionv1
 import circuitdsl
 from circuitdsl.check.api import check_spec
 from circuitdsl.measure.select import has_selectors
-from circuitdsl.models.base import TracedAdapter, load_model
+from circuitdsl.models.base import TracedAdapter
+from circuitdsl.models.registry import load_model
 
 ROOT = Path(__file__).parents[2]
 SPECS = sorted(p for p in (ROOT / "specs").rglob("*.circ") if "\npredict " in p.read_text())
