@@ -48,7 +48,7 @@ import re
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -872,8 +872,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # ---- the two sweeps -----------------------------------------------------------------------
 
 
-def _model_name(spec: Any, model: str | None) -> str:
-    name = model or getattr(getattr(spec, "circuit", spec), "model", None)
+def _model_name(spec: Any, model: str | None, allow_factories: bool | Collection[str] = ()) -> str:
+    circuit = getattr(spec, "circuit", spec)
+    name = model or getattr(circuit, "model", None)
+    if not model and name:
+        # The spec's own `model "pkg.mod:fn"` is code: refused without an opt-in (E220).
+        from circuitdsl.models.module import guard_spec_factory
+
+        guard_spec_factory(str(name), allow_factories, getattr(circuit, "path", None))
     if not name:
         raise DiagnosticError(
             [
@@ -898,17 +904,19 @@ def check_checkpoints(
     chunk: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     preprocess: str | None = None,
+    allow_factories: bool | Collection[str] = (),
 ) -> SweepTable:
     """Check `spec` (an `api.Spec`, or several) on every checkpoint of `model`.
 
     `checkpoints` is a glob, a list file or a list of paths (`expand_checkpoints`); `model`
-    defaults to the spec's `model` line. Returns the claims x checkpoints `SweepTable`.
+    defaults to the spec's `model` line (a factory there needs `allow_factories`, E220).
+    Returns the claims x checkpoints `SweepTable`.
     """
     specs = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     paths = expand_checkpoints(checkpoints)
     tasks: list[Task] = []
     for s in specs:
-        ref, name = spec_ref(s), _model_name(s, model)
+        ref, name = spec_ref(s), _model_name(s, model, allow_factories)
         for p in paths:
             tasks.append(Task(len(tasks), ref, name, p, p, step_of(p), preprocess))
     results = run_tasks(
