@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from circuitdsl.diagnostics import (
+from circuitdsl.language.diagnostics import (
     E_WEIGHTS_CORRUPT,
     E_WEIGHTS_MISMATCH,
     E_WEIGHTS_MISSING,

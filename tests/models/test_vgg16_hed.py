@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from circuitdsl.diagnostics import DiagnosticError
+from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.models import vgg16_hed
 from circuitdsl.models.base import ModelAdapter, load_model
 
