@@ -36,8 +36,11 @@ import torch
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
 from circuitdsl.language.ir import Claim, Threshold
 from circuitdsl.measure.stimuli import STIMULI, check_params, get_stimulus
+from circuitdsl.measure.stimuli.registry import draw
+from circuitdsl.measure.stimuli.registry import version as stimuli_version
 from circuitdsl.models.edits import edited_copy
-from circuitdsl.models.probe import input_size, runner_for
+from circuitdsl.models.geometry import Canvas
+from circuitdsl.models.probe import canvas_for, runner_for
 
 KINDS = ("activation", "prediction")
 
@@ -64,29 +67,63 @@ PRIMARY = {"responds": "activation", "prefers": "error", "no_echo": "echo_ratio"
 
 @dataclass
 class Plan:
-    """Every image some claim needs, rendered once: key -> row of `images`."""
+    """Every image some claim needs, by canvas: key -> how to draw it (drawn lazily, once).
 
-    size: tuple[int, int]
-    index: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    chunks: list[torch.Tensor] = field(default_factory=list)
-    count: int = 0
+    Each feature's layer has its own canvas (`circuitdsl.models.probe.canvas_for`: the
+    smallest one holding its centre unit's receptive field); features on layers with the
+    same canvas share images. Nothing is drawn while planning: `run` draws only the images
+    no earlier run of the model has pushed.
+    """
 
-    def add(self, keys: Sequence[tuple[Any, ...]], render: Callable[[], torch.Tensor]) -> list[int]:
-        """Rows of `keys`, rendering all of them with one call when any is new."""
-        if any(k not in self.index for k in keys):
-            imgs = render()
-            for k, img in zip(keys, imgs, strict=True):
-                if k not in self.index:
-                    self.index[k] = self.count
-                    self.chunks.append(img[None])
-                    self.count += 1
-        return [self.index[k] for k in keys]
+    canvas_of: Callable[[str], Canvas]
+    groups: dict[Canvas, dict[tuple[Any, ...], tuple[Callable[[], torch.Tensor], int]]] = field(
+        default_factory=dict
+    )
+    nodes: dict[Canvas, set[str]] = field(default_factory=dict)
 
-    def images(self) -> torch.Tensor:
-        """All planned images ``[N, 3, H, W]``."""
-        if len(self.chunks) > 1:
-            self.chunks = [torch.cat(self.chunks)]
-        return self.chunks[0] if self.chunks else torch.zeros(0, 3, *self.size)
+    def add(
+        self, cv: Canvas, keys: Sequence[tuple[Any, ...]], render: Callable[[], torch.Tensor]
+    ) -> list[tuple[Any, ...]]:
+        """Record `keys` (drawn together by `render()`, in order) on canvas `cv`."""
+        group = self.groups.setdefault(cv, {})
+        for i, k in enumerate(keys):
+            group.setdefault(k, (render, i))
+        return list(keys)
+
+    @property
+    def count(self) -> int:
+        """How many distinct images the plan holds."""
+        return sum(len(g) for g in self.groups.values())
+
+    def draw(self, cv: Canvas, keys: Sequence[tuple[Any, ...]]) -> torch.Tensor:
+        """The images of `keys` on `cv`, each render call made once."""
+        group = self.groups[cv]
+        drawn: dict[int, torch.Tensor] = {}
+        rows = []
+        for k in keys:
+            render, i = group[k]
+            if id(render) not in drawn:
+                drawn[id(render)] = render()
+            rows.append(drawn[id(render)][i])
+        return torch.stack(rows) if rows else torch.zeros(0, 3, *cv.size)
+
+    def run(
+        self, runner: Any, only: Mapping[Canvas, set[tuple[Any, ...]]] | None = None
+    ) -> dict[tuple[Canvas, str], dict[tuple[Any, ...], torch.Tensor]]:
+        """Centre activations of every planned image at every node that reads its canvas:
+        ``{(canvas, node): {key: [C]}}`` (`only`: just these keys per canvas)."""
+        out: dict[tuple[Canvas, str], dict[tuple[Any, ...], torch.Tensor]] = {}
+        for cv, group in self.groups.items():
+            keys = list(group) if only is None else [k for k in group if k in only.get(cv, ())]
+            nodes = sorted(self.nodes.get(cv, ()))
+            if not keys or not nodes:
+                continue
+            acts = runner.responses(
+                cv, nodes, keys, lambda ks, cv=cv: self.draw(cv, ks), salt=stimuli_version()
+            )
+            for n in nodes:
+                out[(cv, n)] = dict(zip(keys, acts[n], strict=True))
+        return out
 
 
 def _freeze(v: Any) -> Any:
@@ -107,32 +144,46 @@ def _stim_args(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
 class Source:
     """Planned images plus (after the run) centre activations: responses of features.
 
-    While `centres` is None the source is *planning*: it renders and records images and
-    returns zeros. Afterwards the same calls return the features' responses.
+    While `centres` is None the source is *planning*: it records the images it needs
+    and returns zeros. Afterwards the same calls return the features' responses.
     """
 
     def __init__(self, plan: Plan, layer_node: Callable[[str], str]) -> None:
         self.plan = plan
         self.layer_node = layer_node
-        self.centres: dict[str, torch.Tensor] | None = None
+        self.centres: dict[tuple[Canvas, str], dict[tuple[Any, ...], torch.Tensor]] | None = None
         self.nodes: set[str] = set()
-        self.rows: set[int] = set()
-        self.log: list[list[int]] = []  # the rows of every request, in order
+        self.rows: dict[Canvas, set[tuple[Any, ...]]] = {}  # the keys it asked for
+        self.log: list[tuple[Canvas, str, list[tuple[Any, ...]]]] = []  # every request
 
-    def view(self, centres: dict[str, torch.Tensor]) -> Source:
+    def view(
+        self, centres: dict[tuple[Canvas, str], dict[tuple[Any, ...], torch.Tensor]]
+    ) -> Source:
         """The same plan read through other centre activations (e.g. an edited model)."""
         other = Source(self.plan, self.layer_node)
         other.centres = centres
         return other
 
-    def _resp(self, feature: Any, rows: list[int]) -> torch.Tensor:
+    def canvas(self, feature: Any) -> tuple[Canvas, str]:
+        """The canvas of `feature`'s layer and the node read."""
         node = self.layer_node(feature.layer)
+        return self.plan.canvas_of(node), node
+
+    def read(self, cv: Canvas, node: str, keys: Sequence[tuple[Any, ...]]) -> torch.Tensor:
+        """``[len(keys), C]``: every channel's centre activation (after the run)."""
+        assert self.centres is not None
+        table = self.centres[(cv, node)]
+        return torch.stack([table[k] for k in keys])
+
+    def _resp(self, feature: Any, keys: list[tuple[Any, ...]]) -> torch.Tensor:
+        cv, node = self.canvas(feature)
         self.nodes.add(node)
-        self.rows.update(rows)
-        self.log.append(rows)
+        self.plan.nodes.setdefault(cv, set()).add(node)
+        self.rows.setdefault(cv, set()).update(keys)
+        self.log.append((cv, node, keys))
         if self.centres is None:
-            return torch.zeros(len(rows))
-        c = self.centres[node][rows][:, list(feature.channels)]
+            return torch.zeros(len(keys))
+        c = self.read(cv, node, keys)[:, list(feature.channels)]
         coef = torch.tensor(feature.coefficients, dtype=c.dtype)
         return c @ coef
 
@@ -146,19 +197,27 @@ class Source:
     ) -> torch.Tensor:
         """Responses to `name(**args)` with `param` set to each of `values`."""
         fixed = {k: v for k, v in _stim_args(name, args).items() if k != param}
-        base = tuple(sorted((k, _freeze(v)) for k, v in fixed.items()))
-        keys = [(name, (*base, (param, float(v))), None) for v in values]
+        # Keys list every parameter in sorted order, the swept one included, so a sweep
+        # value and the same stimulus asked for by `one` are one image.
+        keys = [
+            (
+                name,
+                tuple(sorted((*((k, _freeze(v)) for k, v in fixed.items()), (param, float(v))))),
+                None,
+            )
+            for v in values
+        ]
         vals = torch.tensor([float(v) for v in values])
-        rows = self.plan.add(
-            keys, lambda: get_stimulus(name)(size=self.plan.size, **fixed, **{param: vals})
-        )
+        cv, _ = self.canvas(feature)
+        rows = self.plan.add(cv, keys, lambda: draw(name, cv, **fixed, **{param: vals}))
         return self._resp(feature, rows)
 
     def one(self, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
         """The response to one stimulus (a tensor of one value)."""
         full = _stim_args(name, args)
         key = (name, tuple(sorted((k, _freeze(v)) for k, v in full.items())), None)
-        rows = self.plan.add([key], lambda: get_stimulus(name)(size=self.plan.size, **full))
+        cv, _ = self.canvas(feature)
+        rows = self.plan.add(cv, [key], lambda: draw(name, cv, **full))
         return self._resp(feature, rows)
 
     def variants(
@@ -180,13 +239,15 @@ class Source:
         base = tuple(sorted((k, _freeze(v)) for k, v in full.items()))
         keys = [(name, base, (aspect, tuple(fg.tolist()))) for fg in fgs]
 
+        cv, _ = self.canvas(feature)
+
         def render() -> torch.Tensor:
             shape = {k: v for k, v in full.items() if k not in ("foreground", "background")}
-            mask = spec(size=self.plan.size, **shape, foreground=1.0, background=0.0)[:, :1]
+            mask = draw(name, cv, **shape, foreground=1.0, background=0.0)[:, :1]
             fg = torch.stack(fgs)[:, :, None, None]
             return mask * fg + (1 - mask) * bg
 
-        rows = self.plan.add(keys, render)
+        rows = self.plan.add(cv, keys, render)
         return self._resp(feature, rows)
 
 
@@ -384,11 +445,11 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
     if adapter is None or not hasattr(adapter, "graph"):
         msg = "activation claims need a model that can be run (a traced model adapter)"
         return [Outcome({}, msg, status="error") for _ in claims]
-    device = getattr(ctx, "device", "cpu")
-    plan = Plan(input_size(adapter))
+    device = getattr(ctx, "device", None)
+    plan = Plan(lambda node: canvas_for(adapter, node))
     src = Source(plan, adapter.node)
 
-    # 1. plan: every claim renders the images it needs (deduplicated across claims)
+    # 1. plan: every claim records the images it needs (deduplicated across claims)
     planned: dict[int, Source | Exception] = {}
     for i, c in enumerate(claims):
         act = c.args if c.kind == "activation" else c.args["activation"]
@@ -400,11 +461,12 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
             planned[i] = exc
         src.nodes |= mine.nodes if isinstance(mine, Source) else set()
 
-    images = plan.images()
+    # 2. one run of the model (images already pushed by selectors or an earlier run are
+    # not pushed again: `Runner.responses`)
     runner = runner_for(adapter, device=device)
-    base = src.view(runner.centres(images, sorted(src.nodes))) if len(images) else src
+    base = src.view(plan.run(runner)) if plan.count else src
 
-    # 2. one edited copy (and one run) per distinct edit set
+    # 3. one edited copy (and one run, of only the images its claims read) per edit set
     edited: dict[str, tuple[Source, list[str]] | Exception] = {}
     for i, c in enumerate(claims):
         if c.kind != "prediction" or not isinstance(planned[i], Source):
@@ -412,32 +474,20 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
         key = repr(c.args["edits"])
         if key in edited:
             continue
-        rows = sorted(
-            set().union(
-                *(
-                    planned[j].rows  # type: ignore[union-attr]
-                    for j, d in enumerate(claims)
-                    if d.kind == "prediction"
-                    and repr(d.args["edits"]) == key
-                    and isinstance(planned[j], Source)
-                )
-            )
-        )
+        rows: dict[Canvas, set[tuple[Any, ...]]] = {}
+        for j, d in enumerate(claims):
+            pj = planned[j]
+            if d.kind == "prediction" and repr(d.args["edits"]) == key and isinstance(pj, Source):
+                for cv, keys in pj.rows.items():
+                    rows.setdefault(cv, set()).update(keys)
         try:
             model = edited_copy(adapter, ctx.bound, c.args["edits"])
             r = runner_for(adapter, model.gm, device=device, ablate=model.ablate)
-            sub = r.centres(images[rows], sorted(src.nodes))
-            full = {
-                n: torch.full((len(images), v.shape[1]), float("nan")).index_copy_(
-                    0, torch.tensor(rows), v
-                )
-                for n, v in sub.items()
-            }
-            edited[key] = (src.view(full), model.notes)
+            edited[key] = (src.view(plan.run(r, only=rows)), model.notes)
         except Exception as exc:  # reported on each claim of this edit set
             edited[key] = exc
 
-    # 3. measure
+    # 4. measure
     outs = []
     for i, c in enumerate(claims):
         p = planned[i]

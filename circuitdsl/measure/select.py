@@ -35,7 +35,7 @@ from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import selector_text
 from circuitdsl.measure.stimuli import get_stimulus
 from circuitdsl.models.base import unknown_layer
-from circuitdsl.models.probe import input_size, runner_for
+from circuitdsl.models.probe import canvas_for, runner_for
 
 SELECT_STEPS = 36  # sweep values of `over orientation`
 
@@ -86,7 +86,7 @@ def _sweep(name: str, param: str) -> list[float]:
     return [default * (0.25 + 1.75 * k / 23) for k in range(24)]
 
 
-def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection:
+def choose(adapter: Any, sel: ast.Selector, *, device: str | None = None) -> Selection:
     """Score every channel of the selector's layer and take the top K."""
     layer = sel.layer.text
     try:
@@ -107,7 +107,7 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
         )
     name = sel.stimulus.name.text
     args = {a.text: e.value for a, e in sel.stimulus.args if isinstance(e, ast.Literal)}
-    plan = Plan(input_size(adapter))
+    plan = Plan(lambda node: canvas_for(adapter, node))
     src = Source(plan, adapter.node)
     feat = _AllChannels(layer, info.channels)
     try:
@@ -117,21 +117,23 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
         else:
             values = []
             src.one(feat, name, args)
-        target = src.log[-1]
+        cv, node, target = src.log[-1]
         n0 = len(src.log)
         _reference(src, feat, name, args)
-        ref_rows = [r for rows in src.log[n0:] for r in rows]
+        ref_keys = [k for _, _, keys in src.log[n0:] for k in keys]
     except Unmeasurable as exc:
         raise DiagnosticError([Diagnostic(d.E_BAD_VALUE, str(exc), sel.stimulus.span)]) from None
-    node = adapter.node(layer)
+    # The images go through the one runner: those another selector or claim of this run
+    # (or, with the cache, an earlier run) already pushed are not pushed again.
     runner = runner_for(adapter, device=device)
-    acts = runner.centres(plan.images(), [node])[node]  # [N, C]
-    ref = acts[ref_rows]
+    src = src.view(plan.run(runner))
+    acts = src.read(cv, node, target)  # [n, C]
+    ref = src.read(cv, node, ref_keys)
     mean, sd = ref.mean(0), ref.std(0, unbiased=False).clamp_min(1e-12)
-    z = (acts[target] - mean) / sd  # [n, C]
+    z = (acts - mean) / sd  # [n, C]
     # A unit whose activation stays <= 0 is silenced by the ReLU after it, however far it
     # is above its reference mean: it does not respond, so it cannot be chosen there.
-    z = torch.where(acts[target] > 0, z, torch.full_like(z, float("-inf")))
+    z = torch.where(acts > 0, z, torch.full_like(z, float("-inf")))
     best, where = z.max(0)
     dead = ref.std(0, unbiased=False) <= 1e-12
     best = torch.where(dead, torch.full_like(best, float("-inf")), best)
@@ -171,7 +173,7 @@ def _concrete(
 
 
 def materialise(
-    program: Program, adapter: Any, *, device: str = "cpu"
+    program: Program, adapter: Any, *, device: str | None = None
 ) -> tuple[Program, list[Selection]]:
     """The program with every selector replaced by the channels chosen on `adapter`."""
     selections: list[Selection] = []
