@@ -58,12 +58,33 @@ class Spec:
 
         return to_networkx(self.circuit)
 
-    def check(self, model: Any = None, *, weights: str | Path | None = None) -> Report:
+    def check(
+        self,
+        model: Any = None,
+        *,
+        weights: str | Path | None = None,
+        progress: Any = None,
+        device: str = "cpu",
+        **options: Any,
+    ) -> Report:
         """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
-        measure every claim."""
+        measure every claim.
+
+        `progress`: True / False / None (on when stderr is a terminal) / a
+        `circuitdsl.models.progress.Progress` / a callable ``(done, total)``; `options`:
+        ``max_memory``, ``cache``, ``precision`` (see `circuitdsl.check.api.check_spec`).
+        """
         from circuitdsl.check.api import check_spec
 
-        return check_spec(self.circuit, model, weights, program=self.program)
+        return check_spec(
+            self.circuit,
+            model,
+            weights,
+            program=self.program,
+            progress=progress,
+            device=device,
+            **options,
+        )
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""

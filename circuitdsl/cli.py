@@ -8,11 +8,13 @@ modules (torch, graphviz) are imported only by the subcommands that need them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, render
@@ -120,28 +122,64 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
     return list(args.model) if args.model else [None]
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """check_spec's execution options from `--no-cache`, `--max-memory`, `--precision`."""
+    from circuitdsl.models.probe import parse_memory
+
+    budget = None
+    if getattr(args, "max_memory", None):
+        try:
+            budget = parse_memory(args.max_memory)
+        except ValueError:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"--max-memory takes a size such as 2G or 512M, not `{args.max_memory}`",
+                    )
+                ]
+            ) from None
+    return {
+        "max_memory": budget,
+        "cache": False if getattr(args, "no_cache", False) else None,
+        "precision": getattr(args, "precision", None),
+    }
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
     from circuitdsl.check.api import check_spec
+    from circuitdsl.models.progress import Progress
+    from circuitdsl.models.threads import default_threads
 
     device = _device(args.device)
     specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
+    default_threads()
+    options = _run_options(args)
+    progress = Progress(enabled=False if args.quiet else None)
+    adapters: dict[str | None, Any] = {}  # each model is loaded and traced once per run
     reports = []
     for spec in specs:
         for model in _model_arg(args):
-            progress = (
-                _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
-            )
+            name = model if model is not None else spec.circuit.model
+            if name and name not in adapters:
+                from circuitdsl.models.base import load_model
+
+                with progress.phase(f"loading {name}"):
+                    adapters[name] = load_model(name, args.weights)
             reports.append(
                 check_spec(
                     spec.circuit,
-                    model,
+                    adapters.get(name, model),
                     args.weights,
                     progress=progress,
                     device=device,
                     program=spec.program,
+                    **options,
                 )
             )
+            if name:
+                reports[-1] = dataclasses.replace(reports[-1], model=str(name))
     if args.format == "json":
         import json
 
@@ -189,16 +227,6 @@ def _device(name: str) -> str:
                 ]
             )
     return name
-
-
-def _progress_printer() -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        sys.stderr.write(f"\rchecking claims: {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -321,6 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="where activation claims run the model (default cpu)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="forward passes in fp32 (default) or bf16 autocast (docs/claims.md: when safe)",
+    )
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory for one batch of activations, e.g. 2G (default: 1/4 of free memory)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the activation cache ($CIRCUITDSL_CACHE)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="compile a spec to its model-independent graph")
@@ -344,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tune",
-        help="measure every channel's orientation tuning to generated stimuli (shipped models)",
+        help="measure every channel's orientation tuning to generated stimuli",
         add_help=False,
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="see `circ tune --help`")

@@ -132,6 +132,14 @@ def _freeze(v: Any) -> Any:
     return float(v) if isinstance(v, (int, float)) else v
 
 
+def _key(name: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The canonical key of one image: every parameter (defaults filled in), sorted, so
+    that one image asked for in two ways (a sweep value and a stated stimulus; a
+    parameter left at its default and one stated) is drawn and pushed once."""
+    full = {**get_stimulus(name).defaults(), **params}
+    return tuple(sorted((k, _freeze(v)) for k, v in full.items()))
+
+
 def _stim_args(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     try:
         spec = get_stimulus(name)
@@ -199,14 +207,7 @@ class Source:
         fixed = {k: v for k, v in _stim_args(name, args).items() if k != param}
         # Keys list every parameter in sorted order, the swept one included, so a sweep
         # value and the same stimulus asked for by `one` are one image.
-        keys = [
-            (
-                name,
-                tuple(sorted((*((k, _freeze(v)) for k, v in fixed.items()), (param, float(v))))),
-                None,
-            )
-            for v in values
-        ]
+        keys = [(name, _key(name, {**fixed, param: float(v)}), None) for v in values]
         vals = torch.tensor([float(v) for v in values])
         cv, _ = self.canvas(feature)
         rows = self.plan.add(cv, keys, lambda: draw(name, cv, **fixed, **{param: vals}))
@@ -215,7 +216,7 @@ class Source:
     def one(self, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
         """The response to one stimulus (a tensor of one value)."""
         full = _stim_args(name, args)
-        key = (name, tuple(sorted((k, _freeze(v)) for k, v in full.items())), None)
+        key = (name, _key(name, full), None)
         cv, _ = self.canvas(feature)
         rows = self.plan.add(cv, [key], lambda: draw(name, cv, **full))
         return self._resp(feature, rows)
@@ -236,7 +237,7 @@ class Source:
             fgs = [torch.tensor(c) for c in COLOURS]
         else:
             fgs = [torch.tensor((b, b, b)) for b in BRIGHTNESS]
-        base = tuple(sorted((k, _freeze(v)) for k, v in full.items()))
+        base = _key(name, full)
         keys = [(name, base, (aspect, tuple(fg.tolist()))) for fg in fgs]
 
         cv, _ = self.canvas(feature)

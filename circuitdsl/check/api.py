@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,12 @@ def check_spec(
     model_name: Any = None,
     weights: str | Path | None = None,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Any = None,
     device: str = "cpu",
     program: Any = None,
+    max_memory: int | None = None,
+    cache: bool | None = None,
+    precision: str | None = None,
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -33,7 +35,24 @@ def check_spec(
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
+
+    Execution (`circuitdsl.models.probe.Settings`): `max_memory` bytes per batch (default
+    a quarter of the free memory), `cache` the on-disk activation cache (default on),
+    `precision` "fp32" (default) or "bf16". `progress`: True / False / None (on when
+    stderr is a terminal) / a `circuitdsl.models.progress.Progress` / a callable
+    ``(done, total)`` for the claims counter.
     """
+    from circuitdsl.models.probe import using
+    from circuitdsl.models.progress import make, use
+
+    p = make(progress)
+    with use(p), using(device=device, max_memory=max_memory, cache=cache, precision=precision):
+        return _check_spec(circuit, model_name, weights, p, device, program)
+
+
+def _check_spec(
+    circuit: Circuit, model_name: Any, weights: Any, p: Any, device: str, program: Any
+) -> Report:
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
 
@@ -51,7 +70,8 @@ def check_spec(
     if isinstance(model, str):
         from circuitdsl.models.base import load_model
 
-        adapter = load_model(model, weights)
+        with p.phase(f"loading {model}"):
+            adapter = load_model(model, weights)
         bound = None
     elif callable(getattr(model, "block", None)) and hasattr(model, "adapter"):
         bound = model  # already bound
@@ -67,13 +87,13 @@ def check_spec(
             from circuitdsl.language.compile import compile_circuit
             from circuitdsl.language.resolve import resolve
 
-            concrete, chosen = materialise(program, adapter, device=device)
+            concrete, chosen = materialise(program, adapter, device=device, progress=p)
             circuit = compile_circuit(resolve(concrete))
             selections = tuple(c.text() for c in chosen)
             bound = None  # the circuit changed: bind it afresh
     if bound is None:
         bound = bind(circuit, adapter)
-    report = check(circuit, bound, progress=progress, device=device)
+    report = check(circuit, bound, progress=p.claims(), device=device)
     name = model if isinstance(model, str) else getattr(adapter, "name", report.model)
     wpath = getattr(adapter, "weights_path", None)
     if weights is not None:

@@ -173,9 +173,12 @@ def _concrete(
 
 
 def materialise(
-    program: Program, adapter: Any, *, device: str | None = None
+    program: Program, adapter: Any, *, device: str | None = None, progress: Any = None
 ) -> tuple[Program, list[Selection]]:
     """The program with every selector replaced by the channels chosen on `adapter`."""
+    from circuitdsl.models.progress import current
+
+    p = progress if progress is not None else current()
     selections: list[Selection] = []
     errors: list[Diagnostic] = []
     modules: dict[str, ast.Spec] = {}
@@ -186,6 +189,7 @@ def materialise(
                 statements.append(stmt)
                 continue
             sel = stmt.select
+            p.note(f"selecting {stmt.name.text} = {selector_text(sel)}")
             try:
                 chosen = dataclasses.replace(
                     choose(adapter, sel, device=device), name=stmt.name.text

@@ -222,6 +222,7 @@ class Runner:
         self.graph = graph
         self.images_run = 0
         self.cache = run.cache
+        self.max_batch = MAX_BATCH
         self._gm: fx.GraphModule | None = gm if self.device.type == "cpu" else None
 
     @property
@@ -254,7 +255,7 @@ class Runner:
                     for s in shape[1:]:
                         numel *= int(s)
                     per_image += int(4 * numel * (ratio if len(shape) == 4 else 1))
-        return max(1, min(MAX_BATCH, budget // max(per_image, 1)))
+        return max(1, min(self.max_batch, budget // max(per_image, 1)))
 
     # -- forward passes --
 
