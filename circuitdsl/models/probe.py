@@ -181,6 +181,10 @@ class _Store:
 _STORES: weakref.WeakKeyDictionary[fx.GraphModule, dict[Any, _Store]] = weakref.WeakKeyDictionary()
 
 
+_DEVICE_COPIES: weakref.WeakKeyDictionary[fx.GraphModule, dict[str, fx.GraphModule]] = (
+    weakref.WeakKeyDictionary()
+)
+
 # ---- the runner -------------------------------------------------------------------------
 
 
@@ -230,8 +234,12 @@ class Runner:
         """The module as run (on a GPU: a copy there, channels_last)."""
         if self._gm is None:
             # Moving a module moves its parameters in place: never do that to the caller's.
-            gm = copy.deepcopy(self.source_gm).to(self.device)
-            self._gm = gm.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            # One copy per (module, device), shared by every runner of a run.
+            per_gm = _DEVICE_COPIES.setdefault(self.source_gm, {})
+            if str(self.device) not in per_gm:
+                gm = copy.deepcopy(self.source_gm).to(self.device)
+                per_gm[str(self.device)] = gm.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self._gm = per_gm[str(self.device)]
         return self._gm
 
     # -- batching --
