@@ -230,3 +230,10 @@ def test_default_threads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
         assert threads.default_threads() == 1  # the user's choice is kept
     finally:
         torch.set_num_threads(before)
+
+
+def test_vgg16_hed_builds_torchvisions_features_without_torchvision() -> None:
+    torchvision = pytest.importorskip("torchvision")
+    from circuitdsl.models.vgg16_hed import vgg16_features
+
+    assert str(vgg16_features()) == str(torchvision.models.vgg16(weights=None).features)
