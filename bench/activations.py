@@ -173,9 +173,8 @@ def main() -> None:
     for _ in range(args.repeat):
         checks.append(_run(["--child", "check"], args.tree, env))
         n = int(checks[-1]["images"])  # type: ignore[call-overload]
-        floors.append(
-            _run(["--child", "floor", "--n", str(n), "--size", str(args.size)], ROOT, env)
-        )
+        floor = ["--child", "floor", "--n", str(n), "--size", str(args.size)]
+        floors.append(_run([*floor, "--weights", weights], ROOT, env))
     _run(["--child", "check-cached"], args.tree, env)  # fills the cache
     cached = [_run(["--child", "check-cached"], args.tree, env) for _ in range(args.repeat)]
     c_t = min(float(c["time"]) for c in checks)  # type: ignore[arg-type]
