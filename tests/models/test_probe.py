@@ -237,3 +237,26 @@ def test_vgg16_hed_builds_torchvisions_features_without_torchvision() -> None:
     from circuitdsl.models.vgg16_hed import vgg16_features
 
     assert str(vgg16_features()) == str(torchvision.models.vgg16(weights=None).features)
+
+
+def test_rf_canvas_equals_full_size_inceptionv1(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # TensorFlow "SAME" pads (asymmetric, -inf for pools), LRN, concatenated branches
+    from circuitdsl.models.inceptionv1 import InceptionV1
+
+    torch.manual_seed(0)
+    model = InceptionV1()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    torch.save(model.state_dict(), tmp_path / "inception5h.pth")
+    adapter = load_model("inceptionv1", tmp_path / "inception5h.pth")
+    for layer in ("conv2d2", "mixed3b", "mixed4a"):
+        node = adapter.node(layer)
+        assert canvas(adapter.graph, node).size[0] < 224, layer
+        args = dict(radius=10.0, width=2.0, rectify=False, y=1.0)
+        with using(canvas="full"):
+            full = orientation_tuning(adapter, layer, "curve", [30.0, 210.0], **args)
+        small = orientation_tuning(adapter, layer, "curve", [30.0, 210.0], **args)
+        scale = float(full.responses.abs().max())
+        assert scale > 0
+        assert torch.allclose(small.responses, full.responses, rtol=1e-4, atol=1e-5 * scale), layer
