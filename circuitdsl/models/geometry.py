@@ -86,8 +86,9 @@ def geometries(graph: TracedGraph) -> dict[str, Geometry | None]:
         if op.kind == "input":
             rfs[n] = ((1, 0, 0), (1, 0, 0))
             continue
-        ins = [rfs.get(i) for i in op.inputs if i in graph.nodes]
-        if op.kind == "opaque" or not ins or any(r is None for r in ins):
+        found = [rfs.get(i) for i in op.inputs if i in graph.nodes]
+        ins = [r for r in found if r is not None]
+        if op.kind == "opaque" or not ins or len(ins) != len(found):
             rfs[n] = None
         elif op.kind in ("cat", "add"):
             if len({(r[0][0], r[1][0]) for r in ins}) != 1:

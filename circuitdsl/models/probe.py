@@ -238,7 +238,7 @@ class Runner:
             per_gm = _DEVICE_COPIES.setdefault(self.source_gm, {})
             if str(self.device) not in per_gm:
                 gm = copy.deepcopy(self.source_gm).to(self.device)
-                per_gm[str(self.device)] = gm.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+                per_gm[str(self.device)] = gm.to(memory_format=torch.channels_last)
             self._gm = per_gm[str(self.device)]
         return self._gm
 
