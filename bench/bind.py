@@ -23,8 +23,8 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))
     import circuitdsl
-    from circuitdsl.models.base import load_model
     from circuitdsl.models.bind import bind
+    from circuitdsl.models.registry import load_model
 
     adapter = load_model("curvenet")
     print(f"bind on curvenet, {args.tree}")

@@ -33,7 +33,7 @@ def main() -> None:
         return
     import circuitdsl
     from circuitdsl.check.api import check_spec
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from activations import SPEC  # type: ignore[import-not-found]

@@ -63,14 +63,18 @@ class Spec:
         model: Any = None,
         *,
         weights: str | Path | None = None,
+        preprocess: Any = None,
         progress: Any = None,
         device: str = "cpu",
         **options: Any,
     ) -> Report:
-        """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
-        measure every claim.
+        """Bind to `model` and measure every claim.
 
-        `progress`: True / False / None (on when stderr is a terminal) / a
+        `model` is a name (default: the spec's `model` line), a loaded adapter, or an
+        `nn.Module` object (`spec.check(my_net, preprocess="imagenet")`). `preprocess`
+        (a preset name, a `circuitdsl.models.Preprocess` or a callable on images in
+        [0, 1]) replaces the model's own input transform and the spec's. `progress`:
+        True / False / None (on when stderr is a terminal) / a
         `circuitdsl.models.progress.Progress` / a callable ``(done, total)``; `options`:
         ``max_memory``, ``cache``, ``precision`` (see `circuitdsl.check.api.check_spec`).
         """
@@ -81,6 +85,7 @@ class Spec:
             model,
             weights,
             program=self.program,
+            preprocess=preprocess,
             progress=progress,
             device=device,
             **options,

@@ -96,7 +96,7 @@ RULES: dict[str, Rule] = {
             "responds",
             ("z", "activation"),
             (_t("z", ">=", 2.0),),
-            "activation to the stimulus in SDs of the reference distribution",
+            "activation to the stimulus in SDs of the reference distribution (and above 0)",
         ),
         Rule(
             "prefers",
@@ -115,6 +115,12 @@ RULES: dict[str, Rule] = {
             ("cv",),
             (_t("cv", "<=", 0.25),),
             "coefficient of variation of the response across variants",
+        ),
+        Rule(
+            "covers",
+            ("fraction", "covered", "bins"),
+            (_t("fraction", ">=", 1.0),),
+            "the share of the parameter's bins that some member prefers",
         ),
         Rule("predict", ("change",), (), "the measured change has the predicted direction"),
     )
@@ -137,6 +143,7 @@ ACTIVATION_RULE_WORDS = {
     "prefers": "prefers",
     "no_echo": "echo",
     "invariant": "invariant",
+    "covers": "covers",
 }
 
 
@@ -153,6 +160,7 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
         "within": "within",
         "banding": "banded",
         "prediction": "predict",
+        "coverage": "covers",
     }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
 
 

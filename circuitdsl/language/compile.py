@@ -176,6 +176,8 @@ class _Compiler:
                 span=stmt.span,
                 origin=origin,
             )
+        elif isinstance(stmt, ast.ExpectStmt) and stmt.activation.test == "covers":
+            self.covers_stmt(stmt, env, origin)
         elif isinstance(stmt, (ast.ExpectStmt, ast.PredictStmt)):
             for subject_env in self.subject_envs(stmt.subject, env):
                 self.activation_stmt(stmt, subject_env, origin)
@@ -285,6 +287,7 @@ class _Compiler:
     ) -> None:
         subject = env["self"].name if "self" in env else self.node(stmt.subject, env)
         act = stmt.activation
+        assert act.stimulus is not None  # only `covers` may leave it out
         activation = {
             "test": act.test,
             "stimulus": {
@@ -295,7 +298,9 @@ class _Compiler:
             "value": evaluate(act.value, env) if act.value is not None else None,
             "tolerance": evaluate(act.tolerance, env) if act.tolerance is not None else None,
         }
-        stim_slug = act.stimulus.name.text
+        if act.read == "pre":  # absent: after the nonlinearity, the default
+            activation["read"] = "pre"
+        stim_slug = act.stimulus.name.text + ("_pre" if act.read == "pre" else "")
         if isinstance(stmt, ast.ExpectStmt):
             word = ACTIVATION_RULE_WORDS[act.test]
             self.add(
@@ -330,6 +335,37 @@ class _Compiler:
                 "change": stmt.change,
             },
             thresholds=self.thresholds("predict", stmt.options),
+            span=stmt.span,
+            origin=origin,
+        )
+
+    def covers_stmt(self, stmt: ast.ExpectStmt, env: Env, origin: Span | None) -> None:
+        """`expect F covers P in W bins [on S]`: one claim about the family as a whole."""
+        family = self.node(stmt.subject, env)
+        act = stmt.activation
+        assert act.param is not None and act.value is not None
+        stimulus = None
+        if act.stimulus is not None:
+            stimulus = {
+                "name": act.stimulus.name.text,
+                "args": {n.text: evaluate(e, env) for n, e in act.stimulus.args},
+            }
+        self.add(
+            f"{family}.covers_{act.param.text}_{float(evaluate(act.value, env)):g}",
+            stmt.claim_id,
+            env,
+            kind="coverage",
+            text=f"expect {family} {activation_text(act)}",
+            subjects=(family,),
+            args={
+                "subject": family,
+                "test": "covers",
+                "param": act.param.text,
+                "bin": float(evaluate(act.value, env)),
+                "stimulus": stimulus,
+                "read": act.read,
+            },
+            thresholds=self.thresholds("covers", stmt.options),
             span=stmt.span,
             origin=origin,
         )
@@ -389,4 +425,5 @@ def compile_circuit(resolved: Resolved) -> ir.Circuit:
         claims=tuple(compiler.claims),
         path=resolved.path,
         sources=resolved.sources,
+        preprocess=resolved.preprocess,
     )

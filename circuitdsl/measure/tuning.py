@@ -552,8 +552,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.measur
     layer is a diagnostic (exit 2).
     """
     from circuitdsl.language.diagnostics import DiagnosticError, render
-    from circuitdsl.models.base import load_model
     from circuitdsl.models.progress import Progress, use
+    from circuitdsl.models.registry import load_model
     from circuitdsl.models.threads import default_threads
 
     parser = argparse.ArgumentParser(

@@ -344,7 +344,13 @@ class Runner:
 
     def _store(self, salt: str) -> _Store:
         per_gm = _STORES.setdefault(self.source_gm, {})
-        key = (self.device.type, self.precision, repr(sorted(self.ablate.items())), salt)
+        key = (
+            self.device.type,
+            self.precision,
+            repr(sorted(self.ablate.items())),
+            salt,
+            _fingerprint(self.preprocess, self.channels),  # a copy with other preprocessing
+        )
         if key not in per_gm:
             per_gm[key] = _Store()
         store = per_gm[key]
@@ -406,6 +412,13 @@ class Runner:
             mem = store.mem[(cv, n)]
             out[n] = torch.stack([mem[t] for t in texts]) if texts else torch.zeros(0, 0)
         return out
+
+
+def _fingerprint(preprocess: Any, channels: int) -> bytes:
+    """What `preprocess` does to a fixed ramp: equal for equal preprocessing."""
+    ramp = torch.linspace(0, 1, channels * 4).reshape(1, channels, 2, 2)
+    out = preprocess(ramp) if preprocess is not None else ramp
+    return bytes(out.detach().float().contiguous().numpy().tobytes())
 
 
 def _input_pixels(graph: Any) -> int:

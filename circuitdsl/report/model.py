@@ -83,6 +83,11 @@ class Report:
     circuit: str = ""
     # features declared by behaviour: which channels were chosen on this model
     selections: tuple[str, ...] = ()
+    # the same choices as numbers: one dict per member (name, unit, score, selectivity,
+    # response, value, bin, ...; `circuitdsl.measure.select.Selection.to_dicts`)
+    selection_data: tuple[dict[str, Any], ...] = ()
+    # the input transform the model's images went through (`Preprocess.describe()`)
+    preprocess: str | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -100,13 +105,23 @@ class Report:
         raise KeyError(claim_id)
 
     def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "circuit": self.circuit,
-            "model": {"name": self.model, "weights": self.weights},
-            "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
-            "summary": self.summary,
-        } | ({"selected": list(self.selections)} if self.selections else {})
+        return self._selection_dict(
+            {
+                "spec": self.spec,
+                "circuit": self.circuit,
+                "model": {"name": self.model, "weights": self.weights}
+                | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
+                "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
+                "summary": self.summary,
+            }
+            | ({"selected": list(self.selections)} if self.selections else {})
+        )
+
+    def _selection_dict(self, out: dict[str, Any]) -> dict[str, Any]:
+        """`out` with the selections as numbers (`"selections"`), when there are any."""
+        if self.selection_data:
+            out["selections"] = [_finite_entry(e) for e in self.selection_data]
+        return out
 
     def to_json(self, *, with_kernels: bool = False) -> str:
         """Strict JSON (an undefined measurement is `null`, never `NaN`)."""
@@ -122,6 +137,8 @@ class Report:
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
             selections=tuple(data.get("selected", ())),
+            selection_data=tuple(dict(e) for e in data.get("selections", ())),
+            preprocess=data["model"].get("preprocess"),
         )
 
     @classmethod
@@ -169,8 +186,11 @@ class Report:
             )
         s = self.summary
         tail = f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors"
-        head = f"{self.spec}  (model {self.model}" + (
-            f", weights {self.weights})" if self.weights else ")"
+        head = (
+            f"{self.spec}  (model {self.model}"
+            + (f", weights {self.weights}" if self.weights else "")
+            + (f", preprocess {self.preprocess}" if self.preprocess else "")
+            + ")"
         )
         chosen = [f"selected: {t}" for t in self.selections]
         return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"
@@ -179,6 +199,11 @@ class Report:
         from circuitdsl.report.html import report_table_html
 
         return report_table_html(self)
+
+
+def _finite_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A selection entry with non-finite numbers written as null."""
+    return {k: _finite(v) if isinstance(v, float) else v for k, v in entry.items()}
 
 
 def _finite(v: float) -> float | None:

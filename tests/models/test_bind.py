@@ -185,7 +185,7 @@ def test_binding_asks_the_model_once_per_layer_pair(monkeypatch) -> None:  # typ
     """Binding is linear in the claims: names come from indexes, and the model is asked
     whether a source feeds a target once per layer pair, not once per claim."""
     import circuitdsl
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
 
     adapter = load_model("curvenet")
     calls: list[tuple[str, str]] = []

@@ -11,10 +11,10 @@ import torch
 
 import circuitdsl
 from circuitdsl.measure.tuning import orientation_tuning
-from circuitdsl.models.base import load_model
 from circuitdsl.models.geometry import canvas, describe, full_canvas
 from circuitdsl.models.probe import MAX_BATCH, Runner, runner_for, using
 from circuitdsl.models.progress import Progress
+from circuitdsl.models.registry import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

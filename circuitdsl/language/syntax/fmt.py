@@ -14,8 +14,10 @@ import re
 from circuitdsl.language.syntax import ast
 
 WIDTH = 100
-# `model NAME` or `model NAME:NAME` (the grammar's NAME); anything else stays quoted
-_MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?")
+# `model NAME`, `model NAME:NAME`, `model vgg16-hed`, `model timm:resnet18.a1_in1k` (the
+# grammar's NAME/DOTTED parts joined by `:` or `-`); anything else stays quoted
+_PART = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*"
+_MODEL_NAME = re.compile(rf"{_PART}([:-]{_PART})*")
 INDENT = "  "
 
 _PRECEDENCE = {
@@ -136,6 +138,16 @@ def selector_text(sel: ast.Selector) -> str:
 
 
 def activation_text(act: ast.Activation) -> str:
+    """The activation test as written, with `pre ` in front when it reads before the ReLU."""
+    return ("pre " if act.read == "pre" else "") + _test_text(act)
+
+
+def _test_text(act: ast.Activation) -> str:
+    if act.test == "covers":
+        assert act.param is not None and act.value is not None
+        on = f" on {stimulus_text(act.stimulus)}" if act.stimulus is not None else ""
+        return f"covers {act.param.text} in {expr_text(act.value)} bins{on}"
+    assert act.stimulus is not None
     stim = stimulus_text(act.stimulus)
     if act.test == "responds":
         return f"responds to {stim}"
@@ -169,7 +181,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         return [f"cite {quote(stmt.text)}"]
     if isinstance(stmt, ast.ModelDecl):
         simple = _MODEL_NAME.fullmatch(stmt.model) is not None
-        return [f"model {stmt.model if simple else quote(stmt.model)}"]
+        pre = f" preprocess {stmt.preprocess.text}" if stmt.preprocess is not None else ""
+        return [f"model {stmt.model if simple else quote(stmt.model)}{pre}"]
     if isinstance(stmt, ast.ImportDecl):
         if stmt.names is None:
             return [f"import {quote(stmt.path)}"]

@@ -8,6 +8,7 @@ The grammar is `grammar/circuit.lark` (shipped in the wheel as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 from collections.abc import Iterator
@@ -263,7 +264,9 @@ class _Builder:
         return ast.CiteDecl(_unquote(str(_without_keywords(ch)[0])), self._span(meta))
 
     def model_decl(self, meta: Meta, ch: list[Any]) -> ast.ModelDecl:
-        return ast.ModelDecl(ch[-1], self._span(meta))
+        ch = _without_keywords(ch)
+        pre = self._name(ch[1]) if len(ch) > 1 else None
+        return ast.ModelDecl(ch[0], self._span(meta), pre)
 
     def model_name(self, meta: Meta, ch: list[Any]) -> str:
         return "".join(str(c) for c in ch)
@@ -495,14 +498,36 @@ class _Builder:
 
     # activation claims and predictions
     def expect_stmt(self, meta: Meta, ch: list[Any]) -> ast.ExpectStmt:
-        options, claim_id = self._trailer(ch[3:])
-        return ast.ExpectStmt(ch[1], ch[2], options, claim_id, self._span(meta))
+        activation, rest = self._read(ch[2:])
+        options, claim_id = self._trailer(rest)
+        return ast.ExpectStmt(ch[1], activation, options, claim_id, self._span(meta))
+
+    def covers_stmt(self, meta: Meta, ch: list[Any]) -> ast.ExpectStmt:
+        # EXPECT ref COVERS NAME IN width BINS (ON stimulus)? options? claim_id?
+        stimulus = ch[8] if len(ch) > 8 and isinstance(ch[8], ast.Stimulus) else None
+        rest = ch[9:] if stimulus is not None else ch[7:]
+        options, claim_id = self._trailer(rest)
+        span = self._span(meta)
+        act = ast.Activation("covers", stimulus, self._name(ch[3]), ch[5], None, span)
+        return ast.ExpectStmt(ch[1], act, options, claim_id, span)
+
+    def reading(self, meta: Meta, ch: list[Any]) -> str:
+        return "pre"
+
+    @staticmethod
+    def _read(ch: list[Any]) -> tuple[ast.Activation, list[Any]]:
+        """The activation (with its reading, when `pre` precedes it) and what follows."""
+        if ch and ch[0] == "pre":
+            return dataclasses.replace(ch[1], read="pre"), ch[2:]
+        return ch[0], ch[1:]
 
     def predict_stmt(self, meta: Meta, ch: list[Any]) -> ast.PredictStmt:
         edits = tuple(c for c in ch if isinstance(c, ast.Edit))
         colon = next(i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "COLON")
-        subject, activation, change = ch[colon + 1], ch[colon + 2], ch[colon + 3]
-        options, claim_id = self._trailer(ch[colon + 4 :])
+        subject = ch[colon + 1]
+        activation, rest = self._read(ch[colon + 2 :])
+        change, rest = rest[0], rest[1:]
+        options, claim_id = self._trailer(rest)
         return ast.PredictStmt(
             edits, subject, activation, change, options, claim_id, self._span(meta)
         )
