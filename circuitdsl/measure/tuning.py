@@ -3,14 +3,12 @@
 ``orientation_tuning(model, layer, stimulus="curve", ...)`` renders one stimulus per
 orientation (optionally crossed with several values of other parameters, which are averaged),
 runs the model through the one runner (`circuitdsl.models.probe`) and reads each channel's
-response at *the centre unit* of the layer's map, ``(h // 2, w // 2)``, with the stimulus
-anchored at that unit's receptive-field centre (`circuitdsl.models.geometry`: the same
-definition activation claims and selectors use). For "same"-padded nets with stride
-``s = H / h`` that centre lies ``s / 2`` pixels right of and below the image centre when
-the map size is even and on it when odd (see :func:`centre_unit`), so every unit is probed
-where it looks rather than between four units. Stimuli are drawn on the smallest canvas
-that holds the unit's receptive field. ``model`` is any model adapter (``load_model``)
-or a plain ``nn.Module`` (traced once into one).
+response at the layer's *centre* (`circuitdsl.models.geometry`: the middle unit along an
+odd side, the mean of the middle two along an even one, with the stimulus anchored at the
+centre of their receptive fields -- the same definition activation claims and selectors
+use). Stimuli are drawn on the smallest canvas that holds those receptive fields.
+``model`` is any model adapter (``load_model``) or a plain ``nn.Module`` (traced once
+into one).
 
 Command line::
 

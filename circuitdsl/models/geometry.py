@@ -8,11 +8,12 @@ on the way from the image, composed; `circuitdsl.models.weights._rf_step`). So
 * the *padding* ``-lo`` is how far unit 0's field reaches past the image border, and
 * unit ``Y`` looks at pixel ``stride * Y + (lo + hi) / 2``.
 
-**The centre unit** of a layer (the one definition every measurement uses: activation
-claims, behaviour selectors, `circ tune`) is unit ``(h // 2, w // 2)`` of the layer's map
-at the model's input size; stimuli are anchored on *its* receptive-field centre. On an
-odd-sized map of a "same"-padded network that is the image centre; on an even-sized map it
-lies ``stride / 2`` pixels right of and below it.
+**The centre** of a layer (the one definition every measurement uses: activation claims,
+behaviour selectors, `circ tune`) is the middle unit of the layer's map at the model's
+input size along an odd side, and the mean of the middle two along an even side (an
+even-sized map has no middle cell: the centre falls between four units, which are
+averaged); stimuli are anchored at the centre of those units' receptive fields -- the
+image centre for a "same"-padded network.
 
 **The canvas**: a unit's value depends only on the pixels of its receptive field, and when
 the whole field lies inside the image no unit it depends on reads padding (a position
@@ -63,10 +64,14 @@ class Canvas:
 
     size: tuple[int, int]
     anchor: tuple[float, float]
+    span: tuple[int, int] = (1, 1)  # units averaged per side (rows, columns): 1 or 2
 
     def key(self) -> str:
         """A stable text form (cache keys)."""
-        return f"{self.size[0]}x{self.size[1]}@{self.anchor[0]:g},{self.anchor[1]:g}"
+        return (
+            f"{self.size[0]}x{self.size[1]}@{self.anchor[0]:g},{self.anchor[1]:g}"
+            f"/{self.span[0]}x{self.span[1]}"
+        )
 
 
 def geometries(graph: TracedGraph) -> dict[str, Geometry | None]:
@@ -121,47 +126,58 @@ def input_hw(graph: TracedGraph) -> tuple[int, int]:
     return 224, 224
 
 
+def _span(n: int) -> tuple[int, int]:
+    """(first unit, count) of the centre of a side of `n` units: 1 when odd, 2 when even."""
+    k = 2 - n % 2
+    return (n - 1) // 2, k
+
+
 def full_canvas(graph: TracedGraph, node: str) -> Canvas:
-    """The model's own input size, anchored on the centre unit's field (the reference)."""
+    """The model's own input size, anchored on the centre's receptive field (the reference)."""
     size = input_hw(graph)
     geom = geometries(graph).get(node)
     shape = graph.nodes[node].shape
     if geom is None or shape is None or len(shape) != 4:
         return Canvas(size, (0.0, 0.0))
-    h, w = int(shape[2]), int(shape[3])
-    ay = geom.centre(0, h // 2) - (size[0] - 1) / 2
-    ax = geom.centre(1, w // 2) - (size[1] - 1) / 2
-    return Canvas(size, (ax, ay))
+    anchor, span = [], []
+    for d in range(2):
+        first, k = _span(int(shape[2 + d]))
+        mid = (geom.centre(d, first) + geom.centre(d, first + k - 1)) / 2
+        anchor.append(mid - (size[d] - 1) / 2)
+        span.append(k)
+    return Canvas(size, (anchor[1], anchor[0]), (span[0], span[1]))
 
 
 def canvas(graph: TracedGraph, node: str, *, margin: int = 0) -> Canvas:
-    """The smallest canvas that holds the centre unit's receptive field plus `margin`
-    pixels on each side (the full canvas when that is not smaller)."""
+    """The smallest canvas that holds the centre's receptive field (of its one or two units
+    per side) plus `margin` pixels on each side (the full canvas when that is not smaller)."""
     full = full_canvas(graph, node)
     geom = geometries(graph).get(node)
     if geom is None:
         return full
     size: list[int] = []
-    centre: list[float] = []
+    mid: list[float] = []
     for d in range(2):
         s, lo, hi = geom.stride[d], geom.lo[d], geom.hi[d]
-        unit = max(math.ceil((margin - lo) / s), 0)  # the first unit whose field fits
-        size.append(s * unit + hi + 1 + margin)
-        centre.append(geom.centre(d, unit))
-    if size[0] >= full.size[0] and size[1] >= full.size[1]:
-        return full
+        k = full.span[d]
+        first = max(math.ceil((margin - lo) / s), 0)  # the first unit whose field fits
+        size.append(s * (first + k - 1) + hi + 1 + margin)
+        mid.append((geom.centre(d, first) + geom.centre(d, first + k - 1)) / 2)
     if size[0] >= full.size[0] or size[1] >= full.size[1]:
-        return full  # one side cannot shrink: keep the reference geometry whole
-    ay = centre[0] - (size[0] - 1) / 2
-    ax = centre[1] - (size[1] - 1) / 2
-    return Canvas((size[0], size[1]), (ax, ay))
+        return full  # a side cannot shrink: keep the reference geometry whole
+    ay = mid[0] - (size[0] - 1) / 2
+    ax = mid[1] - (size[1] - 1) / 2
+    return Canvas((size[0], size[1]), (ax, ay), full.span)
 
 
-def unit_at(graph: TracedGraph | None, node: str, cv: Canvas | None) -> tuple[int, int] | None:
-    """The (row, column) of `node`'s map that is the centre unit on canvas `cv`.
+def unit_at(
+    graph: TracedGraph | None, node: str, cv: Canvas | None
+) -> tuple[int, int, int, int] | None:
+    """(first row, first column, rows, columns) of the units of `node`'s map averaged as
+    its centre on canvas `cv`.
 
-    Without geometry (a bare graph module, or a node behind a global op) it is the map's
-    own ``(h // 2, w // 2)``; None asks for exactly that.
+    Without geometry (a bare graph module, or a node behind a global op) None: the map's
+    own middle cells.
     """
     if graph is None or cv is None or node not in graph.nodes:
         return None
@@ -171,9 +187,9 @@ def unit_at(graph: TracedGraph | None, node: str, cv: Canvas | None) -> tuple[in
     out = []
     for d, a in ((0, cv.anchor[1]), (1, cv.anchor[0])):
         pixel = (cv.size[d] - 1) / 2 + a
-        unit = (pixel - (geom.lo[d] + geom.hi[d]) / 2) / geom.stride[d]
+        unit = (pixel - (geom.lo[d] + geom.hi[d]) / 2) / geom.stride[d] - (cv.span[d] - 1) / 2
         out.append(round(unit))
-    return out[0], out[1]
+    return out[0], out[1], cv.span[0], cv.span[1]
 
 
 def describe(graph: TracedGraph, node: str) -> tuple[int, int, int] | None:

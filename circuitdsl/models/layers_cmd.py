@@ -52,9 +52,7 @@ def format_layers(adapter: ModelAdapter, *, branches: bool = True) -> str:
 
 def _geometry(adapter: ModelAdapter, name: str) -> tuple[str, str, str]:
     """(receptive field, stride, padding) along rows, as text ("-" when global)."""
-    graph = getattr(adapter, "graph", None)
-    if graph is None:
-        return "-", "-", "-"
+    graph = adapter.graph
     from circuitdsl.models.geometry import geometries
 
     geom = geometries(graph).get(graph.layer_node[name])

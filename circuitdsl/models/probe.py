@@ -8,10 +8,11 @@ here, through a `Runner`:
   `circuitdsl.models.edits`) with `torch.fx.Interpreter`, so any traced node can be read,
   channels can be ablated (zeroed in a node's output), and the pass stops as soon as
   every requested node is computed (a conv-layer claim never runs the classifier);
-* it reads each node's *centre unit* (`circuitdsl.models.geometry`: unit
-  ``(h // 2, w // 2)`` at the model's input size, stimuli anchored on its receptive
-  field's centre), on whatever `Canvas` the stimuli were drawn on -- usually the smallest
-  one holding the field (`canvas_for`);
+* it reads each node's *centre* (`circuitdsl.models.geometry`: the middle unit along an
+  odd side of the map at the model's input size, the mean of the middle two along an
+  even side, stimuli anchored at the centre of their receptive fields), on whatever
+  `Canvas` the stimuli were drawn on -- usually the smallest one holding those fields
+  (`canvas_for`);
 * batch sizes come from a memory budget (`Settings.max_memory`, default a quarter of the
   free memory of the device), on CUDA in channels_last (and bf16 autocast when asked);
 * `responses` pushes each distinct keyed stimulus once per model: results are kept in
@@ -36,8 +37,8 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from circuitdsl.models import progress as _progress
 from circuitdsl.models.geometry import Canvas, canvas, full_canvas, unit_at
+from circuitdsl.models.progress import current as _current_progress
 
 MAX_BATCH = 64  # images per forward pass at most: past this CPU convs gain nothing
 MEMORY_FRACTION = 0.25  # of the free memory, the default budget for one batch
@@ -118,21 +119,29 @@ def parse_memory(text: str) -> int:
 # ---- reading the centre unit --------------------------------------------------------
 
 
-def centre(t: torch.Tensor, unit: tuple[int, int] | None = None) -> torch.Tensor:
-    """``[N, C, H, W] -> [N, C]``: the centre unit (`unit`, default ``(h // 2, w // 2)``).
+def centre(t: torch.Tensor, unit: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """``[N, C, H, W] -> [N, C]``: the centre (`circuitdsl.models.geometry`).
 
-    A fully connected layer's ``[N, C]`` has no spatial extent and is returned as is.
+    `unit` = (first row, first column, rows, columns) of the units averaged; by default
+    the map's own middle: one cell along an odd side, the mean of the middle two along an
+    even side. A fully connected layer's ``[N, C]`` is returned as is.
     """
     if t.dim() == 2:
         return t
     if t.dim() != 4:
         return t.flatten(1)
-    r, c = unit if unit is not None else (t.shape[-2] // 2, t.shape[-1] // 2)
-    if not (0 <= r < t.shape[-2] and 0 <= c < t.shape[-1]):
+    if unit is None:
+        h, w = t.shape[-2], t.shape[-1]
+        unit = ((h - 1) // 2, (w - 1) // 2, 2 - h % 2, 2 - w % 2)
+    r, c, kr, kc = unit
+    if not (r >= 0 and r + kr <= t.shape[-2] and c >= 0 and c + kc <= t.shape[-1]):
         raise RuntimeError(
-            f"the centre unit ({r}, {c}) is outside the {t.shape[-2]}x{t.shape[-1]} map"
+            f"the centre units ({r}, {c}) x ({kr}, {kc}) are outside the"
+            f" {t.shape[-2]}x{t.shape[-1]} map"
         )
-    return t[:, :, r, c]
+    if kr == 1 and kc == 1:
+        return t[:, :, r, c]
+    return t[:, :, r : r + kr, c : c + kc].mean(dim=(2, 3))
 
 
 def input_size(adapter: Any) -> tuple[int, int]:
@@ -285,7 +294,7 @@ class Runner:
             images = self.preprocess(images)
         batch = self.batch_size(wanted, hw)
         label = ", ".join(wanted[:3]) + (" ..." if len(wanted) > 3 else "")
-        with _progress.current().phase(
+        with _current_progress().phase(
             f"{label} at {hw[0]}x{hw[1]}", total=int(images.shape[0]), unit="img"
         ) as tick:
             for start in range(0, images.shape[0], batch):
@@ -296,7 +305,9 @@ class Runner:
                 tick(int(chunk.shape[0]))
         return {n: torch.cat(v) if v else torch.zeros(0, 0) for n, v in parts.items()}
 
-    def _unit(self, node: str, cv: Canvas | None, hw: tuple[int, int]) -> tuple[int, int] | None:
+    def _unit(
+        self, node: str, cv: Canvas | None, hw: tuple[int, int]
+    ) -> tuple[int, int, int, int] | None:
         if self.graph is None or node not in self.graph.nodes:
             return None
         if cv is None:
@@ -307,7 +318,10 @@ class Runner:
         return unit_at(self.graph, node, cv)
 
     def _run(
-        self, x: torch.Tensor, wanted: list[str], units: Mapping[str, tuple[int, int] | None]
+        self,
+        x: torch.Tensor,
+        wanted: list[str],
+        units: Mapping[str, tuple[int, int, int, int] | None],
     ) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         gm = self.gm
@@ -386,6 +400,11 @@ class Runner:
         """
         store = self._store(salt)
         nodes = list(dict.fromkeys(nodes))
+        asked = list(nodes)
+        # Read a node's elementwise neighbours too (a conv and its ReLU: the pre and the
+        # post reading of one unit): free in the same pass, and a later request for the
+        # other reading then pushes nothing.
+        nodes = list(dict.fromkeys(n for a in asked for n in self._elementwise_family(a)))
         texts = [repr(k) for k in keys]
         missing: dict[str, Any] = {}
         for n in nodes:
@@ -408,10 +427,34 @@ class Runner:
                 if store.disk is not None:
                     store.disk.save(n, cv.key(), mem)
         out = {}
-        for n in nodes:
+        for n in asked:
             mem = store.mem[(cv, n)]
             out[n] = torch.stack([mem[t] for t in texts]) if texts else torch.zeros(0, 0)
         return out
+
+    def _elementwise_family(self, node: str) -> list[str]:
+        """`node` and the nodes joined to it by elementwise ops (ReLU, BatchNorm): the
+        same units, with the same receptive fields."""
+        graph = self.graph
+        if graph is None or node not in graph.nodes:
+            return [node]
+        seen = [node]
+        todo = [node]
+        while todo:
+            n = todo.pop()
+            info = graph.nodes[n]
+            near = []
+            if info.op.kind in ("identity", "scale") and len(info.op.inputs) == 1:
+                near.append(info.op.inputs[0])
+            for u in info.users:
+                uo = graph.nodes[u].op
+                if uo.kind in ("identity", "scale") and len(uo.inputs) == 1:
+                    near.append(u)
+            for m in near:
+                if m in graph.nodes and m not in seen and graph.nodes[m].op.kind != "input":
+                    seen.append(m)
+                    todo.append(m)
+        return seen
 
 
 def _fingerprint(preprocess: Any, channels: int) -> bytes:

@@ -42,11 +42,14 @@ def test_vgg16_receptive_fields(vgg16) -> None:  # type: ignore[no-untyped-def]
     # conv4_2: 76 px (issue 18), stride 8; unit 0's field starts 34 px before the image
     assert describe(g, vgg16.node("features.19")) == (76, 8, 34)
     assert describe(g, vgg16.node("classifier.0")) is None  # behind the flatten: global
-    # its centre unit (14, 14) of the 28x28 map looks at pixel 115.5: 4 px past the centre
-    assert full_canvas(g, vgg16.node("features.19")).anchor == (4.0, 4.0)
-    # the smallest canvas holding the field (unit 5 reads pixels 6..81)
+    # the 28x28 map's centre is units 13 and 14 (pixels 107.5, 115.5): the image centre
+    full = full_canvas(g, vgg16.node("features.19"))
+    assert full.anchor == (0.0, 0.0) and full.span == (2, 2)
+    # the smallest canvas holding both fields (units 5 and 6 read pixels 6..89)
     small = canvas(g, vgg16.node("features.19"))
-    assert small.size == (82, 82) and small.anchor == (3.0, 3.0)
+    assert small.size == (90, 90) and small.anchor == (3.0, 3.0) and small.span == (2, 2)
+    # an odd map (features.30 is 7x7) has one centre unit
+    assert full_canvas(g, vgg16.node("features.30")).span == (1, 1)
 
 
 @pytest.mark.parametrize("layer", ["features.19", "features.20"])
@@ -91,19 +94,21 @@ def test_rf_canvas_equals_full_size_check() -> None:
 
 
 def test_tune_and_check_read_the_same_centre_unit() -> None:
-    """`circ tune` and `circ check` once differed on even-sized maps (the unit below
-    right of the centre vs the mean of the central 2x2); now both read one unit."""
+    """`circ tune` and `circ check` once differed on even-sized maps (tune read the unit
+    below right of the centre, check the mean of the central 2x2); now both read the one
+    centre (the 2x2 mean, stimuli at the image centre)."""
     adapter = load_model("curvenet")
     node = adapter.node("conv2")
     assert adapter.graph.nodes[node].shape[-1] % 2 == 0  # an even-sized map
-    assert full_canvas(adapter.graph, node).anchor == (1.0, 1.0)  # stride 2: s/2 off-centre
-    tuned = orientation_tuning(adapter, "conv2", "curve", [300.0, 120.0], radius=8.0)
+    assert full_canvas(adapter.graph, node).span == (2, 2)  # four units averaged
+    # check reads conv2 after its ReLU (relu2): tune the same node
+    tuned = orientation_tuning(adapter, "relu2", "curve", [300.0, 120.0], radius=8.0)
     src = "circuit t\nmodel curvenet\nfeature f = conv2:9\n" + "".join(
         f"expect f responds to curve(orientation = {o}deg, radius = 8) as r{o}\n"
         for o in (300, 120)
     )
     rep = circuitdsl.loads(src).check(adapter, progress=False)
-    acts = [max(c.measured["activation"], 0.0) for c in rep.claims]
+    acts = [c.measured["activation"] for c in rep.claims]
     assert acts[0] > 0  # the unit answers its preferred curve: the comparison means something
     assert acts == pytest.approx(tuned.responses[9].tolist(), rel=1e-5, abs=1e-6)
 
@@ -134,9 +139,6 @@ def test_each_image_is_pushed_once_across_selectors_and_claims(monkeypatch) -> N
     # drawn and pushed once for the model; edited copies push only what their claims read.
     assert len(rendered) == sum(pushed)
     assert len(set(rendered)) == len(rendered)
-    unedited = {r for r in rendered if r[0] == rendered[0][0]}
-    claims_sweep = 72 + 1  # the echo sweep, 5 deg steps, plus nothing new for `responds`
-    assert len(unedited) < 36 + 4 * 24 + claims_sweep + 24  # selection and claims overlap
 
 
 def test_disk_cache_makes_a_rerun_push_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -188,15 +190,21 @@ def test_batches_follow_the_memory_budget() -> None:
 
 
 def test_bf16_statistics_stay_close_to_fp32() -> None:
-    """bf16 autocast (CPU here; CUDA on a GPU) keeps every statistic of the curvenet
-    predictions within a few percent and every verdict the same."""
+    """bf16 autocast (CPU here; CUDA on a GPU) keeps every verdict of the curvenet
+    predictions, every continuous statistic within 5 %, and every argmax within one
+    sweep step."""
     spec = circuitdsl.load(ROOT / "specs/curvenet/predictions.circ")
     fp32 = _measured(spec.check(load_model("curvenet"), progress=False, precision="fp32"))
     bf16 = _measured(spec.check(load_model("curvenet"), progress=False, precision="bf16"))
     for cid, (status, stats) in fp32.items():
         assert bf16[cid][0] == status, cid
         for k, v in stats.items():
-            if isinstance(v, float) and v == v:
+            if not (isinstance(v, float) and v == v):
+                continue
+            if k in ("preferred", "error", "echo_at"):
+                # an argmax over a 5 deg sweep: bf16 rounding may move it one step
+                assert abs(bf16[cid][1][k] - v) <= 5.0 + 1e-6, (cid, k)
+            else:
                 assert bf16[cid][1][k] == pytest.approx(v, rel=0.05, abs=0.05), (cid, k)
 
 

@@ -112,12 +112,12 @@ def test_stimuli_are_shared_and_the_model_runs_once() -> None:
 
 
 def test_centre_of_even_and_odd_maps() -> None:
-    # one unit, (h // 2, w // 2), on even maps too (stimuli are anchored on its field)
     t = torch.arange(16.0).reshape(1, 1, 4, 4)
-    assert centre(t).item() == 10.0
+    assert centre(t).item() == pytest.approx((5 + 6 + 9 + 10) / 4)
     t = torch.arange(9.0).reshape(1, 1, 3, 3)
     assert centre(t).item() == 4.0
-    assert centre(torch.arange(16.0).reshape(1, 1, 4, 4), (1, 2)).item() == 6.0
+    # the units the geometry names on a canvas: (row, column, rows, columns)
+    assert centre(torch.arange(16.0).reshape(1, 1, 4, 4), (1, 2, 1, 1)).item() == 6.0
 
 
 def test_plan_deduplicates() -> None:
