@@ -10,6 +10,7 @@ asked otherwise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,7 +291,7 @@ class Source:
         rows_of: dict[str, list[int]] = {}
         for n in dict.fromkeys(n for n, _ in units):
             cv = self.plan.canvas_of(n)
-            rows_of[n] = self.plan.add(cv, keys, lambda cv=cv: render_on(cv))
+            rows_of[n] = self.plan.add(cv, keys, functools.partial(render_on, cv))
             self.plan.nodes.setdefault(cv, set()).add(n)
             self.rows.update(rows_of[n])
         self.nodes.update(rows_of)
