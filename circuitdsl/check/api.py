@@ -7,7 +7,7 @@ import contextvars
 import copy
 import dataclasses
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ def check_spec(
     max_memory: int | None = None,
     cache: bool | None = None,
     precision: str | None = None,
+    allow_factories: bool | Collection[str] = (),
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -60,6 +61,10 @@ def check_spec(
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
 
+    A spec cannot run code: a `model "pkg.mod:fn"` line is refused (E220) unless
+    `allow_factories` is True or lists that reference. A factory passed as `model_name`
+    is the caller's own choice and is always used.
+
     Execution (`circuitdsl.models.probe.Settings`): `max_memory` bytes per batch (default
     a quarter of the free memory), `cache` the on-disk activation cache (default on),
     `precision` "fp32" (default) or "bf16". `progress`: True / False / None (on when
@@ -71,7 +76,9 @@ def check_spec(
 
     p = make(progress)
     with use(p), using(device=device, max_memory=max_memory, cache=cache, precision=precision):
-        return _check_spec(circuit, model_name, weights, p, device, program, preprocess, note)
+        return _check_spec(
+            circuit, model_name, weights, p, device, program, preprocess, note, allow_factories
+        )
 
 
 def _check_spec(
@@ -83,6 +90,7 @@ def _check_spec(
     program: Any,
     preprocess: Any,
     note: Callable[[str], None] | None,
+    allow_factories: bool | Collection[str],
 ) -> Report:
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
@@ -98,6 +106,10 @@ def _check_spec(
                 )
             ]
         )
+    if model_name is None and isinstance(model, str):
+        from circuitdsl.models.module import guard_spec_factory
+
+        guard_spec_factory(model, allow_factories, circuit.path)
     with p.phase(f"loading {model}" if isinstance(model, str) else "binding"):
         adapter, bound = _adapter_of(model, weights, circuit)
     # The spec's word belongs to the spec's model: another model keeps its own.
