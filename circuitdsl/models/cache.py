@@ -16,11 +16,9 @@ entries, never correctness. An unreadable file is ignored (and rewritten).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,17 +39,11 @@ def cache_dir() -> Path:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write `data` to `path` whole or not at all (the package's `write_atomic`: a
+    temporary file in the same folder, fsync, `os.replace`)."""
+    from circuitdsl.language.atomic import write_atomic
+
+    write_atomic(path, data)
 
 
 def model_hash(
