@@ -37,6 +37,11 @@ class Outcome:
     # Thresholds implied by the claim itself (e.g. `rank <= k`) when the spec gave none.
     implied: tuple[Threshold, ...] = ()
     status: str | None = None  # set only to force a status (e.g. "error")
+    # The null distribution of the claim's statistics: the same statistics computed
+    # for every source channel of the layer pair into the same target (for a direction
+    # source, random directions of as many channels with the same coefficients). The
+    # engine turns it into `percentile` and `base_rate` (docs/claims.md, "The null").
+    null: dict[str, torch.Tensor] | None = None
 
 
 def unmeasurable(exc: Exception) -> Outcome:
@@ -69,6 +74,69 @@ def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[s
         if len(_RULES_CACHE) < 10_000:
             _RULES_CACHE[key] = hit
     return hit
+
+
+def _holds_all(t: Threshold, values: torch.Tensor) -> torch.Tensor:
+    """`t.holds` elementwise over a tensor of null values (NaN never holds)."""
+    v = t.value
+    return {
+        ">=": lambda: values >= v,
+        "<=": lambda: values <= v,
+        ">": lambda: values > v,
+        "<": lambda: values < v,
+        "==": lambda: values == v,
+        "!=": lambda: (values != v) & ~values.isnan(),
+    }[t.op]()
+
+
+def _percentiles(values: torch.Tensor, higher: bool) -> torch.Tensor:
+    """Each null value's own percentile among the null values (for `percentile` thresholds)."""
+    if higher:
+        return 100.0 * (values[None, :] <= values[:, None]).float().mean(dim=1)
+    return 100.0 * (values[None, :] >= values[:, None]).float().mean(dim=1)
+
+
+def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
+    """`percentile` and `base_rate` of a claim whose handler reported a null distribution.
+
+    `percentile` = 100 x the share of the null values that the measured primary
+    statistic (the first one with a threshold) matches or beats in the threshold's
+    direction (100 = no input of the target does better); `base_rate` = the share of
+    the null for which every threshold holds, i.e. how often the claim would pass
+    for a source drawn at random among the target's inputs. Empty without a null, or
+    when a threshold's statistic has no null values.
+    """
+    null = outcome.null
+    if not null:
+        return {}
+    by_stat, _ = _rules(claim, outcome)
+    primary = next((s for s in by_stat if s in null), None)
+    if primary is None or primary not in outcome.measured:
+        return {}
+    t = by_stat[primary]
+    higher = t.op in (">=", ">")
+    nv = null[primary].to(torch.float64)
+    v = outcome.measured[primary]
+    out: dict[str, float] = {}
+    if v == v and len(nv):
+        # the claim's own source is in its null, computed by another float32 reduction:
+        # compare within a rounding tolerance so it never "beats" itself
+        finite = nv[nv.isfinite()]
+        scale = max(abs(v), float(finite.abs().max()) if len(finite) else 0.0)
+        tol = 1e-5 * scale
+        beaten = (nv <= v + tol) if higher else (nv >= v - tol)
+        out["percentile"] = 100.0 * float(beaten.double().mean())
+    ok = torch.ones(len(nv), dtype=torch.bool)
+    for s, th in by_stat.items():
+        if s == "percentile":
+            ok &= _holds_all(th, _percentiles(nv, higher))
+        elif s in null:
+            ok &= _holds_all(th, null[s].to(torch.float64))
+        elif s != "base_rate":
+            return out  # a threshold the null cannot evaluate: no base rate
+    if len(nv):
+        out["base_rate"] = float(ok.double().mean())
+    return out
 
 
 def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:

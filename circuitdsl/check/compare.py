@@ -38,11 +38,14 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             raise Unmeasurable(f"the kernel {e1} is all zeros; the ratio is undefined")
         ratio = n0 / n1
         detail = f"kernel norm of {e0} ({fmt(n0)}) is {fmt(ratio)}x that of {e1} ({fmt(n1)})"
+        # null: the first connection's source replaced by every input of its target
+        null_norms = g0.null_kernels(i0).flatten(1).norm(dim=1)
         out.append(
             Outcome(
                 {"ratio": ratio, "norm_first": n0, "norm_second": n1},
                 detail,
                 {e0: g0.kernel_lists()[i0], e1: g1.kernel_lists()[i1]},
+                null={"ratio": null_norms / n1},
             )
         )
     return out

@@ -33,7 +33,7 @@ from circuitdsl.check import (
     union,
     within,
 )
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, verdict
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, null_summary, verdict
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.language.ir import Circuit, Claim, Feature
 from circuitdsl.report.model import ClaimResult, Report
@@ -170,12 +170,15 @@ def _check(
         _measure_kinds(ctx, by_kind, needed, results, progress)
     finally:
         torch.set_num_threads(old_threads)
+    from circuitdsl.check.aggregate import aggregates
+
     return Report(
         spec=circuit.path,
         model=_model_name(bound),
         weights=_weights_name(bound),
         claims=tuple(results[c.id] for c in circuit.claims),
         circuit=circuit.name,
+        aggregates=aggregates(circuit.claims, results),
     )
 
 
@@ -245,6 +248,9 @@ def _source(c: Claim, circuit: Circuit) -> str:
 
 
 def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
+    if outcome.null is not None and outcome.status is None:
+        outcome.measured.update(null_summary(c, outcome))
+        outcome.null = None  # the tensors are not kept past the verdict
     status, expected, detail = verdict(c, outcome)
     return ClaimResult(
         id=c.id,

@@ -109,7 +109,11 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
                     f"{src} -> {dst}: {what} weights correlate {fmt(r)} with a "
                     f"{c.args['shape']} at {float(c.args['orientation']):g} deg"
                 )
+            i = located[n][1]
+            sign = -1.0 if c.args.get("sign") == "inhibits" else 1.0
+            null_part = (sign * crop(g.null_kernels(i), eh, ew)).clamp_min(0)
+            null = {"correlation": pearson(null_part, located[n][2].expand_as(null_part))}
             results[n] = Outcome(
-                {"correlation": r}, detail, {f"{src}->{dst}": klists[located[n][1]]}
+                {"correlation": r}, detail, {f"{src}->{dst}": klists[i]}, null=null
             )
     return [r if r is not None else unmeasurable(Unmeasurable("not measured")) for r in results]

@@ -8,6 +8,7 @@ its effective thresholds (see claims.py).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator
@@ -19,7 +20,13 @@ from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, effective_threshol
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
 from circuitdsl.language.resolve import ClaimStatement, Resolved
 from circuitdsl.language.syntax import ast
-from circuitdsl.language.syntax.fmt import activation_text, body_text, edit_text
+from circuitdsl.language.syntax.fmt import (
+    activation_text,
+    body_text,
+    edit_text,
+    expr_text,
+    statement_lines,
+)
 
 Env = dict[str, ir.Feature]  # loop variable -> the member it is bound to
 
@@ -83,6 +90,12 @@ class _Compiler:
         self.claims: list[ir.Claim] = []
         self.errors: list[Diagnostic] = []
         self.ids: dict[str, Span | None] = {}
+        # the enclosing `for` statements and the text of the statement being compiled:
+        # every claim of a quantified line carries the line's text and alpha
+        self.fors: list[ast.ForStmt] = []
+        self.stmt_text = ""
+        self.stmt_alpha: float | None = None
+        self.quantified = False  # a family as a whole, or each member of a family
 
     # ---- references -------------------------------------------------------------------
     def node(self, ref: ast.Ref, env: Env) -> str:
@@ -115,7 +128,29 @@ class _Compiler:
             )
             return
         self.ids[claim_id] = fields["span"]
-        self.claims.append(ir.Claim(id=claim_id, **fields))
+        line, alpha = self.line_of(fields)
+        self.claims.append(ir.Claim(id=claim_id, line=line, alpha=alpha, **fields))
+
+    def line_of(self, fields: dict[str, Any]) -> tuple[str | None, float | None]:
+        """The quantified line a claim belongs to (None if it is a single claim) and its alpha."""
+        text = self.stmt_text
+        for f in reversed(self.fors):
+            bindings = ", ".join(f"{b.var.text} in {b.family.text}" for b in f.bindings)
+            where = f" where {expr_text(f.where)}" if f.where is not None else ""
+            text = f"for {bindings}{where} {{ {text} }}"
+        families = self.r.families
+        whole = any(n in families for e in fields.get("edges", ()) for n in e) or any(
+            n in families for n in fields.get("subjects", ())
+        )
+        if not self.fors and not whole and not self.quantified:
+            return None, None
+        alpha = self.stmt_alpha
+        for f in reversed(self.fors):
+            if alpha is None and f.alpha is not None:
+                alpha = float(f.alpha.value)
+        if alpha is None:
+            alpha = self.r.alpha
+        return text, alpha
 
     def thresholds(
         self,
@@ -128,10 +163,19 @@ class _Compiler:
 
     def statement(self, stmt: ClaimStatement, env: Env, origin: Span | None) -> None:
         if isinstance(stmt, ast.ForStmt):
-            for bound in self.bindings(stmt, env):
-                for body in stmt.body:
-                    self.statement(body, bound, origin or stmt.span)
-        elif isinstance(stmt, ast.ClaimStmt):
+            self.fors.append(stmt)
+            try:
+                for bound in self.bindings(stmt, env):
+                    for body in stmt.body:
+                        self.statement(body, bound, origin or stmt.span)
+            finally:
+                self.fors.pop()
+            return
+        self.stmt_text = statement_lines(stmt)[0]
+        alpha = getattr(stmt, "alpha", None)
+        self.stmt_alpha = float(alpha.value) if alpha is not None else None
+        self.quantified = False
+        if isinstance(stmt, ast.ClaimStmt):
             if stmt.where is None or evaluate(stmt.where, env):
                 self.claim_stmt(stmt, env, origin)
         elif isinstance(stmt, ast.CompareStmt):
@@ -195,6 +239,7 @@ class _Compiler:
         """A family as subject of an activation claim means each member, as `self`."""
         name = self.node(subject, env)
         if name in self.r.families and subject.name.text not in env:
+            self.quantified = True  # one claim per member: a quantified line
             for m in self.r.families[name].members:
                 yield {**env, "self": self.r.features[m]}
         else:
@@ -217,6 +262,8 @@ class _Compiler:
                     )
                 )
                 return
+            if len(stmt.items) > 1:
+                self.stmt_text = statement_lines(dataclasses.replace(stmt, items=(item,)))[0]
             kind, args, slug = self.body(item.body, env)
             word = rule_word(kind, args)
             extra = ()

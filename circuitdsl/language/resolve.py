@@ -52,6 +52,7 @@ class Resolved:
     thresholds: dict[str, tuple[ir.Threshold, ...]]
     statements: tuple[ClaimStatement, ...]
     sources: tuple[str, ...] = ()
+    alpha: float | None = None  # `alpha A`: the spec's level for aggregate verdicts
 
 
 @dataclass
@@ -414,6 +415,20 @@ class _Resolver:
             return None
         return ir.Threshold(opt.stat.text, opt.op, float(opt.value.value))
 
+    def alpha(self, lit: ast.Literal | None) -> float | None:
+        """A significance level: a plain number strictly between 0 and 1."""
+        if lit is None:
+            return None
+        if lit.unit != "number" or not 0.0 < float(lit.value) < 1.0:
+            self.error(
+                d.E_BAD_VALUE,
+                f"`alpha` is a significance level between 0 and 1, not `{lit.raw}`",
+                lit.span,
+                help="e.g. `alpha 0.01` (the default) or `alpha 0.001`",
+            )
+            return None
+        return float(lit.value)
+
     def check_options(self, word: str, options: tuple[ast.ThresholdOption, ...]) -> None:
         for opt in options:
             self.threshold(word, opt)
@@ -424,6 +439,7 @@ class _Resolver:
     ) -> None:
         if isinstance(stmt, ast.ClaimStmt):
             self.check_claim(stmt, scope, variables)
+            self.alpha(stmt.alpha)
         elif isinstance(stmt, ast.CompareStmt):
             if stmt.grouped:
                 self.error(
@@ -448,6 +464,7 @@ class _Resolver:
                 )
             self.check_options("banded", stmt.options)
         elif isinstance(stmt, ast.ForStmt):
+            self.alpha(stmt.alpha)
             inner: dict[str, str | None] = dict(variables)
             for b in stmt.bindings:
                 if b.family.text not in scope.families:
@@ -815,6 +832,7 @@ def resolve(program: Program) -> Resolved:
     citations: list[str] = []
     model: str | None = None
     thresholds: dict[str, list[ir.Threshold]] = {}
+    alpha: float | None = None
     statements: list[ClaimStatement] = []
     header_seen: dict[str, Span] = {}
     for stmt in spec.statements:
@@ -835,6 +853,8 @@ def resolve(program: Program) -> Resolved:
                 model = stmt.model
         elif isinstance(stmt, ast.CiteDecl):
             citations.append(stmt.text)
+        elif isinstance(stmt, ast.AlphaDecl):
+            alpha = resolver.alpha(stmt.value)
         elif isinstance(stmt, ast.ThresholdDecl):
             word = stmt.word.text
             if word not in RULES:
@@ -866,6 +886,7 @@ def resolve(program: Program) -> Resolved:
         thresholds={k: tuple(v) for k, v in thresholds.items()},
         statements=tuple(statements),
         sources=tuple(program.modules),
+        alpha=alpha,
     )
 
 

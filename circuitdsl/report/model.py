@@ -73,6 +73,63 @@ class ClaimResult:
 
 
 @dataclass(frozen=True, slots=True)
+class AggregateResult:
+    """The verdict on a quantified line (a `for` line, a family used as a whole).
+
+    `passed` of `of` measured claims passed, against `base_rate`, the mean chance that
+    one of them passes for a source drawn at random among its target's inputs;
+    `p_value` is the exact probability of at least `passed` passes by chance
+    (docs/claims.md, "Aggregate verdicts"); `status` is `pass` iff `p_value <= alpha`.
+    """
+
+    source: str  # `file:line` of the line
+    text: str
+    status: str
+    passed: int
+    of: int
+    base_rate: float
+    p_value: float
+    alpha: float = 0.01
+    errors: int = 0  # claims of the line that could not be measured (not in `of`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "text": self.text,
+            "status": self.status,
+            "passed": self.passed,
+            "of": self.of,
+            "base_rate": _finite(self.base_rate),
+            "p_value": _finite(self.p_value),
+            "alpha": self.alpha,
+            "errors": self.errors,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AggregateResult:
+        """Inverse of `to_dict`."""
+        return cls(
+            source=data["source"],
+            text=data["text"],
+            status=data["status"],
+            passed=int(data["passed"]),
+            of=int(data["of"]),
+            base_rate=float("nan") if data["base_rate"] is None else float(data["base_rate"]),
+            p_value=float("nan") if data["p_value"] is None else float(data["p_value"]),
+            alpha=float(data.get("alpha", 0.01)),
+            errors=int(data.get("errors", 0)),
+        )
+
+    def line(self) -> str:
+        """One line for the text report."""
+        return (
+            f"{self.status.upper():5}  {self.passed}/{self.of} pass (base rate "
+            f"{self.base_rate:.3g}, p = {self.p_value:.3g}, alpha {self.alpha:g})  "
+            f"{self.text}    [{self.source}]"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Every claim's verdict for one spec checked against one model."""
 
@@ -83,6 +140,10 @@ class Report:
     circuit: str = ""
     # features declared by behaviour: which channels were chosen on this model
     selections: tuple[str, ...] = ()
+    # one verdict per quantified line, against the null (docs/claims.md)
+    aggregates: tuple = ()  # tuple[AggregateResult, ...]
+    # `circ check --control KIND`: the control the spec was re-run on (None: the model)
+    control: str | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -91,7 +152,23 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(c.status == "pass" for c in self.claims)
+        return all(c.status == "pass" for c in self.claims) and all(
+            a.status == "pass" for a in self.aggregates
+        )
+
+    @property
+    def false_pass_rate(self) -> dict[str, Any]:
+        """Under a control: how many measured claims and aggregates passed anyway."""
+        measured = [c for c in self.claims if c.status in ("pass", "fail")]
+        passed = sum(c.status == "pass" for c in measured)
+        agg = sum(a.status == "pass" for a in self.aggregates)
+        return {
+            "claims": passed,
+            "of": len(measured),
+            "rate": passed / len(measured) if measured else None,
+            "aggregates": agg,
+            "aggregates_of": len(self.aggregates),
+        }
 
     def result(self, claim_id: str) -> ClaimResult:
         for c in self.claims:
@@ -100,13 +177,22 @@ class Report:
         raise KeyError(claim_id)
 
     def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
-        return {
-            "spec": self.spec,
-            "circuit": self.circuit,
-            "model": {"name": self.model, "weights": self.weights},
-            "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
-            "summary": self.summary,
-        } | ({"selected": list(self.selections)} if self.selections else {})
+        return (
+            {
+                "spec": self.spec,
+                "circuit": self.circuit,
+                "model": {"name": self.model, "weights": self.weights},
+                "aggregates": [a.to_dict() for a in self.aggregates],
+                "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
+                "summary": self.summary,
+            }
+            | ({"selected": list(self.selections)} if self.selections else {})
+            | (
+                {"control": {"kind": self.control, "false_passes": self.false_pass_rate}}
+                if self.control
+                else {}
+            )
+        )
 
     def to_json(self, *, with_kernels: bool = False) -> str:
         """Strict JSON (an undefined measurement is `null`, never `NaN`)."""
@@ -122,6 +208,8 @@ class Report:
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
             selections=tuple(data.get("selected", ())),
+            aggregates=tuple(AggregateResult.from_dict(a) for a in data.get("aggregates", ())),
+            control=(data.get("control") or {}).get("kind"),
         )
 
     @classmethod
@@ -169,11 +257,30 @@ class Report:
             )
         s = self.summary
         tail = f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors"
+        if self.aggregates:
+            n = sum(a.status == "pass" for a in self.aggregates)
+            tail += f"; {n} of {len(self.aggregates)} quantified lines pass against the null"
         head = f"{self.spec}  (model {self.model}" + (
             f", weights {self.weights})" if self.weights else ")"
         )
         chosen = [f"selected: {t}" for t in self.selections]
-        return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"
+        top = []
+        if self.control:
+            f = self.false_pass_rate
+            rate = f"{100 * f['rate']:.1f} %" if f["rate"] is not None else "n/a"
+            top = [
+                f"control: {self.control} -- every pass below is a false pass: "
+                f"{f['claims']} of {f['of']} claims ({rate}), "
+                f"{f['aggregates']} of {f['aggregates_of']} quantified lines",
+                "",
+            ]
+        if self.aggregates:
+            top += [
+                "quantified lines (against the null):",
+                *(a.line() for a in self.aggregates),
+                "",
+            ]
+        return "\n".join([head, *chosen, "", *top, *rows, "", tail]) + "\n"
 
     def _repr_html_(self) -> str:
         from circuitdsl.report.html import report_table_html

@@ -122,6 +122,14 @@ class ThresholdDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class AlphaDecl:
+    """`alpha 0.001`: the significance level of the spec's aggregate verdicts."""
+
+    value: Literal
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelTerm:
     """`0.8 * mixed4c:447`; the coefficient is None when not written."""
 
@@ -268,6 +276,7 @@ class ClaimStmt:
     items: tuple[ClaimItem, ...]
     where: Expr | None
     span: Span
+    alpha: Literal | None = None  # `... alpha 0.001`: this line's aggregate level
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +326,7 @@ class ForStmt:
     where: Expr | None
     body: tuple[Statement, ...]
     span: Span
+    alpha: Literal | None = None  # `for ... alpha 0.001 { }`: level of every line inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +389,7 @@ Statement = (
     | ModelDecl
     | ImportDecl
     | ThresholdDecl
+    | AlphaDecl
     | FeatureDecl
     | FamilyDecl
     | ClaimStmt

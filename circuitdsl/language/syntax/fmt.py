@@ -174,6 +174,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         if stmt.names is None:
             return [f"import {quote(stmt.path)}"]
         return [f"from {quote(stmt.path)} import {', '.join(n.text for n in stmt.names)}"]
+    if isinstance(stmt, ast.AlphaDecl):
+        return [f"alpha {literal_text(stmt.value)}"]
     if isinstance(stmt, ast.ThresholdDecl):
         o = stmt.option
         return [f"threshold {stmt.word.text} {o.stat.text} {o.op} {literal_text(o.value)}"]
@@ -193,7 +195,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
             body_text(i.body) + options_text(i.options, i.claim_id) for i in stmt.items
         )
         where = f" where {expr_text(stmt.where)}" if stmt.where is not None else ""
-        return [f"{sources} -> {ref_text(stmt.target)} : {items}{where}"]
+        alpha = f" with alpha {literal_text(stmt.alpha)}" if stmt.alpha is not None else ""
+        return [f"{sources} -> {ref_text(stmt.target)} : {items}{where}{alpha}"]
     if isinstance(stmt, ast.CompareStmt):
         (a, c), (b, e) = stmt.stronger, stmt.weaker
         return [
@@ -224,7 +227,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
     assert isinstance(stmt, ast.ForStmt)
     bindings = ", ".join(f"{b.var.text} in {b.family.text}" for b in stmt.bindings)
     where = f" where {expr_text(stmt.where)}" if stmt.where is not None else ""
-    return [f"for {bindings}{where} {{", "}"]  # the body is laid out by the caller
+    alpha = f" with alpha {literal_text(stmt.alpha)}" if stmt.alpha is not None else ""
+    return [f"for {bindings}{where}{alpha} {{", "}"]  # the body is laid out by the caller
 
 
 def _combination_text(terms: tuple[ast.ChannelTerm, ...]) -> str:

@@ -251,6 +251,12 @@ class _Builder:
         ch = _without_keywords(ch)
         return ast.ThresholdDecl(self._name(ch[0]), ch[1], self._span(meta))
 
+    def alpha_decl(self, meta: Meta, ch: list[Any]) -> ast.AlphaDecl:
+        return ast.AlphaDecl(ch[-1], self._span(meta))
+
+    def alpha_clause(self, meta: Meta, ch: list[Any]) -> ast.AlphaDecl:
+        return ast.AlphaDecl(ch[-1], self._span(meta))
+
     def threshold(self, meta: Meta, ch: list[Any]) -> ast.ThresholdOption:
         stat, op, value = ch
         return ast.ThresholdOption(self._name(stat), str(op), value, self._span(meta))
@@ -376,8 +382,9 @@ class _Builder:
         sources, union = ch[0]
         target = ch[2]
         items = tuple(c for c in ch[4:] if isinstance(c, ast.ClaimItem))
+        alpha = ch.pop().value if isinstance(ch[-1], ast.AlphaDecl) else None
         where = ch[-1][0] if isinstance(ch[-1], list) else None
-        return ast.ClaimStmt(sources, union, target, items, where, self._span(meta))
+        return ast.ClaimStmt(sources, union, target, items, where, self._span(meta), alpha)
 
     def compare_stmt(self, meta: Meta, ch: list[Any]) -> ast.CompareStmt:
         a = ch[0][0][0]
@@ -456,7 +463,8 @@ class _Builder:
             i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "LBRACE"
         )
         body = tuple(c for c in ch[body_start + 1 : -1])
-        return ast.ForStmt(bindings, where, body, self._span(meta))
+        alpha = next((c.value for c in ch[:body_start] if isinstance(c, ast.AlphaDecl)), None)
+        return ast.ForStmt(bindings, where, body, self._span(meta), alpha)
 
     def binding(self, meta: Meta, ch: list[Any]) -> ast.Binding:
         return ast.Binding(self._name(ch[0]), self._name(ch[2]), self._span(meta))
