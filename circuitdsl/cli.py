@@ -140,6 +140,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     progress=progress,
                     device=device,
                     program=spec.program,
+                    control=args.control,
                 )
             )
     if args.format == "json":
@@ -320,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("cpu", "cuda"),
         default="cpu",
         help="where activation claims run the model (default cpu)",
+    )
+    p.add_argument(
+        "--control",
+        choices=("null", "negated", "shuffled"),
+        help="re-run on a control version of the weights and report the false-pass rate: "
+        "null = each unit's input weights permuted, negated = sign-flipped, shuffled = "
+        "kernels dealt to random source channels (docs/claims.md)",
     )
     p.set_defaults(func=cmd_check)
 

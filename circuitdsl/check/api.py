@@ -20,6 +20,7 @@ def check_spec(
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
     program: Any = None,
+    control: str | None = None,
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -33,6 +34,9 @@ def check_spec(
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
+
+    `control` ("null", "negated", "shuffled") checks the spec on a control version of the
+    weights (`circuitdsl.check.controls`); the report says so and gives the false-pass rate.
     """
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
@@ -73,7 +77,7 @@ def check_spec(
             bound = None  # the circuit changed: bind it afresh
     if bound is None:
         bound = bind(circuit, adapter)
-    report = check(circuit, bound, progress=progress, device=device)
+    report = check(circuit, bound, progress=progress, device=device, control=control)
     name = model if isinstance(model, str) else getattr(adapter, "name", report.model)
     wpath = getattr(adapter, "weights_path", None)
     if weights is not None:

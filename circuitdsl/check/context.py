@@ -94,7 +94,7 @@ class Group(PairData):
         return self._null_draws[key]
 
     def null_values(self, i: int, row: torch.Tensor) -> torch.Tensor:
-        """The null of a *linear* per-input statistic (`row`: its value for every source channel)."""
+        """The null of a *linear* per-input statistic (`row`: its value for each source channel)."""
         draws = self.null_draws(i)
         if draws is None:
             return row

@@ -15,6 +15,7 @@ Nothing raises out of `check`: a claim that cannot be measured (a region claim o
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -109,8 +110,13 @@ def check(
     progress: Progress | None = None,
     threads: int | None = 1,
     device: str = "cpu",
+    control: str | None = None,
+    control_seed: int = 0,
 ) -> Report:
     """Measure every claim of `circuit` on `bound` and return the report.
+
+    `control` ("null", "negated", "shuffled"; `circuitdsl.check.controls`) measures
+    the claims on a control version of the weights instead: every pass is a false pass.
 
     `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
     (a `circuitdsl.models.bind.BoundCircuit`, or `circuitdsl.check.memory.TensorBound`), and,
@@ -130,10 +136,15 @@ def check(
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
+    if control is not None:
+        from circuitdsl.check.controls import ControlBound
+
+        bound = ControlBound(bound, control, control_seed)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(circuit, bound, progress, threads, device)
+        report = _check(circuit, bound, progress, threads, device)
+        return dataclasses.replace(report, control=control) if control else report
     finally:
         if was_enabled:
             gc.enable()
@@ -147,8 +158,13 @@ def _check(
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
     by_kind: dict[str, list[Claim]] = {}
+    under_control = getattr(bound, "kind", None) if hasattr(bound, "inner") else None
     for c in circuit.claims:
         h = _HANDLERS.get(c.kind)
+        if under_control and c.kind in ("activation", "prediction"):
+            msg = f"not measured under --control {under_control}: the control changes weights"
+            results[c.id] = _result(c, circuit, Outcome({}, msg + " only", status="error"))
+            continue
         if h is None:
             msg = NOT_MEASURED.get(c.kind, f"claims of kind `{c.kind}` are not measured")
             results[c.id] = _result(c, circuit, Outcome({}, msg, status="error"))
