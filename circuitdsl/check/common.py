@@ -68,8 +68,11 @@ def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[s
     key = (claim.thresholds, outcome.implied)
     hit = _RULES_CACHE.get(key)
     if hit is None:
-        by_stat = {t.stat: t for t in outcome.implied}
-        by_stat.update({t.stat: t for t in claim.thresholds})
+        # the claim's own thresholds first (the first is the primary statistic, the one
+        # `percentile` is about), then implied ones for statistics it leaves open
+        by_stat = {t.stat: t for t in claim.thresholds}
+        for t in outcome.implied:
+            by_stat.setdefault(t.stat, t)
         hit = (by_stat, {s: str(t) for s, t in by_stat.items()})
         if len(_RULES_CACHE) < 10_000:
             _RULES_CACHE[key] = hit

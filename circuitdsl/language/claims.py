@@ -65,12 +65,31 @@ RULES: dict[str, Rule] = {
         Rule(
             "stronger",
             ("ratio", "percentile"),
-            (_t("ratio", ">=", 1.0),),
-            "the first connection's kernel norm is at least the second's",
+            (_t("ratio", ">=", 1.1),),
+            "the first connection's kernel norm exceeds the second's by a tie margin (10 %)",
+        ),
+        Rule(
+            "more",
+            ("difference", "percentile"),
+            (_t("difference", ">=", 0.5),),
+            "the first connection's signed z exceeds the second's by a margin (inhibits: is"
+            " more negative)",
+        ),
+        Rule(
+            "similar",
+            ("cosine", "percentile"),
+            (_t("cosine", ">=", 0.5),),
+            "the cosine between the two connections' kernels is high",
+        ),
+        Rule(
+            "opposite",
+            ("cosine", "percentile"),
+            (_t("cosine", "<=", -0.5),),
+            "the cosine between the two connections' kernels is strongly negative",
         ),
         Rule(
             "along",
-            ("correlation", "percentile"),
+            ("correlation", "z", "percentile"),
             (_t("correlation", ">=", 0.5),),
             "the kernel's positive part correlates with the oriented line/arc template",
         ),
@@ -144,6 +163,9 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
     """The registry word governing a claim of `kind` with `args`."""
     if kind in ("sign", "region", "union"):
         return str(args["sign"])
+    if kind == "compare":
+        m = str(args.get("measure", "norm"))
+        return {"norm": "stronger", "excites": "more", "inhibits": "more"}.get(m, m)
     return {
         "shape": "along",
         "strongest": "strongest",

@@ -18,11 +18,12 @@ from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
 from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, effective_thresholds, rule_word
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.language.resolve import ClaimStatement, Resolved
+from circuitdsl.language.resolve import ClaimStatement, Resolved, compare_word
 from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import (
     activation_text,
     body_text,
+    comparison_text,
     edit_text,
     expr_text,
     statement_lines,
@@ -181,15 +182,16 @@ class _Compiler:
         elif isinstance(stmt, ast.CompareStmt):
             a, c = (self.node(r, env) for r in stmt.stronger)
             b, e = (self.node(r, env) for r in stmt.weaker)
+            words = comparison_text(stmt.measure)
             self.add(
-                f"{a}->{c}.stronger_than.{b}->{e}",
+                f"{a}->{c}.{words.replace(' ', '_')}.{b}->{e}",
                 stmt.claim_id,
                 env,
                 kind="compare",
-                text=f"{a} -> {c} stronger than {b} -> {e}",
+                text=f"{a} -> {c} {words} {b} -> {e}",
                 edges=((a, c), (b, e)),
-                args={"measure": "norm"},
-                thresholds=self.thresholds("stronger", stmt.options),
+                args={"measure": stmt.measure},
+                thresholds=self.thresholds(compare_word(stmt.measure), stmt.options),
                 span=stmt.span,
                 origin=origin,
             )

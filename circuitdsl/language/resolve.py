@@ -448,9 +448,17 @@ class _Resolver:
                     stmt.span,
                     help="write `a -> c stronger than b -> c`",
                 )
+            if stmt.measure == "weak":
+                self.error(
+                    d.E_SYNTAX,
+                    "`weak more than` is not a comparison",
+                    stmt.span,
+                    help="write `excites more than`, `inhibits more than` or `stronger than`",
+                )
+                return
             for ref in (*stmt.stronger, *stmt.weaker):
                 self.ref(ref, scope, variables)
-            self.check_options("stronger", stmt.options)
+            self.check_options(compare_word(stmt.measure), stmt.options)
         elif isinstance(stmt, ast.WithinStmt):
             self.ref(stmt.subject, scope, variables)
             self.check_options("within", stmt.options)
@@ -888,6 +896,11 @@ def resolve(program: Program) -> Resolved:
         sources=tuple(program.modules),
         alpha=alpha,
     )
+
+
+def compare_word(measure: str) -> str:
+    """The registry word of a comparison with this measure."""
+    return {"norm": "stronger", "excites": "more", "inhibits": "more"}.get(measure, measure)
 
 
 def _word_of(body: ast.ClaimBody) -> str:

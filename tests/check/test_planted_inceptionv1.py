@@ -321,8 +321,12 @@ def test_engine_matches_reference(planted) -> None:  # type: ignore[no-untyped-d
 
 QUANTIFIED = """
 circuit planted_family
-family src(orientation: angle) in mixed3a { 20: 0deg, 21: 90deg, 22: 180deg, 23: 270deg, 24: 45deg, 25: 135deg }
-family dst(orientation: angle) in mixed3b { 350: 0deg, 351: 90deg, 352: 180deg, 353: 270deg, 354: 45deg, 355: 135deg }
+family src(orientation: angle) in mixed3a {
+  20: 0deg, 21: 90deg, 22: 180deg, 23: 270deg, 24: 45deg, 25: 135deg
+}
+family dst(orientation: angle) in mixed3b {
+  350: 0deg, 351: 90deg, 352: 180deg, 353: 270deg, 354: 45deg, 355: 135deg
+}
 for a in src, b in dst where a.orientation == b.orientation {
   a -> b : excites
   a -> b : excites along arc b.orientation

@@ -289,6 +289,9 @@ class CompareStmt:
     claim_id: Name | None
     grouped: bool  # `{a, b} -> c stronger than ...` is an error reported by resolve
     span: Span
+    # "norm" (`stronger than`), "excites" / "inhibits" / "weak" (`excites more than`),
+    # "similar" (`similar to`), "opposite" (`opposite to`)
+    measure: str = "norm"
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,13 @@ def body_text(body: ast.ClaimBody) -> str:
     return f"equivariant under {body.transform.text}({body.param.text}){period}"
 
 
+def comparison_text(measure: str) -> str:
+    """The words of a comparison: `stronger than`, `excites more than`, `similar to`, ..."""
+    return {"norm": "stronger than", "similar": "similar to", "opposite": "opposite to"}.get(
+        measure, f"{measure} more than"
+    )
+
+
 def options_text(options: tuple[ast.ThresholdOption, ...], claim_id: ast.Name | None) -> str:
     text = ""
     if options:
@@ -200,8 +207,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
     if isinstance(stmt, ast.CompareStmt):
         (a, c), (b, e) = stmt.stronger, stmt.weaker
         return [
-            f"{ref_text(a)} -> {ref_text(c)} stronger than {ref_text(b)} -> {ref_text(e)}"
-            + options_text(stmt.options, stmt.claim_id)
+            f"{ref_text(a)} -> {ref_text(c)} {comparison_text(stmt.measure)} "
+            f"{ref_text(b)} -> {ref_text(e)}" + options_text(stmt.options, stmt.claim_id)
         ]
     if isinstance(stmt, ast.WithinStmt):
         return [

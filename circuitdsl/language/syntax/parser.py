@@ -389,11 +389,20 @@ class _Builder:
     def compare_stmt(self, meta: Meta, ch: list[Any]) -> ast.CompareStmt:
         a = ch[0][0][0]
         c = ch[2]
-        b = ch[5][0][0]
-        d_ = ch[7]
-        options, claim_id = self._trailer(ch[8:])
-        grouped = ch[0][1] or ch[5][1]
-        return ast.CompareStmt((a, c), (b, d_), options, claim_id, grouped, self._span(meta))
+        measure = ch[3]
+        b = ch[4][0][0]
+        d_ = ch[6]
+        options, claim_id = self._trailer(ch[7:])
+        grouped = ch[0][1] or ch[4][1]
+        return ast.CompareStmt(
+            (a, c), (b, d_), options, claim_id, grouped, self._span(meta), measure
+        )
+
+    def comparison_word(self, meta: Meta, ch: list[Any]) -> str:
+        first = ch[0]
+        if isinstance(first, str) and not isinstance(first, Token):
+            return first  # a sign: `excites more than`
+        return {"STRONGER": "norm", "SIMILAR": "similar", "OPPOSITE": "opposite"}[first.type]
 
     def sources(self, meta: Meta, ch: list[Any]) -> tuple[tuple[ast.Ref, ...], bool]:
         refs = tuple(c for c in ch if isinstance(c, ast.Ref))
@@ -665,8 +674,14 @@ def _end_of_file(expected: set[str], span: Span) -> Diagnostic:
         d.E_SYNTAX,
         "the file ends in the middle of a statement",
         span,
-        help=f"expected {_expected_list(expected)}",
+        help=_MISSING_COLON if expected == {"MORE"} else f"expected {_expected_list(expected)}",
     )
+
+
+_MISSING_COLON = (
+    "a claim needs a colon after its target: `a -> b : excites ...` (a signed comparison"
+    " reads `a -> b excites more than c -> b`)"
+)
 
 
 def _describe(token: Token) -> str:
@@ -694,6 +709,8 @@ def _hint(token: Token, expected: set[str], err: UnexpectedToken) -> str | None:
     claim_words = {"excites", "inhibits", "weak", "among", "strongest", "equivariant"}
     if "COLON" in expected and text in claim_words:
         return f"a claim needs a colon after its target: `a -> b : {text} ...`"
+    if expected == {"MORE"}:
+        return _MISSING_COLON
     if "ARROW" in expected and token.type in ("COLON",):
         return "name the target of the claim: `a -> b : excites`"
     if token.type == "NUMBER" and "ANGLE" in expected:
