@@ -221,7 +221,8 @@ def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
         label = name
     else:
         r0, r1 = (int(v) for v in region["rows"])
-        c0, c1 = (int(v) for v in region["cols"])
+        # `rows r0..r1` alone spans every column
+        c0, c1 = (int(v) for v in region.get("cols", (0, kw - 1)))
         if not (0 <= r0 <= r1 < kh and 0 <= c0 <= c1 < kw):
             raise Unmeasurable(
                 f"region rows {r0}..{r1} cols {c0}..{c1} lies outside the {kh}x{kw} kernel"
@@ -238,6 +239,8 @@ def region_label(region: Mapping[str, Any]) -> str:
     if "name" in region:
         return str(region["name"]).replace("_", " ")
     r0, r1 = region["rows"]
+    if "cols" not in region:
+        return f"rows {r0}..{r1}"
     c0, c1 = region["cols"]
     return f"rows {r0}..{r1} cols {c0}..{c1}"
 
@@ -414,11 +417,16 @@ def pearson(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) 
     if mask is not None:
         m = mask.flatten()
         a, b = a[..., m], b[..., m]
+    n = a.shape[-1]
+    scale_a = a.abs().amax(dim=-1) * n**0.5
+    scale_b = b.abs().amax(dim=-1) * n**0.5
     a = a - a.mean(dim=-1, keepdim=True)
     b = b - b.mean(dim=-1, keepdim=True)
-    den = a.norm(dim=-1) * b.norm(dim=-1)
-    num = (a * b).sum(dim=-1)
-    return torch.where(den > 1e-12, num / den.clamp_min(1e-30), torch.nan)
+    na, nb = a.norm(dim=-1), b.norm(dim=-1)
+    # a constant input leaves only float32 rounding after centring (~1e-8 of its
+    # size): that is no variation, and the correlation is undefined, not ~0
+    flat = (na <= 1e-5 * scale_a) | (nb <= 1e-5 * scale_b) | (na * nb <= 1e-30)
+    return torch.where(flat, torch.nan, (a * b).sum(dim=-1) / (na * nb).clamp_min(1e-30))
 
 
 class CircuitIndex:

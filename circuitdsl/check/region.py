@@ -51,7 +51,10 @@ def _key(region: Any) -> str:
     """A hashable spelling of a region (`name:top`, `rows:0:1:0:4`) for caches."""
     if "name" in region:
         return f"name:{region['name']}"
-    (r0, r1), (c0, c1) = region["rows"], region["cols"]
+    (r0, r1) = region["rows"]
+    if "cols" not in region:  # every column, whatever the kernel's width
+        return f"rows:{int(r0)}:{int(r1)}"
+    (c0, c1) = region["cols"]
     return f"rows:{int(r0)}:{int(r1)}:{int(c0)}:{int(c1)}"
 
 
@@ -59,6 +62,8 @@ def _unkey(key: str) -> dict[str, Any]:
     kind, *rest = key.split(":")
     if kind == "name":
         return {"name": rest[0]}
+    if len(rest) == 2:
+        return {"rows": [int(rest[0]), int(rest[1])]}
     r0, r1, c0, c1 = (int(v) for v in rest)
     return {"rows": [r0, r1], "cols": [c0, c1]}
 

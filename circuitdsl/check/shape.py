@@ -37,10 +37,13 @@ from circuitdsl.check.common import (
     unmeasurable,
 )
 from circuitdsl.check.context import Context, Group
-from circuitdsl.language.claims import RULES
-from circuitdsl.language.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature, Threshold
 
 KINDS = ("shape",)
+
+#: `excites along S` implies `z >= ALONG_Z` (`inhibits along`: `z <= -ALONG_Z`): clearly
+#: excitatory (inhibitory), without claiming the strength an `excites` claim does
+ALONG_Z = 1.0
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -129,8 +132,9 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             }
             # `excites along S` says the connection excites, not only that its positive
             # part has the shape: the sign claim's threshold on z is implied
-            word = "inhibits" if inhibits else "excites"
-            implied = tuple(t for t in RULES[word].defaults if t.stat == "z")
+            implied = (
+                Threshold("z", "<=", -ALONG_Z) if inhibits else Threshold("z", ">=", ALONG_Z),
+            )
             detail += f"; weight sum z = {fmt(z)}"
             results[n] = Outcome(
                 {"correlation": r, "z": z},

@@ -35,14 +35,14 @@ RULES: dict[str, Rule] = {
         Rule(
             "excites",
             ("z", "total", "percentile"),
-            (_t("z", ">=", 1.0),),
-            "the weight sum is at least 1 RMS of all inputs into the target above zero",
+            (_t("z", ">=", 2.0),),
+            "the weight sum is at least 2 RMS of all inputs into the target above zero",
         ),
         Rule(
             "inhibits",
             ("z", "total", "percentile"),
-            (_t("z", "<=", -1.0),),
-            "the weight sum is at least 1 RMS of all inputs into the target below zero",
+            (_t("z", "<=", -2.0),),
+            "the weight sum is at least 2 RMS of all inputs into the target below zero",
         ),
         Rule(
             "weak",
@@ -53,8 +53,8 @@ RULES: dict[str, Rule] = {
         Rule(
             "strongest",
             ("margin", "share", "percentile"),
-            (_t("margin", ">", 0.0),),
-            "the region's mean weight exceeds every other region's",
+            (_t("margin", ">", 0.5),),
+            "the region's mean weight exceeds every other region's by half a kernel RMS",
         ),
         Rule(
             "among",
@@ -65,13 +65,13 @@ RULES: dict[str, Rule] = {
         Rule(
             "stronger",
             ("ratio", "percentile"),
-            (_t("ratio", ">=", 1.1),),
-            "the first connection's kernel norm exceeds the second's by a tie margin (10 %)",
+            (_t("ratio", ">=", 1.5),),
+            "the first connection's kernel norm is at least 1.5 times the second's",
         ),
         Rule(
             "more",
             ("difference", "percentile"),
-            (_t("difference", ">=", 0.5),),
+            (_t("difference", ">=", 2.5),),
             "the first connection's signed z exceeds the second's by a margin (inhibits: is"
             " more negative)",
         ),

@@ -159,7 +159,9 @@ class _Compiler:
         options: tuple[ast.ThresholdOption, ...],
         extra: tuple[ir.Threshold, ...] = (),
     ) -> tuple[ir.Threshold, ...]:
-        own = tuple(ir.Threshold(o.stat.text, o.op, float(o.value.value)) for o in options)
+        own = tuple(
+            ir.Threshold(o.stat.text, o.op, float(o.value.value)) for o in options if o.op != "="
+        )
         return effective_thresholds(word, self.r.thresholds, own, extra)
 
     def statement(self, stmt: ClaimStatement, env: Env, origin: Span | None) -> None:
@@ -267,6 +269,9 @@ class _Compiler:
             if len(stmt.items) > 1:
                 self.stmt_text = statement_lines(dataclasses.replace(stmt, items=(item,)))[0]
             kind, args, slug = self.body(item.body, env)
+            settings = {o.stat.text: float(o.value.value) for o in item.options if o.op == "="}
+            if settings:
+                args = {**args, **settings}  # `(radius = 3)`: a parameter, not a threshold
             word = rule_word(kind, args)
             extra = ()
             if kind == "rank":
@@ -300,10 +305,11 @@ class _Compiler:
             )
         if isinstance(body, ast.StrongestBody):
             region = _region(body.region)
+            which = "_inhibition" if body.sign == "inhibits" else ""
             return (
                 "strongest",
-                {"sign": "excites", "region": region},
-                f"strongest_at_{_region_slug(region)}",
+                {"sign": body.sign, "region": region},
+                f"strongest{which}_at_{_region_slug(region)}",
             )
         if isinstance(body, ast.RankBody):
             k = int(float(body.k.value))

@@ -401,6 +401,21 @@ class _Resolver:
     # ---- thresholds ----------------------------------------------------------------
     def threshold(self, word: str, opt: ast.ThresholdOption) -> ir.Threshold | None:
         rule = RULES[word]
+        if opt.op == "=":  # a setting, not a threshold: only `along arc θ (radius = R)`
+            if word == "along" and opt.stat.text == "radius":
+                if opt.value.unit != "number" or float(opt.value.value) <= 0:
+                    self.error(
+                        d.E_BAD_VALUE, "an arc's radius is a positive number", opt.value.span
+                    )
+                return None
+            self.error(
+                d.E_UNKNOWN_STAT,
+                f"`{opt.stat.text} = ...` sets nothing on `{word}` claims",
+                opt.span,
+                help="`=` sets an arc's radius (`along arc 45deg (radius = 3)`); a threshold"
+                " compares: `(z >= 2)`",
+            )
+            return None
         if opt.stat.text not in rule.stats:
             self.error(
                 d.E_UNKNOWN_STAT,

@@ -40,9 +40,9 @@ feature v = l2:2
 a -> t opposite to b -> t
 a -> t similar to c -> t
 a -> t similar to b -> t as not_similar
-a -> t excites more than c -> t
-c -> t excites more than a -> t as reverse
-b -> t inhibits more than c -> t
+a -> t excites more than c -> t (difference >= 0.5)
+c -> t excites more than a -> t (difference >= 0.5) as reverse
+b -> t inhibits more than c -> t (difference >= 0.5)
 a -> t stronger than d -> t as tie
 a -> t stronger than b -> t
 e -> u : excites along arc 90deg

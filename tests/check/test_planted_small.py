@@ -41,7 +41,7 @@ def test_sign_true_and_false(small: Small) -> None:
     assert r["body_inhibits"].status == "fail"
     assert r["windows_weak"].status == "pass" and r["windows_weak"].measured["abs_z"] <= 0.5
     assert r["windows_excites"].status == "fail"
-    assert r["body_excites"].expected == {"z": ">= 1"}
+    assert r["body_excites"].expected == {"z": ">= 2"}
     assert "body->car" in r["body_excites"].kernels
 
 

@@ -228,6 +228,7 @@ class RegionBody:
 class StrongestBody:
     region: Region
     span: Span
+    sign: str = "excites"  # `strongest inhibition at R`: "inhibits"
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,8 @@ def body_text(body: ast.ClaimBody) -> str:
     if isinstance(body, ast.RegionBody):
         return f"{body.sign} at {region_text(body.region)}"
     if isinstance(body, ast.StrongestBody):
-        return f"strongest at {region_text(body.region)}"
+        which = " inhibition" if body.sign == "inhibits" else ""
+        return f"strongest{which} at {region_text(body.region)}"
     if isinstance(body, ast.RankBody):
         polarity = "" if body.polarity == "any" else f" {body.polarity}"
         return f"among top {literal_text(body.k)}{polarity} inputs"

@@ -433,7 +433,15 @@ class _Builder:
         return ast.RegionBody(ch[0], ch[2], self._span(meta))
 
     def strongest_claim(self, meta: Meta, ch: list[Any]) -> ast.StrongestBody:
-        return ast.StrongestBody(ch[2], self._span(meta))
+        sign = "inhibits" if any(str(c) == "inhibition" for c in ch[1:-1]) else "excites"
+        return ast.StrongestBody(ch[-1], self._span(meta), sign)
+
+    def strongest_sign(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
+
+    def setting(self, meta: Meta, ch: list[Any]) -> ast.ThresholdOption:
+        stat, _, value = ch
+        return ast.ThresholdOption(self._name(stat), "=", value, self._span(meta))
 
     def rank_claim(self, meta: Meta, ch: list[Any]) -> ast.RankBody:
         k = _literal(self.path, ch[2])
