@@ -94,9 +94,13 @@ def _holds_all(t: Threshold, values: torch.Tensor) -> torch.Tensor:
 
 def _percentiles(values: torch.Tensor, higher: bool) -> torch.Tensor:
     """Each null value's own percentile among the null values (for `percentile` thresholds)."""
+    # an undefined null value (a zero kernel) is beaten by every defined one
+    undefined = values.isnan()[None, :]
     if higher:
-        return 100.0 * (values[None, :] <= values[:, None]).float().mean(dim=1)
-    return 100.0 * (values[None, :] >= values[:, None]).float().mean(dim=1)
+        beaten = (values[None, :] <= values[:, None]) | undefined
+    else:
+        beaten = (values[None, :] >= values[:, None]) | undefined
+    return 100.0 * beaten.float().mean(dim=1)
 
 
 def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
@@ -127,7 +131,7 @@ def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
         finite = nv[nv.isfinite()]
         scale = max(abs(v), float(finite.abs().max()) if len(finite) else 0.0)
         tol = 1e-5 * scale
-        beaten = (nv <= v + tol) if higher else (nv >= v - tol)
+        beaten = ((nv <= v + tol) if higher else (nv >= v - tol)) | nv.isnan()
         out["percentile"] = 100.0 * float(beaten.double().mean())
     ok = torch.ones(len(nv), dtype=torch.bool)
     for s, th in by_stat.items():
@@ -163,13 +167,16 @@ def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
                 expected,
                 f"statistic {', '.join(missing)} is not measured for a {claim.kind} claim",
             )
+    negated = bool(claim.args.get("negated"))  # `not F within L`, `not banded D`
+    if negated:
+        expected = {s: f"not {t}" for s, t in expected.items()}
     for s, t in by_stat.items():
         value = measured[s]
-        if value != value:  # NaN: the statistic is undefined
+        if value != value:  # NaN: the statistic is undefined (so is its negation)
             return "fail", expected, outcome.detail + f" ({s} is undefined)"
         if not t.holds(value):
-            return "fail", expected, outcome.detail
-    return "pass", expected, outcome.detail
+            return ("pass" if negated else "fail"), expected, outcome.detail
+    return ("fail" if negated else "pass"), expected, outcome.detail
 
 
 def feature_coeffs(feature: Feature) -> list[tuple[int, float]]:

@@ -53,8 +53,9 @@ RULES: dict[str, Rule] = {
         Rule(
             "strongest",
             ("margin", "share", "percentile"),
-            (_t("margin", ">", 0.5),),
-            "the region's mean weight exceeds every other region's by half a kernel RMS",
+            (_t("margin", ">", 0.0), _t("percentile", ">=", 95.0)),
+            "the region's mean weight exceeds every other region's, by a margin in the top 5 %"
+            " of the target's inputs",
         ),
         Rule(
             "among",
@@ -110,6 +111,12 @@ RULES: dict[str, Rule] = {
             ("banding",),
             (_t("banding", ">=", 0.5),),
             "the share of kernel variance explained by row (column) means",
+        ),
+        Rule(
+            "banded_more",
+            ("ratio", "banding", "other"),
+            (_t("ratio", ">=", 1.5),),
+            "banding in one direction is at least 1.5 times banding in the other",
         ),
         Rule(
             "responds",
@@ -173,7 +180,7 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
         "compare": "stronger",
         "equivariance": "equivariant",
         "within": "within",
-        "banding": "banded",
+        "banding": "banded_more" if "than" in args else "banded",
         "prediction": "predict",
     }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
 

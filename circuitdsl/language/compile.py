@@ -199,28 +199,38 @@ class _Compiler:
             )
         elif isinstance(stmt, ast.WithinStmt):
             s = self.node(stmt.subject, env)
+            neg = "not " if stmt.negated else ""
             self.add(
-                f"{s}.within_{stmt.layer.text}",
+                f"{s}.{neg.strip() + '_' if neg else ''}within_{stmt.layer.text}",
                 stmt.claim_id,
                 env,
                 kind="within",
-                text=f"{s} within {stmt.layer.text}",
+                text=f"{neg}{s} within {stmt.layer.text}",
                 subjects=(s,),
-                args={"branch": stmt.layer.text},
+                args={"branch": stmt.layer.text} | ({"negated": True} if neg else {}),
                 thresholds=self.thresholds("within", stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
         elif isinstance(stmt, ast.BandingStmt):
             layer, direction = stmt.layer.text, stmt.direction.text
+            neg = "not " if stmt.negated else ""
+            than = stmt.than.text if stmt.than is not None else None
+            more = f" more than {than}" if than else ""
+            args: dict[str, Any] = {"layer": layer, "direction": direction}
+            if than:
+                args["than"] = than
+            if neg:
+                args["negated"] = True
             self.add(
-                f"{layer}.banded_{direction}",
+                f"{layer}.{'not_' if neg else ''}banded_{direction}"
+                + (f"_more_than_{than}" if than else ""),
                 stmt.claim_id,
                 env,
                 kind="banding",
-                text=f"weights into {layer} : banded {direction}",
-                args={"layer": layer, "direction": direction},
-                thresholds=self.thresholds("banded", stmt.options),
+                text=f"weights into {layer} : {neg}banded {direction}{more}",
+                args=args,
+                thresholds=self.thresholds("banded_more" if than else "banded", stmt.options),
                 span=stmt.span,
                 origin=origin,
             )

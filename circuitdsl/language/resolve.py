@@ -478,14 +478,22 @@ class _Resolver:
             self.ref(stmt.subject, scope, variables)
             self.check_options("within", stmt.options)
         elif isinstance(stmt, ast.BandingStmt):
-            if stmt.direction.text not in ("horizontal", "vertical"):
+            for direction in (stmt.direction, stmt.than):
+                if direction is not None and direction.text not in ("horizontal", "vertical"):
+                    self.error(
+                        d.E_BAD_VALUE,
+                        f"banding is `horizontal` or `vertical`, not `{direction.text}`",
+                        direction.span,
+                        help=did_you_mean(direction.text, ("horizontal", "vertical")),
+                    )
+            if stmt.than is not None and stmt.than.text == stmt.direction.text:
                 self.error(
                     d.E_BAD_VALUE,
-                    f"banding is `horizontal` or `vertical`, not `{stmt.direction.text}`",
-                    stmt.direction.span,
-                    help=did_you_mean(stmt.direction.text, ("horizontal", "vertical")),
+                    "relative banding compares the two directions",
+                    stmt.than.span,
+                    help="write `banded horizontal more than vertical` (or the reverse)",
                 )
-            self.check_options("banded", stmt.options)
+            self.check_options("banded_more" if stmt.than else "banded", stmt.options)
         elif isinstance(stmt, ast.ForStmt):
             self.alpha(stmt.alpha)
             inner: dict[str, str | None] = dict(variables)

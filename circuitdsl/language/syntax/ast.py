@@ -304,6 +304,7 @@ class WithinStmt:
     options: tuple[ThresholdOption, ...]
     claim_id: Name | None
     span: Span
+    negated: bool = False  # `not F within L`
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,8 @@ class BandingStmt:
     options: tuple[ThresholdOption, ...]
     claim_id: Name | None
     span: Span
+    negated: bool = False  # `: not banded D`
+    than: Name | None = None  # `banded D more than E`: relative banding
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,12 +213,15 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         ]
     if isinstance(stmt, ast.WithinStmt):
         return [
-            f"{ref_text(stmt.subject)} within {stmt.layer.text}"
+            ("not " if stmt.negated else "")
+            + f"{ref_text(stmt.subject)} within {stmt.layer.text}"
             + options_text(stmt.options, stmt.claim_id)
         ]
     if isinstance(stmt, ast.BandingStmt):
         return [
-            f"weights into {stmt.layer.text} : banded {stmt.direction.text}"
+            f"weights into {stmt.layer.text} : {'not ' if stmt.negated else ''}banded "
+            f"{stmt.direction.text}"
+            + (f" more than {stmt.than.text}" if stmt.than is not None else "")
             + options_text(stmt.options, stmt.claim_id)
         ]
     if isinstance(stmt, ast.ExpectStmt):

@@ -466,12 +466,23 @@ class _Builder:
         return _literal(self.path, ch[0]), _literal(self.path, ch[2])
 
     def within_stmt(self, meta: Meta, ch: list[Any]) -> ast.WithinStmt:
+        negated = isinstance(ch[0], Token) and ch[0].type == "NOT"
+        ch = ch[1:] if negated else ch
         options, claim_id = self._trailer(ch[3:])
-        return ast.WithinStmt(ch[0], ch[2], options, claim_id, self._span(meta))
+        return ast.WithinStmt(ch[0], ch[2], options, claim_id, self._span(meta), negated)
 
     def banding_stmt(self, meta: Meta, ch: list[Any]) -> ast.BandingStmt:
-        options, claim_id = self._trailer(ch[6:])
-        return ast.BandingStmt(ch[2], self._name(ch[5]), options, claim_id, self._span(meta))
+        negated = any(isinstance(c, Token) and c.type == "NOT" for c in ch)
+        ch = [c for c in ch if not (isinstance(c, Token) and c.type == "NOT")]
+        than = None
+        rest = ch[6:]
+        if len(ch) > 6 and isinstance(ch[6], Token) and ch[6].type == "MORE":
+            than = self._name(ch[8])
+            rest = ch[9:]
+        options, claim_id = self._trailer(rest)
+        return ast.BandingStmt(
+            ch[2], self._name(ch[5]), options, claim_id, self._span(meta), negated, than
+        )
 
     def for_stmt(self, meta: Meta, ch: list[Any]) -> ast.ForStmt:
         bindings = tuple(c for c in ch if isinstance(c, ast.Binding))
