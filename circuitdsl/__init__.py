@@ -6,9 +6,8 @@ The pipeline, one module per pass::
     Circuit + model adapter --bind--> BoundCircuit --check--> Report --render--> DOT/SVG/HTML
 """
 
-__version__ = "0.1.0"
-
 from circuitdsl.api import Spec, load, loads
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
+from circuitdsl.version import __version__
 
 __all__ = ["Diagnostic", "DiagnosticError", "Spec", "__version__", "load", "loads"]

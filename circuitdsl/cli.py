@@ -122,10 +122,12 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
+
+    # Every spec compiles before torch is even imported: a typo costs well under a second.
+    specs = [load(p) for p in args.specs]
     from circuitdsl.check.api import check_spec
 
     device = _device(args.device)
-    specs = [load(p) for p in args.specs]  # every spec compiles before any model loads
     reports = []
     for spec in specs:
         for model in _model_arg(args):
@@ -164,7 +166,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             text += "\n" + universality_table(reports)
     _write(text, args.output)
     if args.render:
-        from circuitdsl.render.graphviz_out import render as render_circuit
+        from circuitdsl.render.output import render as render_circuit
 
         try:
             render_circuit(specs[0].circuit, args.render, report=reports[0])
@@ -204,7 +206,7 @@ def _progress_printer() -> Callable[[int, int], None]:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
-    from circuitdsl.render.graphviz_out import render as render_circuit
+    from circuitdsl.render.output import render as render_circuit
 
     spec = load(args.spec)
     report = None
@@ -297,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="circ",
         description="State a circuit in a neural network, and check it against the weights.",
     )
-    from circuitdsl import __version__
+    from circuitdsl.version import __version__
 
     parser.add_argument("--version", action="version", version=f"circuitdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -20,11 +20,8 @@ from typing import Any
 
 import torch
 
+from circuitdsl.language.diagnostics import Unmeasurable as Unmeasurable  # re-exported
 from circuitdsl.language.ir import Circuit, Claim, Feature, Threshold
-
-
-class Unmeasurable(Exception):
-    """A claim that cannot be measured on this model (reported as status `error`)."""
 
 
 @dataclass(slots=True)

@@ -304,24 +304,10 @@ def _weights_name(bound: Any) -> str | None:
     return None
 
 
-def check_spec(
-    circuit: Circuit,
-    model: Any = None,
-    weights: Any = None,
-    *,
-    progress: Progress | None = None,
-) -> Report:
-    """Load the model, bind the circuit and check it (see `circuitdsl.check.api`)."""
-    from circuitdsl.check.api import check_spec as _check_spec
-
-    return _check_spec(circuit, model, weights, progress=progress)
-
-
 __all__ = [
     "NOT_MEASURED",
     "Unmeasurable",
     "check",
-    "check_spec",
     "register_handler",
     "unregister_handler",
 ]

@@ -129,7 +129,12 @@ class Diagnostic:
         }
 
 
-class DiagnosticError(Exception):
+class CircuitDSLError(Exception):
+    """The root of every exception circuitdsl raises on purpose: `except CircuitDSLError`
+    catches them all, and anything else escaping the package is a bug."""
+
+
+class DiagnosticError(CircuitDSLError):
     """Raised by a pass that found problems; carries every diagnostic it collected."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
@@ -137,6 +142,23 @@ class DiagnosticError(Exception):
             sorted(diagnostics, key=Diagnostic.sort_key)
         )
         super().__init__("\n".join(d.message for d in self.diagnostics))
+
+
+class Unmeasurable(CircuitDSLError):
+    """A claim that cannot be measured on this model (reported as status `error`)."""
+
+
+class UnknownName(CircuitDSLError, KeyError):
+    """A name looked up in a table of the Python API (a stimulus, a zoo model) is not there.
+
+    A `KeyError`, as a failed lookup is in Python, but printed as its message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class BadArgument(CircuitDSLError, ValueError):
+    """A Python API call got an argument it cannot use (e.g. a parameter a stimulus lacks)."""
 
 
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:

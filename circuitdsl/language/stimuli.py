@@ -9,10 +9,11 @@ name) live in `circuitdsl.measure.stimuli`.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from circuitdsl.language.diagnostics import BadArgument, did_you_mean
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +168,9 @@ def check_params(spec: StimulusSpec, params: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` for a parameter the stimulus does not have, with a suggestion."""
     for name in params:
         if name not in spec.param_names:
-            close = difflib.get_close_matches(name, spec.param_names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"stimulus {spec.name!r} has no parameter {name!r}{hint} "
-                f"(parameters: {', '.join(spec.param_names)})"
+            hint = did_you_mean(name, spec.param_names)
+            raise BadArgument(
+                f"stimulus {spec.name!r} has no parameter {name!r}"
+                + (f"; {hint}" if hint else "")
+                + f" (parameters: {', '.join(spec.param_names)})"
             )

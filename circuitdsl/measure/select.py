@@ -27,9 +27,8 @@ from typing import Any
 import torch
 
 from circuitdsl.check.activation import Plan, Source, _orientations, _period, _reference
-from circuitdsl.check.common import Unmeasurable
 from circuitdsl.language import diagnostics as d
-from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Unmeasurable
 from circuitdsl.language.loader import Program
 from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import selector_text

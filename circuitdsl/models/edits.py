@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from circuitdsl.check.common import Unmeasurable
+from circuitdsl.language.diagnostics import Unmeasurable
 
 # LinOp kinds that map channel i of their input to channel i of their output.
 _CHANNELWISE = ("identity", "scale", "avgpool", "pad")

@@ -8,8 +8,9 @@
 """
 
 from circuitdsl.render.dot import kernel_table, layer_order, to_dot
-from circuitdsl.render.graphviz_out import FORMATS, dot_available, render, run_dot
+from circuitdsl.render.graphviz_out import FORMATS, dot_available, run_dot
 from circuitdsl.render.html import circuit_svg, kernel_svg, report_table_html, to_html
+from circuitdsl.render.output import render
 
 __all__ = [
     "FORMATS",

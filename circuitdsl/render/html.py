@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from circuitdsl import __version__
 from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.language.ir import Circuit, Claim
 from circuitdsl.render.dot import to_dot
@@ -41,6 +40,7 @@ from circuitdsl.report.style import (
     format_number,
     weight_hex,
 )
+from circuitdsl.version import __version__
 
 __all__ = ["circuit_svg", "kernel_svg", "report_table_html", "to_html"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from circuitdsl.language.ir import Circuit, Claim
-from circuitdsl.report.model import ClaimResult, Report
 from circuitdsl.report.style import (
     STATUS_COLOR,
     STATUS_GLYPH,
@@ -19,6 +19,9 @@ from circuitdsl.report.style import (
     kernel_scale,
     weight_hex,
 )
+
+if TYPE_CHECKING:  # the model imports this module for its Jupyter view
+    from circuitdsl.report.model import ClaimResult, Report
 
 UNCHECKED = "#6e7781"
 

@@ -7,7 +7,6 @@ safetensors (never pickle). docs/zoo.md has a model card for each.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from circuitdsl.language.diagnostics import UnknownName, did_you_mean
 from circuitdsl.zoo import nets
 
 
@@ -95,9 +95,10 @@ def get_zoo_entry(name: str) -> ZooEntry:
     try:
         return ZOO[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(ZOO), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise KeyError(f"no zoo model {name!r}; {hint}shipped: {', '.join(ZOO)}") from None
+        hint = did_you_mean(name, ZOO)
+        raise UnknownName(
+            f"no zoo model {name!r}; " + (f"{hint} " if hint else "") + f"shipped: {', '.join(ZOO)}"
+        ) from None
 
 
 def load_zoo_model(name: str, weights: str | Path | None = None) -> nn.Module:

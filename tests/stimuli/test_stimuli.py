@@ -183,9 +183,9 @@ def test_high_low_rejects_aliasing() -> None:
 
 
 def test_registry_validation_messages() -> None:
-    with pytest.raises(ValueError, match="did you mean 'radius'"):
+    with pytest.raises(ValueError, match="did you mean `radius`"):
         make_stimulus("curve", radus=3)
-    with pytest.raises(KeyError, match="did you mean 'curve'"):
+    with pytest.raises(KeyError, match="did you mean `curve`"):
         make_stimulus("curv")
     with pytest.raises(ValueError, match="lengths disagree"):
         curve(torch.zeros(3), radius=torch.ones(2))

@@ -858,3 +858,30 @@ def test_generator_covers_the_language() -> None:
     collect()
     for word in ("feature", "family", "for", "where", "->", "{", "#", "as", "within", "expect"):
         assert word in seen, word
+
+
+def test_grammar_has_no_colliding_terminals() -> None:
+    """Lark's strict mode proves no two terminals can match the same text (the runtime
+    parser skips this 0.65 s check; the grammar is checked here instead)."""
+    from circuitdsl.language.syntax.parser import build_lark
+
+    build_lark(strict=True)
+
+
+def test_cached_parser_parses_like_a_fresh_one(tmp_path, monkeypatch) -> None:
+    """The parser loaded from Lark's cache file gives the same trees as one built afresh,
+    and a damaged cache file is rebuilt rather than trusted."""
+    from circuitdsl.language.syntax import parser
+
+    monkeypatch.setenv("CIRCUITDSL_CACHE", str(tmp_path))
+    cache = parser._cache_file()
+    assert isinstance(cache, str)
+    text = "circuit c\nfeature a = conv1:0  # comment\nfeature b = conv2:1\na -> b : excites\n"
+    fresh = parser.build_lark().parse(text)
+    parser.build_lark(cache=cache)  # writes the cache
+    assert (tmp_path / cache.split("/")[-1]).stat().st_size > 0
+    assert parser.build_lark(cache=cache).parse(text) == fresh
+    with open(cache, "r+b") as f:
+        f.seek(40)
+        f.write(b"\0garbage\0" * 8)
+    assert parser.build_lark(cache=cache).parse(text) == fresh

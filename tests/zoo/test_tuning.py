@@ -144,7 +144,7 @@ def test_offsets_take_the_best_position(planted: Planted) -> None:
 
 
 def test_unknown_layer_lists_names(planted: Planted) -> None:
-    with pytest.raises(ValueError, match=r"did you mean features\.conv"):
+    with pytest.raises(ValueError, match=r"did you mean `features\.conv`"):
         layer_activations(planted, "features.cnv", torch.zeros(1, 3, 15, 15))
 
 

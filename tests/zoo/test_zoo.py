@@ -89,7 +89,7 @@ def test_task_batches_are_deterministic_and_balanced() -> None:
 
 
 def test_load_errors(tmp_path: Path) -> None:
-    with pytest.raises(KeyError, match="did you mean 'curvenet'"):
+    with pytest.raises(KeyError, match="did you mean `curvenet`"):
         get_zoo_entry("curvnet")
     with pytest.raises(FileNotFoundError, match=r"circuitdsl\.zoo\.train"):
         load_zoo_model("curvenet", tmp_path / "nope.safetensors")

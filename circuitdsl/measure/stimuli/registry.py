@@ -3,12 +3,12 @@ generators that render each entry as a batched ``[N, 3, H, W]`` tensor."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from circuitdsl.language.diagnostics import UnknownName, did_you_mean
 from circuitdsl.language.stimuli import CATALOGUE, StimulusSpec, check_params
 from circuitdsl.measure.stimuli import generators
 
@@ -48,9 +48,12 @@ def get_stimulus(name: str) -> Stimulus:
     try:
         return STIMULI[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(STIMULI), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise KeyError(f"unknown stimulus {name!r}; {hint}known: {', '.join(STIMULI)}") from None
+        hint = did_you_mean(name, STIMULI)
+        raise UnknownName(
+            f"unknown stimulus {name!r}; "
+            + (f"{hint} " if hint else "")
+            + f"known: {', '.join(STIMULI)}"
+        ) from None
 
 
 def make_stimulus(name: str, size: int | tuple[int, int] = 32, **params: Any) -> torch.Tensor:
