@@ -27,6 +27,7 @@ from circuitdsl.check import (
     banding,
     compare,
     equivariance,
+    proportion,
     rank,
     region,
     shape,
@@ -53,7 +54,19 @@ class _Kind:
 
 
 _HANDLERS: dict[str, _Kind] = {}
-_BUILTIN = (sign, region, rank, compare, shape, union, equivariance, within, banding, activation)
+_BUILTIN = (
+    sign,
+    region,
+    rank,
+    compare,
+    shape,
+    union,
+    equivariance,
+    within,
+    banding,
+    proportion,
+    activation,
+)
 for _mod in _BUILTIN:
     for _kind in _mod.KINDS:
         _HANDLERS[_kind] = _Kind(_mod.measure, _mod.edges)

@@ -113,6 +113,13 @@ RULES: dict[str, Rule] = {
             "the share of kernel variance explained by row (column) means",
         ),
         Rule(
+            "most",
+            ("fraction", "p_value", "count"),
+            (_t("fraction", ">", 0.5), _t("p_value", "<=", 0.05)),
+            "more than half of the target's top k inputs (by kernel norm) have the sign, more"
+            " than the share of that sign among all its inputs explains",
+        ),
+        Rule(
             "banded_more",
             ("ratio", "banding", "other"),
             (_t("ratio", ">=", 1.5),),
@@ -182,6 +189,7 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
         "within": "within",
         "banding": "banded_more" if "than" in args else "banded",
         "prediction": "predict",
+        "proportion": "most",
     }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
 
 

@@ -234,6 +234,24 @@ class _Compiler:
                 span=stmt.span,
                 origin=origin,
             )
+        elif isinstance(stmt, ast.ProportionStmt):
+            target, k, layer = (
+                self.node(stmt.target, env),
+                int(float(stmt.k.value)),
+                stmt.layer.text,
+            )
+            self.add(
+                f"{target}.most_of_top{k}_from_{layer}_{stmt.sign}",
+                stmt.claim_id,
+                env,
+                kind="proportion",
+                text=f"most of the top {k} inputs of {target} from {layer} {stmt.sign}",
+                subjects=(target,),
+                args={"layer": layer, "k": k, "sign": stmt.sign},
+                thresholds=self.thresholds("most", stmt.options),
+                span=stmt.span,
+                origin=origin,
+            )
         elif isinstance(stmt, (ast.ExpectStmt, ast.PredictStmt)):
             for subject_env in self.subject_envs(stmt.subject, env):
                 self.activation_stmt(stmt, subject_env, origin)

@@ -25,6 +25,7 @@ ClaimStatement = (
     | ast.CompareStmt
     | ast.WithinStmt
     | ast.BandingStmt
+    | ast.ProportionStmt
     | ast.ForStmt
     | ast.ExpectStmt
     | ast.PredictStmt
@@ -494,6 +495,15 @@ class _Resolver:
                     help="write `banded horizontal more than vertical` (or the reverse)",
                 )
             self.check_options("banded_more" if stmt.than else "banded", stmt.options)
+        elif isinstance(stmt, ast.ProportionStmt):
+            self.ref(stmt.target, scope, variables)
+            if float(stmt.k.value) < 1 or float(stmt.k.value) != int(float(stmt.k.value)):
+                self.error(
+                    d.E_BAD_VALUE,
+                    f"`top {stmt.k.raw}`: the number of inputs is a whole number >= 1",
+                    stmt.k.span,
+                )
+            self.check_options("most", stmt.options)
         elif isinstance(stmt, ast.ForStmt):
             self.alpha(stmt.alpha)
             inner: dict[str, str | None] = dict(variables)

@@ -41,3 +41,29 @@ def test_structural_syntax_round_trips() -> None:
     with pytest.raises(circuitdsl.DiagnosticError) as err:
         circuitdsl.loads(SPEC.replace("more than vertical", "more than horizontal"), "s.circ")
     assert err.value.diagnostics[0].code == "E108"
+
+
+def test_proportion_of_top_inputs() -> None:
+    """`most of the top k inputs of T from L inhibit`: count, fraction, binomial p."""
+    import torch
+
+    from circuitdsl.check import TensorBound
+    from circuitdsl.check.aggregate import upper_tail
+
+    g = torch.Generator().manual_seed(2)
+    block = 0.01 * torch.randn(1, 40, 3, 3, generator=g)
+    block[0, :8] = -1.0 - torch.rand(8, 1, 1, generator=g)  # the 8 largest all inhibit
+    text = (
+        "circuit p\nfeature t = l2:0\n"
+        "most of the top 8 inputs of t from l1 inhibit\n"
+        "most of the top 8 inputs of t from l1 excite\n"
+        "most of the top 50 inputs of t from l1 inhibit as too_many\n"
+    )
+    rep = check(circuitdsl.loads(text, "p.circ").circuit, TensorBound({("l1", "l2"): block}))
+    inh, exc, many = rep.claims
+    share = float((block[0].sum(dim=(1, 2)) < 0).double().mean())
+    assert inh.status == "pass" and inh.measured["fraction"] == 1.0
+    assert inh.measured["p_value"] == pytest.approx(upper_tail([share] * 8, 8))
+    assert exc.status == "fail" and exc.measured["count"] == 0
+    assert many.status == "error" and "only 40 channels" in many.detail
+    assert fmt.format_spec(parser.parse(text, "p.circ")) == text

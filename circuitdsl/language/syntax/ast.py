@@ -321,6 +321,19 @@ class BandingStmt:
 
 
 @dataclass(frozen=True, slots=True)
+class ProportionStmt:
+    """`most of the top 16 inputs of car from mixed4b inhibit`."""
+
+    k: Literal
+    target: Ref
+    layer: Name
+    sign: str  # "excite" | "inhibit"
+    options: tuple[ThresholdOption, ...]
+    claim_id: Name | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Binding:
     var: Name
     family: Name
@@ -403,6 +416,7 @@ Statement = (
     | CompareStmt
     | WithinStmt
     | BandingStmt
+    | ProportionStmt
     | ForStmt
     | ExpectStmt
     | PredictStmt

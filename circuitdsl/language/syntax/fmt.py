@@ -224,6 +224,11 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
             + (f" more than {stmt.than.text}" if stmt.than is not None else "")
             + options_text(stmt.options, stmt.claim_id)
         ]
+    if isinstance(stmt, ast.ProportionStmt):
+        return [
+            f"most of the top {literal_text(stmt.k)} inputs of {ref_text(stmt.target)} from "
+            f"{stmt.layer.text} {stmt.sign}" + options_text(stmt.options, stmt.claim_id)
+        ]
     if isinstance(stmt, ast.ExpectStmt):
         return [
             f"expect {ref_text(stmt.subject)} {activation_text(stmt.activation)}"

@@ -516,6 +516,15 @@ class _Builder:
             ch[2], self._name(ch[5]), options, claim_id, self._span(meta), negated, than
         )
 
+    def proportion_stmt(self, meta: Meta, ch: list[Any]) -> ast.ProportionStmt:
+        # MOST OF THE TOP k INPUTS OF ref FROM layer sign options? claim_id?
+        options, claim_id = self._trailer(ch[11:])
+        k = _literal(self.path, ch[4])
+        return ast.ProportionStmt(k, ch[7], ch[9], ch[10], options, claim_id, self._span(meta))
+
+    def proportion_sign(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
+
     def for_stmt(self, meta: Meta, ch: list[Any]) -> ast.ForStmt:
         bindings = tuple(c for c in ch if isinstance(c, ast.Binding))
         where = next((c[0] for c in ch if isinstance(c, list)), None)
@@ -747,7 +756,8 @@ def _hint(token: Token, expected: set[str], err: UnexpectedToken) -> str | None:
     """Curated help for the commonest mistakes."""
     text = str(token)
     kw_expected = [keywords()[t] for t in expected if t in keywords()]
-    if token.type == "NAME" and kw_expected:
+    # `excite` is a keyword of proportions but a misspelling of `excites` in a claim
+    if (token.type == "NAME" or token.type in keywords()) and kw_expected:
         guess = d.did_you_mean(text, kw_expected)
         if guess:
             return guess
