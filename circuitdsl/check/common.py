@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from circuitdsl.language.diagnostics import Unmeasurable as Unmeasurable  # re-exported
@@ -76,28 +77,34 @@ def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[s
     return hit
 
 
-def _holds_all(t: Threshold, values: torch.Tensor) -> torch.Tensor:
-    """`t.holds` elementwise over a tensor of null values (NaN never holds)."""
-    v = t.value
-    return {
-        ">=": lambda: values >= v,
-        "<=": lambda: values <= v,
-        ">": lambda: values > v,
-        "<": lambda: values < v,
-        "==": lambda: values == v,
-        "!=": lambda: (values != v) & ~values.isnan(),
-    }[t.op]()
+_NP_OPS = {
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+    ">": np.greater,
+    "<": np.less,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
 
 
-def _percentiles(values: torch.Tensor, higher: bool) -> torch.Tensor:
+def _holds_all(t: Threshold, values: np.ndarray) -> np.ndarray:
+    """`t.holds` elementwise over an array of null values (NaN never holds)."""
+    with np.errstate(invalid="ignore"):
+        out = _NP_OPS[t.op](values, t.value)
+    return out & ~np.isnan(values) if t.op == "!=" else out
+
+
+def _percentiles(values: torch.Tensor | np.ndarray, higher: bool) -> torch.Tensor:
     """Each null value's own percentile among the null values (for `percentile` thresholds)."""
-    # an undefined null value (a zero kernel) is beaten by every defined one
-    undefined = values.isnan()[None, :]
-    if higher:
-        beaten = (values[None, :] <= values[:, None]) | undefined
-    else:
-        beaten = (values[None, :] >= values[:, None]) | undefined
-    return 100.0 * beaten.float().mean(dim=1)
+    v = np.asarray(values, dtype=np.float64)
+    # an undefined null value (a zero kernel) is beaten by every defined one; sorting
+    # makes this O(N log N) (every null value of every claim gets a percentile)
+    nan = np.isnan(v)
+    w = v if higher else -v
+    ordered = np.sort(w[~nan])
+    below = np.searchsorted(ordered, w, side="right")  # defined values <= each one
+    pct = 100.0 * (below + nan.sum()) / len(v)
+    return torch.from_numpy(np.where(nan, 100.0 * nan.sum() / len(v), pct))
 
 
 def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
@@ -105,10 +112,11 @@ def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
 
     `percentile` = 100 x the share of the null values that the measured primary
     statistic (the first one with a threshold) matches or beats in the threshold's
-    direction (100 = no input of the target does better); `base_rate` = the share of
-    the null for which every threshold holds, i.e. how often the claim would pass
-    for a source drawn at random among the target's inputs. Empty without a null, or
-    when a threshold's statistic has no null values.
+    direction (100 = no input of the target does better; an undefined null value counts
+    as beaten); `base_rate` = the share of the null for which every threshold holds,
+    i.e. how often the claim would pass for a source drawn at random among the
+    target's inputs. Empty without a null, or when a threshold's statistic has no null
+    values. Computed with numpy: thousands of claims each do a few small array ops.
     """
     null = outcome.null
     if not null:
@@ -117,29 +125,32 @@ def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
     primary = next((s for s in by_stat if s in null), None)
     if primary is None or primary not in outcome.measured:
         return {}
+    arrays = {k: np.asarray(v.detach().cpu(), dtype=np.float64) for k, v in null.items()}
     t = by_stat[primary]
     higher = t.op in (">=", ">")
-    nv = null[primary].to(torch.float64)
+    nv = arrays[primary]
+    n = len(nv)
     v = outcome.measured[primary]
     out: dict[str, float] = {}
-    if v == v and len(nv):
+    if v == v and n:
         # the claim's own source is in its null, computed by another float32 reduction:
         # compare within a rounding tolerance so it never "beats" itself
-        finite = nv[nv.isfinite()]
-        scale = max(abs(v), float(finite.abs().max()) if len(finite) else 0.0)
-        tol = 1e-5 * scale
-        beaten = ((nv <= v + tol) if higher else (nv >= v - tol)) | nv.isnan()
-        out["percentile"] = 100.0 * float(beaten.double().mean())
-    ok = torch.ones(len(nv), dtype=torch.bool)
+        with np.errstate(invalid="ignore"):
+            finite = np.abs(nv[np.isfinite(nv)])
+            scale = max(abs(v), float(finite.max()) if len(finite) else 0.0)
+            tol = 1e-5 * scale
+            beaten = ((nv <= v + tol) if higher else (nv >= v - tol)) | np.isnan(nv)
+        out["percentile"] = 100.0 * float(beaten.mean())
+    ok = np.ones(n, dtype=bool)
     for s, th in by_stat.items():
         if s == "percentile":
-            ok &= _holds_all(th, _percentiles(nv, higher))
-        elif s in null:
-            ok &= _holds_all(th, null[s].to(torch.float64))
+            ok &= _holds_all(th, _percentiles(nv, higher).numpy())
+        elif s in arrays:
+            ok &= _holds_all(th, arrays[s])
         elif s != "base_rate":
             return out  # a threshold the null cannot evaluate: no base rate
-    if len(nv):
-        out["base_rate"] = float(ok.double().mean())
+    if n:
+        out["base_rate"] = float(ok.mean())
     return out
 
 
