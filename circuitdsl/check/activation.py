@@ -27,205 +27,41 @@ edited copy of the model and one more batched run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
 from circuitdsl.language.ir import Claim, Threshold
-from circuitdsl.measure.stimuli import STIMULI, check_params, get_stimulus
+from circuitdsl.measure.responses import (
+    Plan,
+    Source,
+    _circ_dist,
+    _orientations,
+    _period,
+    _reference,
+    pre_units,
+    read_node,
+    reader,
+)
+from circuitdsl.measure.stimuli import get_stimulus
 from circuitdsl.models.edits import edited_copy
 from circuitdsl.models.probe import input_size, runner_for
 
-KINDS = ("activation", "prediction")
+if TYPE_CHECKING:
+    from circuitdsl.check.context import Context
 
-REFERENCE_STIMULI = ("line", "edge", "curve", "angle")
-REFERENCE_STEPS = 24  # orientations per reference family
+KINDS = ("activation", "prediction", "coverage")
+
 PREFERS_STEP = 5.0  # degrees between orientations of a tuning sweep
 UNCHANGED_EFFECT = 0.1  # |effect| up to which a prediction of `unchanged` holds
-COLOURS = (
-    (1.0, 1.0, 1.0),
-    (1.0, 0.0, 0.0),
-    (0.0, 1.0, 0.0),
-    (0.0, 0.0, 1.0),
-    (1.0, 1.0, 0.0),
-    (0.0, 1.0, 1.0),
-    (1.0, 0.0, 1.0),
-)
-BRIGHTNESS = (0.4, 0.55, 0.7, 0.85, 1.0)
 ASPECTS = {"colour": "colour", "color": "colour", "brightness": "brightness"}
+SUPPRESSED = 0.1  # an echo driven this many peaks below zero (before the ReLU) is suppression
 PRIMARY = {"responds": "activation", "prefers": "error", "no_echo": "echo_ratio", "invariant": "cv"}
 
 
-# ---- stimulus planning ------------------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    """Every image some claim needs, rendered once: key -> row of `images`."""
-
-    size: tuple[int, int]
-    index: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    chunks: list[torch.Tensor] = field(default_factory=list)
-    count: int = 0
-
-    def add(self, keys: Sequence[tuple[Any, ...]], render: Callable[[], torch.Tensor]) -> list[int]:
-        """Rows of `keys`, rendering all of them with one call when any is new."""
-        if any(k not in self.index for k in keys):
-            imgs = render()
-            for k, img in zip(keys, imgs, strict=True):
-                if k not in self.index:
-                    self.index[k] = self.count
-                    self.chunks.append(img[None])
-                    self.count += 1
-        return [self.index[k] for k in keys]
-
-    def images(self) -> torch.Tensor:
-        """All planned images ``[N, 3, H, W]``."""
-        if len(self.chunks) > 1:
-            self.chunks = [torch.cat(self.chunks)]
-        return self.chunks[0] if self.chunks else torch.zeros(0, 3, *self.size)
-
-
-def _freeze(v: Any) -> Any:
-    if isinstance(v, (list, tuple)):
-        return tuple(_freeze(x) for x in v)
-    return float(v) if isinstance(v, (int, float)) else v
-
-
-def _stim_args(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        spec = get_stimulus(name)
-        check_params(spec, args)
-    except (KeyError, ValueError) as exc:
-        raise Unmeasurable(str(exc).strip("'\"")) from None
-    return dict(args)
-
-
-class Source:
-    """Planned images plus (after the run) centre activations: responses of features.
-
-    While `centres` is None the source is *planning*: it renders and records images and
-    returns zeros. Afterwards the same calls return the features' responses.
-    """
-
-    def __init__(self, plan: Plan, layer_node: Callable[[str], str]) -> None:
-        self.plan = plan
-        self.layer_node = layer_node
-        self.centres: dict[str, torch.Tensor] | None = None
-        self.nodes: set[str] = set()
-        self.rows: set[int] = set()
-        self.log: list[list[int]] = []  # the rows of every request, in order
-
-    def view(self, centres: dict[str, torch.Tensor]) -> Source:
-        """The same plan read through other centre activations (e.g. an edited model)."""
-        other = Source(self.plan, self.layer_node)
-        other.centres = centres
-        return other
-
-    def _resp(self, feature: Any, rows: list[int]) -> torch.Tensor:
-        node = self.layer_node(feature.layer)
-        self.nodes.add(node)
-        self.rows.update(rows)
-        self.log.append(rows)
-        if self.centres is None:
-            return torch.zeros(len(rows))
-        c = self.centres[node][rows][:, list(feature.channels)]
-        coef = torch.tensor(feature.coefficients, dtype=c.dtype)
-        return c @ coef
-
-    def sweep(
-        self,
-        feature: Any,
-        name: str,
-        args: Mapping[str, Any],
-        param: str,
-        values: Sequence[float],
-    ) -> torch.Tensor:
-        """Responses to `name(**args)` with `param` set to each of `values`."""
-        fixed = {k: v for k, v in _stim_args(name, args).items() if k != param}
-        base = tuple(sorted((k, _freeze(v)) for k, v in fixed.items()))
-        keys = [(name, (*base, (param, float(v))), None) for v in values]
-        vals = torch.tensor([float(v) for v in values])
-        rows = self.plan.add(
-            keys, lambda: get_stimulus(name)(size=self.plan.size, **fixed, **{param: vals})
-        )
-        return self._resp(feature, rows)
-
-    def one(self, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
-        """The response to one stimulus (a tensor of one value)."""
-        full = _stim_args(name, args)
-        key = (name, tuple(sorted((k, _freeze(v)) for k, v in full.items())), None)
-        rows = self.plan.add([key], lambda: get_stimulus(name)(size=self.plan.size, **full))
-        return self._resp(feature, rows)
-
-    def variants(
-        self, feature: Any, name: str, args: Mapping[str, Any], aspect: str
-    ) -> torch.Tensor:
-        """Responses to colour or brightness variants of one stimulus."""
-        full = _stim_args(name, args)
-        spec = get_stimulus(name)
-        if "foreground" not in spec.param_names:
-            raise Unmeasurable(
-                f"stimulus `{name}` has no foreground stroke; colour and brightness variants"
-                " are defined for line, edge, curve, angle and circle"
-            )
-        bg = float(full.get("background", 0.0))
-        if aspect == "colour":
-            fgs = [torch.tensor(c) for c in COLOURS]
-        else:
-            fgs = [torch.tensor((b, b, b)) for b in BRIGHTNESS]
-        base = tuple(sorted((k, _freeze(v)) for k, v in full.items()))
-        keys = [(name, base, (aspect, tuple(fg.tolist()))) for fg in fgs]
-
-        def render() -> torch.Tensor:
-            shape = {k: v for k, v in full.items() if k not in ("foreground", "background")}
-            mask = spec(size=self.plan.size, **shape, foreground=1.0, background=0.0)[:, :1]
-            fg = torch.stack(fgs)[:, :, None, None]
-            return mask * fg + (1 - mask) * bg
-
-        rows = self.plan.add(keys, render)
-        return self._resp(feature, rows)
-
-
 # ---- the tests ----------------------------------------------------------------------------
-
-
-def _period(name: str, param: str) -> float | None:
-    spec = get_stimulus(name)
-    if param == "orientation" and "orientation" in spec.param_names:
-        return spec.orientation_period
-    return None
-
-
-def _orientations(period: float, step: float) -> list[float]:
-    n = max(round(period / step), 1)
-    return [period * k / n for k in range(n)]
-
-
-def _circ_dist(a: float, b: float, period: float) -> float:
-    d = (a - b) % period
-    return min(d, period - d)
-
-
-def _reference(src: Source, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
-    parts = []
-    spec = get_stimulus(name)
-    if spec.sweep in spec.param_names:
-        period = _period(name, spec.sweep)
-        if period is not None:
-            values = _orientations(period, period / REFERENCE_STEPS)
-        else:
-            default = float(spec.defaults()[spec.sweep])
-            values = [default * (0.25 + 1.75 * k / (REFERENCE_STEPS - 1)) for k in range(24)]
-        parts.append(src.sweep(feature, name, args, spec.sweep, values))
-    for ref in REFERENCE_STIMULI:
-        period = STIMULI[ref].orientation_period or 360.0
-        values = _orientations(period, period / REFERENCE_STEPS)
-        parts.append(src.sweep(feature, ref, {}, "orientation", values))
-    return torch.cat(parts)
 
 
 def _responds(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
@@ -238,6 +74,9 @@ def _responds(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[s
         f"activation {fmt(a)} vs reference mean {fmt(mean)}, sd {fmt(sd)} over {len(ref)}"
         f" stimuli: z = {fmt(z)}"
     )
+    if a <= 0:
+        # However far above its reference, a unit at or below zero sends nothing on.
+        detail += "; the activation is not positive, so the unit does not respond"
     return {"z": z, "activation": a, "ref_mean": mean, "ref_sd": sd}, detail
 
 
@@ -262,10 +101,19 @@ def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
         raise Unmeasurable(f"stimulus `{stim['name']}` has no parameter `{param}` to sweep")
     value, tol = float(act["value"]), float(act["tolerance"])
     values, period = _sweep_values(stim["name"], param, value, tol)
+    grid = act.get("selector_grid")
+    if grid:
+        # The claimed value is where an `over P` selector found this unit's best response
+        # to the same stimulus: measuring on the selector's grid would return it by
+        # construction. Sweep the values halfway between the selector's instead.
+        step = (grid[1] - grid[0]) if len(grid) > 1 else (period or 1.0)
+        values = [v + step / 2 for v in grid]
+        if period is not None:
+            values = [v % period for v in values]
     r = src.sweep(feature, stim["name"], stim["args"], param, values)
     k = int(torch.argmax(r))
     preferred, peak = values[k], float(r[k])
-    out = {"preferred": preferred, "peak": peak}
+    out = {"preferred": preferred, "peak": peak, "circular": 1.0 if grid else 0.0}
     if period is not None:
         w = r.clamp(min=0)
         theta = torch.tensor(values) * (2 * math.pi / period)
@@ -280,6 +128,17 @@ def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
         f"swept {param} over {len(values)} values: preferred {fmt(preferred)}"
         f" (peak {fmt(peak)}), {fmt(out['error'])} from {fmt(value)}"
     )
+    if peak <= 0:
+        # A unit silent over the whole sweep (all zeros after its ReLU) prefers nothing:
+        # the argmax of a flat curve is its first value, which would "pass" near 0deg.
+        out["error"] = float("nan")
+        detail += "; the unit does not respond to any value, so it prefers none"
+    if grid:
+        detail += (
+            f"; circular: {fmt(value)} was assigned by the `over {param}` selector from this"
+            f" stimulus, so the sweep used only {param} values the selector did not (its"
+            " grid shifted by half a step)"
+        )
     return out, detail
 
 
@@ -290,21 +149,46 @@ def _no_echo(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
     if period is None:
         raise Unmeasurable(f"stimulus `{name}` has no orientation, so it has no echo")
     values = _orientations(period, PREFERS_STEP)
-    r = src.sweep(feature, name, args, "orientation", values)
-    k = int(torch.argmax(r))
-    peak = float(r[k])
-    if "orientation" in args:
-        echo_at = float(args["orientation"]) % period
-        echo = float(src.one(feature, name, args)[0])
-    else:
-        echo_at = (values[k] + period / 2) % period
-        echo = float(src.one(feature, name, {**args, "orientation": echo_at})[0])
+
+    def measure(s: Source) -> tuple[float, float, int, float]:
+        r = s.sweep(feature, name, args, "orientation", values)
+        k = int(torch.argmax(r))
+        if "orientation" in args:
+            at = float(args["orientation"]) % period
+            e = float(s.one(feature, name, args)[0])
+        else:
+            at = (values[k] + period / 2) % period
+            e = float(s.one(feature, name, {**args, "orientation": at})[0])
+        return float(r[k]), e, k, at
+
+    peak, echo, k, echo_at = measure(src)
+    # The same stimuli read before the nonlinearity: a negative value there is
+    # suppression (the stimulus drives the unit below zero), one near zero a rectified
+    # zero (the stimulus does not drive it). After a ReLU both read as 0.
+    peak_pre, echo_pre, _, _ = measure(src.reading(True))
     ratio = max(echo, 0.0) / peak if peak > 1e-12 else float("nan")
+    pre_ratio = echo_pre / peak_pre if peak_pre > 1e-12 else float("nan")
+    where = "before" if src.pre else "after"
+    if echo > 1e-12:
+        kind = "an echo"
+    elif echo_pre < 0 and not (pre_ratio > -SUPPRESSED):  # NaN: a peak at or below 0
+        kind = "suppressed"
+    else:
+        kind = "a rectified zero (not driven)"
     detail = (
-        f"response at {fmt(echo_at)}deg is {fmt(echo)}; peak {fmt(peak)} at {fmt(values[k])}deg:"
-        f" echo_ratio {fmt(ratio)}"
+        f"response at {fmt(echo_at)}deg is {fmt(echo)} {where} the nonlinearity; peak"
+        f" {fmt(peak)} at {fmt(values[k])}deg: echo_ratio {fmt(ratio)}; before the"
+        f" nonlinearity {fmt(echo_pre)} (peak {fmt(peak_pre)}, ratio {fmt(pre_ratio)}): {kind}"
     )
-    return {"echo_ratio": ratio, "echo": echo, "peak": peak, "preferred": values[k]}, detail
+    return {
+        "echo_ratio": ratio,
+        "echo": echo,
+        "peak": peak,
+        "preferred": values[k],
+        "echo_pre": echo_pre,
+        "peak_pre": peak_pre,
+        "echo_pre_ratio": pre_ratio,
+    }, detail
 
 
 def _invariant(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
@@ -335,21 +219,116 @@ def measure_test(
     fn = TESTS.get(str(act["test"]))
     if fn is None:
         raise Unmeasurable(f"unknown activation test `{act['test']}`")
+    src = src.reading(act.get("read") == "pre")
     stats, detail = fn(feature, act, src)
     implied: tuple[Threshold, ...] = ()
     if act["test"] == "prefers":
         implied = (Threshold("error", "<=", float(act["tolerance"])),)
+    if act["test"] == "responds":
+        # `responds` means a positive response, whatever the z: part of the claim's
+        # meaning, so it holds alongside the spec's thresholds on z.
+        implied = (Threshold("activation", ">", 0.0),)
+    note = src.note(feature.layer)
+    if note:
+        detail += f" [{feature.layer} read {note}]"
     return stats, detail, implied
 
 
 # ---- the handler --------------------------------------------------------------------------
 
 
-def _feature(ctx: Any, name: str) -> Any:
-    feats = getattr(ctx.bound, "features", None)
-    if not isinstance(feats, Mapping) or name not in feats:
+def _feature(ctx: Context, name: str) -> Any:
+    feats = ctx.bound.features
+    if name not in feats:
         raise Unmeasurable(f"`{name}` is not a single feature bound to a model")
     return feats[name]
+
+
+def _selection(ctx: Any, family: str | None) -> Any:
+    """The `Selection` that chose `family`'s members on this model, if a selector did."""
+    chosen = ctx.bound.selections
+    return chosen.get(family) if family is not None else None
+
+
+def _annotated(ctx: Any, claim: Claim, act: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`act`, with the selector's grid when a `prefers` claim would be circular.
+
+    Circular: the subject's family was chosen by `top K of L by S over P` with the same
+    stimulus S, and the claimed value is the one the selector assigned the member.
+    """
+    if act.get("test") != "prefers":
+        return act
+    feature = _feature(ctx, claim.args["subject"])
+    fam = getattr(getattr(feature, "feature", None), "family", None)
+    sel = _selection(ctx, fam)
+    if sel is None or sel.over != act["param"] or sel.stimulus != act["stimulus"]["name"]:
+        return act
+    try:
+        assigned = float(feature.feature.param(str(act["param"])))
+    except (KeyError, TypeError, ValueError):
+        return act
+    period = _period(str(act["stimulus"]["name"]), str(act["param"]))
+    gap = abs(assigned - float(act["value"]))
+    if period is not None:
+        gap = _circ_dist(assigned, float(act["value"]), period)
+    if gap > 1e-6:
+        return act
+    return {**act, "selector_grid": list(sel.grid)}
+
+
+def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
+    """`expect F covers P in W bins [on S]`: which bins of P the members' preferences fill.
+
+    Each member's preferred P is the argmax of its response over a 5-degree sweep of S
+    (read after the nonlinearity unless `pre`); a member whose peak is not positive
+    prefers nothing. Bins are centred on multiples of W (0, 45, ... for 45deg bins).
+    """
+    family, param, width = str(args["subject"]), str(args["param"]), float(args["bin"])
+    stim = args.get("stimulus")
+    sel = _selection(ctx, family)
+    if stim is None:
+        if sel is None:
+            raise Unmeasurable(
+                f"`{family}` was not chosen by a selector: say which stimulus, e.g."
+                f" `covers {param} in {width:g}deg bins on curve()`"
+            )
+        stim = {"name": sel.stimulus, "args": dict(sel.stimulus_args)}
+    name = str(stim["name"])
+    if param not in get_stimulus(name).param_names:
+        raise Unmeasurable(f"stimulus `{name}` has no parameter `{param}` to sweep")
+    period = _period(name, param)
+    if period is None:
+        raise Unmeasurable(f"`covers` needs a periodic parameter; `{param}` of `{name}` is not")
+    n = round(period / width)
+    if n < 1 or abs(n * width - period) > 1e-6:
+        raise Unmeasurable(f"{width:g}deg bins do not tile the {period:g}deg period of `{param}`")
+    try:
+        members = ctx.bound.members(family)
+    except (KeyError, AttributeError):
+        raise Unmeasurable(f"`{family}` is not a family bound to a model") from None
+    values = _orientations(period, PREFERS_STEP)
+    src = src.reading(args.get("read") == "pre")
+    owners: list[list[str]] = [[] for _ in range(n)]
+    for m in members:
+        r = src.sweep(m, name, stim["args"], param, values)
+        k = int(torch.argmax(r))
+        if float(r[k]) <= 0:
+            continue
+        # bins are half-open, [c - W/2, c + W/2): a value on a boundary joins the next bin
+        owners[math.floor((values[k] + width / 2) / width) % n].append(
+            f"{m.layer}:{m.channels[0]}@{values[k]:g}"
+        )
+    covered = sum(1 for o in owners if o)
+    empty = [f"{(j * width) % period:g}" for j in range(n) if not owners[j]]
+    detail = (
+        f"{covered} of {n} {width:g}deg bins of {param} hold a member's preferred value"
+        f" ({len(members)} members, {name} swept in {PREFERS_STEP:g}deg steps)"
+        + (f"; empty bins centred at {', '.join(empty)}" if empty else "")
+        + "; "
+        + ", ".join(f"{(j * width) % period:g}: {' '.join(o)}" for j, o in enumerate(owners) if o)
+    )
+    stats = {"fraction": covered / n, "covered": float(covered), "bins": float(n)}
+    return stats, detail
 
 
 def _implied_change(change: str) -> tuple[Threshold, ...]:
@@ -368,7 +347,7 @@ def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]
     return 1.0
 
 
-def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """Batch handler for `activation` and `prediction` claims (see the module doc).
 
     Forward passes are large convolutions, which gain from a thread pool, unlike the
@@ -376,25 +355,43 @@ def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
     """
     from circuitdsl.check.context import _with_threads
 
-    return _with_threads(getattr(ctx, "caller_threads", None), _measure_all, claims, ctx)  # type: ignore[no-any-return]
+    return _with_threads(ctx.caller_threads, _measure_all, claims, ctx)  # type: ignore[no-any-return]
 
 
-def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
-    adapter = getattr(ctx.bound, "adapter", None)
-    if adapter is None or not hasattr(adapter, "graph"):
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    adapter = ctx.adapter
+    if adapter is None:
         msg = "activation claims need a model that can be run (a traced model adapter)"
         return [Outcome({}, msg, status="error") for _ in claims]
-    device = getattr(ctx, "device", "cpu")
+    device = ctx.device
     plan = Plan(input_size(adapter))
-    src = Source(plan, adapter.node)
+    post, pre = reader(adapter)
+
+    def notes(layer: str, pre: bool) -> str:
+        try:
+            return read_node(adapter, layer, pre=pre)[1]
+        except Unmeasurable:  # a concatenation, read before the ReLU of each branch
+            return "before the nonlinearity, in each channel's branch"
+
+    units = pre_units(adapter)
+
+    def source() -> Source:
+        out = Source(plan, post, pre)
+        out.notes, out.pre_units = notes, units
+        return out
+
+    src = source()
 
     # 1. plan: every claim renders the images it needs (deduplicated across claims)
     planned: dict[int, Source | Exception] = {}
     for i, c in enumerate(claims):
-        act = c.args if c.kind == "activation" else c.args["activation"]
-        mine = Source(plan, adapter.node)
+        act = c.args["activation"] if c.kind == "prediction" else c.args
+        mine = source()
         try:
-            measure_test(_feature(ctx, c.args["subject"]), act, mine)
+            if c.kind == "coverage":
+                _covers(ctx, c.args, mine)
+            else:
+                measure_test(_feature(ctx, c.args["subject"]), _annotated(ctx, c, act), mine)
             planned[i] = mine
         except Unmeasurable as exc:
             planned[i] = exc
@@ -444,9 +441,13 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
         if isinstance(p, Exception):
             outs.append(Outcome({}, str(p), status="error"))
             continue
+        if c.kind == "coverage":
+            stats, detail = _covers(ctx, c.args, base)
+            outs.append(Outcome(stats, detail))
+            continue
         feature = _feature(ctx, c.args["subject"])
         if c.kind == "activation":
-            stats, detail, implied = measure_test(feature, c.args, base)
+            stats, detail, implied = measure_test(feature, _annotated(ctx, c, c.args), base)
             outs.append(Outcome(stats, detail, implied=implied))
             continue
         e = edited[repr(c.args["edits"])]
@@ -455,7 +456,7 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
 
             outs.append(Outcome({}, describe_exception(e), status="error"))
             continue
-        after_src, notes = e
+        after_src, edit_notes = e
         act = c.args["activation"]
         primary = PRIMARY[str(act["test"])]
         s0, _, _ = measure_test(feature, act, base)
@@ -474,7 +475,7 @@ def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
         detail = (
             f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g},"
             f" {effect:+.3g} in units of {fmt(scale)}), predicted {c.args['change']};"
-            f" edit: {'; '.join(notes)}"
+            f" edit: {'; '.join(edit_notes)}"
         )
         outs.append(Outcome(measured, detail, implied=_implied_change(str(c.args["change"]))))
     return outs

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from circuitdsl.check.context import fetch_block
+from circuitdsl.models.bind import Bound
 
 CONTROLS = ("null", "negated", "shuffled")
 
@@ -59,20 +60,26 @@ def transform(w: torch.Tensor, kind: str, g: torch.Generator) -> torch.Tensor:
     return w
 
 
-class ControlBound:
-    """A bound circuit (or adapter) whose weights are served through a control."""
+class ControlBound(Bound):
+    """A bound circuit whose weights are served through a control."""
 
-    def __init__(self, inner: Any, kind: str, seed: int = 0) -> None:
+    def __init__(self, inner: Bound, kind: str, seed: int = 0) -> None:
         if kind not in CONTROLS:
             raise ValueError(f"unknown control `{kind}` (known: {', '.join(CONTROLS)})")
         self.inner = inner
         self.kind = kind
         self.seed = seed
-        adapter = getattr(inner, "adapter", None) or getattr(inner, "model", None)
-        self.adapter = adapter
-        for attr in ("name", "weights_path", "features"):
-            if hasattr(inner, attr):
-                setattr(self, attr, getattr(inner, attr))
+        self.adapter = inner.adapter
+        self.features = inner.features
+        self.selections = inner.selections
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def weights_path(self) -> str | None:
+        return self.inner.weights_path
 
     def block(self, src_layer: str, dst_layer: str) -> torch.Tensor:
         """The inner block, transformed."""
@@ -81,18 +88,15 @@ class ControlBound:
 
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
         """Branches are structure, not weights: unchanged."""
-        for obj in (self.inner, self.adapter):
-            fn = getattr(obj, "branch_of", None)
-            if callable(fn):
-                return fn(layer, channel)  # type: ignore[no-any-return]
-        return None
+        return self.inner.branch_of(layer, channel)
 
-    def input_kernels(self, layer: str) -> torch.Tensor:
+    def input_kernels(self, layer: str) -> torch.Tensor | None:
         """A layer's own kernels (for banding), transformed."""
         from circuitdsl.check.banding import layer_kernels
 
-        k = layer_kernels(SimpleNamespace(bound=self.inner, adapter=self.adapter), layer)  # type: ignore[arg-type]
+        ns = SimpleNamespace(bound=self.inner, adapter=self.adapter)
+        k = layer_kernels(ns, layer)  # type: ignore[arg-type]
         return transform(k, self.kind, _generator(self.kind, self.seed, "kernels", layer))
 
     def members(self, name: str) -> Any:
-        return self.inner.members(name)
+        return self.inner.members(name)  # type: ignore[attr-defined]

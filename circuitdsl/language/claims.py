@@ -129,7 +129,7 @@ RULES: dict[str, Rule] = {
             "responds",
             ("z", "activation"),
             (_t("z", ">=", 2.0),),
-            "activation to the stimulus in SDs of the reference distribution",
+            "activation to the stimulus in SDs of the reference distribution (and above 0)",
         ),
         Rule(
             "prefers",
@@ -148,6 +148,12 @@ RULES: dict[str, Rule] = {
             ("cv",),
             (_t("cv", "<=", 0.25),),
             "coefficient of variation of the response across variants",
+        ),
+        Rule(
+            "covers",
+            ("fraction", "covered", "bins"),
+            (_t("fraction", ">=", 1.0),),
+            "the share of the parameter's bins that some member prefers",
         ),
         Rule("predict", ("change",), (), "the measured change has the predicted direction"),
     )
@@ -170,6 +176,7 @@ ACTIVATION_RULE_WORDS = {
     "prefers": "prefers",
     "no_echo": "echo",
     "invariant": "invariant",
+    "covers": "covers",
 }
 
 
@@ -190,6 +197,7 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
         "banding": "banded_more" if "than" in args else "banded",
         "prediction": "predict",
         "proportion": "most",
+        "coverage": "covers",
     }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
@@ -85,8 +85,14 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
     }[expr.op]()
 
 
+#: The most quantifier instances (combinations a `for` visits) one spec may expand to.
+#: A `for` over four 100-member families is 10^8 combinations: minutes of work and
+#: gigabytes of claims. Settable with `circ check --max-instances N` / `max_instances=`.
+MAX_INSTANCES = 1_000_000
+
+
 class _Compiler:
-    def __init__(self, resolved: Resolved) -> None:
+    def __init__(self, resolved: Resolved, max_instances: int = MAX_INSTANCES) -> None:
         self.r = resolved
         self.claims: list[ir.Claim] = []
         self.errors: list[Diagnostic] = []
@@ -97,6 +103,8 @@ class _Compiler:
         self.stmt_text = ""
         self.stmt_alpha: float | None = None
         self.quantified = False  # a family as a whole, or each member of a family
+        self.max_instances = max_instances
+        self.instances = 0  # combinations visited so far, over every `for`
 
     # ---- references -------------------------------------------------------------------
     def node(self, ref: ast.Ref, env: Env) -> str:
@@ -252,6 +260,8 @@ class _Compiler:
                 span=stmt.span,
                 origin=origin,
             )
+        elif isinstance(stmt, ast.ExpectStmt) and stmt.activation.test == "covers":
+            self.covers_stmt(stmt, env, origin)
         elif isinstance(stmt, (ast.ExpectStmt, ast.PredictStmt)):
             for subject_env in self.subject_envs(stmt.subject, env):
                 self.activation_stmt(stmt, subject_env, origin)
@@ -261,11 +271,35 @@ class _Compiler:
             [self.r.features[m] for m in self.r.families[b.family.text].members]
             for b in stmt.bindings
         ]
+        size = math.prod(len(p) for p in pools)
+        if self.instances + size > self.max_instances:
+            self.too_many(stmt, size)
+        self.instances += size
         for combo in itertools.product(*pools):
             bound = dict(env)
             bound.update({b.var.text: m for b, m in zip(stmt.bindings, combo, strict=True)})
             if stmt.where is None or evaluate(stmt.where, bound):
                 yield bound
+
+    def too_many(self, stmt: ast.ForStmt, size: int) -> NoReturn:
+        """E113: the quantifiers would expand to more instances than allowed."""
+        pools = " x ".join(
+            f"{len(self.r.families[b.family.text].members)} ({b.family.text})"
+            for b in stmt.bindings
+        )
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_TOO_MANY,
+                    f"this `for` expands to {size:,} combinations ({pools}); "
+                    + (f"with the {self.instances:,} before it, " if self.instances else "")
+                    + f"that exceeds the limit of {self.max_instances:,} instances",
+                    stmt.span,
+                    help="narrow it with `where`, split the families, or raise the limit"
+                    " with `--max-instances N`",
+                )
+            ]
+        )
 
     def subject_envs(self, subject: ast.Ref, env: Env) -> Iterator[Env]:
         """A family as subject of an activation claim means each member, as `self`."""
@@ -344,14 +378,18 @@ class _Compiler:
             suffix = "" if body.polarity == "any" else f"_{body.polarity}"
             return "rank", {"k": k, "polarity": body.polarity}, f"top{k}{suffix}"
         if isinstance(body, ast.ShapeBody):
-            orientation = float(evaluate(body.orientation, env))
+            orientation = _finite(float(evaluate(body.orientation, env)), body.span)
             return (
                 "shape",
                 {"sign": body.sign, "shape": body.shape, "orientation": orientation},
                 f"{body.sign}_along_{body.shape}",
             )
         assert isinstance(body, ast.EquivarianceBody)
-        period = float(evaluate(body.period, env)) if body.period is not None else None
+        period = (
+            _finite(float(evaluate(body.period, env)), body.span)
+            if body.period is not None
+            else None
+        )
         return (
             "equivariance",
             {"transform": body.transform.text, "param": body.param.text, "period": period},
@@ -368,6 +406,7 @@ class _Compiler:
     ) -> None:
         subject = env["self"].name if "self" in env else self.node(stmt.subject, env)
         act = stmt.activation
+        assert act.stimulus is not None  # only `covers` may leave it out
         activation = {
             "test": act.test,
             "stimulus": {
@@ -378,7 +417,9 @@ class _Compiler:
             "value": evaluate(act.value, env) if act.value is not None else None,
             "tolerance": evaluate(act.tolerance, env) if act.tolerance is not None else None,
         }
-        stim_slug = act.stimulus.name.text
+        if act.read == "pre":  # absent: after the nonlinearity, the default
+            activation["read"] = "pre"
+        stim_slug = act.stimulus.name.text + ("_pre" if act.read == "pre" else "")
         if isinstance(stmt, ast.ExpectStmt):
             word = ACTIVATION_RULE_WORDS[act.test]
             self.add(
@@ -417,6 +458,37 @@ class _Compiler:
             origin=origin,
         )
 
+    def covers_stmt(self, stmt: ast.ExpectStmt, env: Env, origin: Span | None) -> None:
+        """`expect F covers P in W bins [on S]`: one claim about the family as a whole."""
+        family = self.node(stmt.subject, env)
+        act = stmt.activation
+        assert act.param is not None and act.value is not None
+        stimulus = None
+        if act.stimulus is not None:
+            stimulus = {
+                "name": act.stimulus.name.text,
+                "args": {n.text: evaluate(e, env) for n, e in act.stimulus.args},
+            }
+        self.add(
+            f"{family}.covers_{act.param.text}_{float(evaluate(act.value, env)):g}",
+            stmt.claim_id,
+            env,
+            kind="coverage",
+            text=f"expect {family} {activation_text(act)}",
+            subjects=(family,),
+            args={
+                "subject": family,
+                "test": "covers",
+                "param": act.param.text,
+                "bin": float(evaluate(act.value, env)),
+                "stimulus": stimulus,
+                "read": act.read,
+            },
+            thresholds=self.thresholds("covers", stmt.options),
+            span=stmt.span,
+            origin=origin,
+        )
+
     def edit(self, edit: ast.Edit, env: Env) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": edit.kind, "part": edit.part}
         if edit.target is not None:
@@ -426,6 +498,15 @@ class _Compiler:
         if edit.factor is not None:
             data["factor"] = float(edit.factor.value)
         return data
+
+
+def _finite(value: float, span: Span) -> float:
+    """E108 for arithmetic that overflowed (`o * 1e300`): the IR and its JSON hold no inf."""
+    if math.isfinite(value):
+        return value
+    raise DiagnosticError(
+        [Diagnostic(d.E_BAD_VALUE, f"this value is not a finite number ({value})", span)]
+    )
 
 
 def _region(region: ast.Region) -> dict[str, Any]:
@@ -455,9 +536,12 @@ def _edit_slug(edit: dict[str, Any]) -> str:
     return f"{edit['kind']}_{part}{edit['edge'][0]}->{edit['edge'][1]}"
 
 
-def compile_circuit(resolved: Resolved) -> ir.Circuit:
-    """Expand and number every claim; raise `DiagnosticError` on duplicate claims."""
-    compiler = _Compiler(resolved)
+def compile_circuit(resolved: Resolved, *, max_instances: int = MAX_INSTANCES) -> ir.Circuit:
+    """Expand and number every claim; raise `DiagnosticError` on duplicate claims.
+
+    `max_instances` bounds the combinations the `for` quantifiers may visit (E113).
+    """
+    compiler = _Compiler(resolved, max_instances)
     for stmt in resolved.statements:
         compiler.statement(stmt, {}, None)
     if compiler.errors:
@@ -472,4 +556,5 @@ def compile_circuit(resolved: Resolved) -> ir.Circuit:
         claims=tuple(compiler.claims),
         path=resolved.path,
         sources=resolved.sources,
+        preprocess=resolved.preprocess,
     )

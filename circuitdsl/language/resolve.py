@@ -19,6 +19,7 @@ from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span, d
 from circuitdsl.language.loader import Program
 from circuitdsl.language.stimuli import CATALOGUE
 from circuitdsl.language.syntax import ast
+from circuitdsl.language.syntax.fmt import ref_text
 
 ClaimStatement = (
     ast.ClaimStmt
@@ -54,6 +55,7 @@ class Resolved:
     statements: tuple[ClaimStatement, ...]
     sources: tuple[str, ...] = ()
     alpha: float | None = None  # `alpha A`: the spec's level for aggregate verdicts
+    preprocess: str | None = None
 
 
 @dataclass
@@ -87,6 +89,23 @@ class _Resolver:
         notes: tuple[str, ...] = (),
     ) -> None:
         self.errors.append(Diagnostic(code, message, span, help=help, notes=notes))
+
+    def preprocess(self, name: ast.Name | None) -> str | None:
+        """The `preprocess P` word of a `model` line: one of `ir.PREPROCESS_NAMES`."""
+        if name is None:
+            return None
+        if name.text not in ir.PREPROCESS_NAMES:
+            hint = did_you_mean(name.text, ir.PREPROCESS_NAMES)
+            self.error(
+                d.E_PREPROCESS,
+                f"unknown preprocessing `{name.text}`",
+                name.span,
+                help=(hint + "; " if hint else "")
+                + "choose one of "
+                + ", ".join(f"`{p}`" for p in ir.PREPROCESS_NAMES),
+            )
+            return None
+        return name.text
 
     # ---- declarations ------------------------------------------------------------
     def scope_of(self, spec: ast.Spec) -> _Scope:
@@ -182,7 +201,7 @@ class _Resolver:
     def selector(self, sel: ast.Selector, what: str) -> None:
         """Check a `top K of LAYER by S [over P]` declaration (chosen later, on a model)."""
         k = sel.count.value
-        if not isinstance(k, float) or k != int(k) or k < 1:
+        if not isinstance(k, float) or not math.isfinite(k) or k != int(k) or k < 1:
             self.error(
                 d.E_BAD_VALUE, f"`top {sel.count.raw}` needs a whole number >= 1", sel.count.span
             )
@@ -535,6 +554,18 @@ class _Resolver:
         elif isinstance(stmt, (ast.ExpectStmt, ast.PredictStmt)):
             self.ref(stmt.subject, scope, variables)
             self_family = self.family_of(stmt.subject, scope, variables)
+            if stmt.activation.test == "covers" and not (
+                stmt.subject.channel is None
+                and stmt.subject.name.text not in variables
+                and stmt.subject.name.text in scope.families
+            ):
+                self.error(
+                    d.E_BAD_VALUE,
+                    f"`covers` is a claim about a family as a whole; `{ref_text(stmt.subject)}`"
+                    " is not a family",
+                    stmt.subject.span,
+                    help="name a family: `expect curve covers orientation in 45deg bins`",
+                )
             self.check_activation(stmt.activation, scope, variables, self_family)
             word = (
                 "predict"
@@ -690,10 +721,12 @@ class _Resolver:
 
     def check_stimulus(self, act: ast.Activation) -> None:
         """The stimulus, its arguments and the tested parameter or aspect exist."""
+        if act.stimulus is None:  # `covers` without `on S`: the selector's stimulus
+            return
         params = self.stimulus_params(act.stimulus)
         if params is None:
             return
-        if act.test == "prefers" and act.param is not None:
+        if act.test in ("prefers", "covers") and act.param is not None:
             self.swept_param(act.stimulus, act.param, params)
         aspects = ("colour", "color", "brightness")
         if act.test == "invariant" and act.param is not None and act.param.text not in aspects:
@@ -715,11 +748,30 @@ class _Resolver:
         if self_family is not None:
             inner["self"] = self_family
         self.check_stimulus(act)
+        if act.test == "covers":
+            self.check_covers(act, scope, inner)
+            return
+        assert act.stimulus is not None
         for _, expr in act.stimulus.args:
             self.type_of(expr, scope, inner)
-        for expr in (act.value, act.tolerance):
-            if expr is not None:
-                self.type_of(expr, scope, inner)
+        for value in (act.value, act.tolerance):
+            if value is not None:
+                self.type_of(value, scope, inner)
+
+    def check_covers(
+        self, act: ast.Activation, scope: _Scope, variables: dict[str, str | None]
+    ) -> None:
+        """`covers P in W bins`: a positive bin width; stimulus arguments are constants."""
+        assert isinstance(act.value, ast.Literal)
+        if float(act.value.value) <= 0:
+            self.error(
+                d.E_BAD_VALUE,
+                "the bin width must be positive",
+                act.value.span,
+                help="e.g. `covers orientation in 45deg bins`",
+            )
+        for _, expr in act.stimulus.args if act.stimulus is not None else ():
+            self.type_of(expr, scope, {})
 
     # ---- expression types ------------------------------------------------------------
     def expect_type(
@@ -872,6 +924,7 @@ def resolve(program: Program) -> Resolved:
     description = None
     citations: list[str] = []
     model: str | None = None
+    preprocess: str | None = None
     thresholds: dict[str, list[ir.Threshold]] = {}
     alpha: float | None = None
     statements: list[ClaimStatement] = []
@@ -892,6 +945,7 @@ def resolve(program: Program) -> Resolved:
                 name, description = stmt.name.text, stmt.description
             else:
                 model = stmt.model
+                preprocess = resolver.preprocess(stmt.preprocess)
         elif isinstance(stmt, ast.CiteDecl):
             citations.append(stmt.text)
         elif isinstance(stmt, ast.AlphaDecl):
@@ -928,6 +982,7 @@ def resolve(program: Program) -> Resolved:
         statements=tuple(statements),
         sources=tuple(program.modules),
         alpha=alpha,
+        preprocess=preprocess,
     )
 
 

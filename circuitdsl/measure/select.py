@@ -3,14 +3,28 @@
     feature f = top 1 of conv2 by curve(orientation = 45deg)
     family curve(orientation: angle) = top 4 of conv2 by curve(radius = 8) over orientation
 
-Score of channel c (docs/claims.md, "Features declared by behaviour"): its `responds` z
-for the stimulus, ``z_c = (a_c(S) - mean_R(a_c)) / sd_R(a_c)`` over the same reference
-set R as `responds` claims. With ``over P`` the stimulus is swept over P (36 steps over
-the orientation period, or 24 values from 0.25x to 2x the default for other parameters)
-and the score is the best z over the sweep, counting only stimuli with a positive
-response (a ReLU silences the rest); the member's parameter value is where that best z
-occurs. Without ``over`` only positive responses count too. The top K channels by score
-are chosen (ties: lower channel first).
+Every unit is read as the next layer sees it, after its nonlinearity
+(`circuitdsl.measure.responses.read_node`). Score of channel c (docs/claims.md, "Features
+declared by behaviour") needs both a selective and a large response:
+
+* ``a_c``: its response to the stimulus S (with ``over P``: the best over a sweep of P,
+  36 steps over the orientation period or 24 values from 0.25x to 2x the default for
+  other parameters; the member's P is where it occurs). High-low patches are averaged
+  over 4 phases first.
+* ``k_c``: its largest response to S's *control stimuli*, each at every orientation: for
+  curves, lines of the arc's length and angles (60, 90, 120deg openings) with arms of half
+  of it (the same ink); for high-low patches, uniform gratings at the low and at the high
+  frequency (phase-averaged); for other stimuli, the mean response over the library
+  reference (line, edge, curve, angle).
+* ``selectivity = (a - k) / (a + k)`` (in [-1, 1] once rectified), ``response = a / max_c a``
+  (the layer's strongest responder is 1), ``score = selectivity * response``.
+
+A channel is eligible when its score is positive (a unit at or below zero, or one that
+answers a control more than S, is never chosen). Without ``over``: the K eligible channels
+with the highest scores (ties: lower channel first). With ``over P``: P's range is cut into
+K equal bins (centred on multiples of period/K for an orientation) and each bin takes its
+best eligible channel whose best P falls in it, so the family tiles P; an empty bin is
+reported, and the family has fewer members.
 
 `materialise(program, adapter)` rewrites every selector declaration into a plain one
 (`feature f = conv2:16`, `family curve(...) in conv2 { 16: 185deg, ... }`) and the spec
@@ -21,27 +35,43 @@ members of each model. The choices are reported as `Selection`s.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from circuitdsl.check.activation import Plan, Source, _orientations, _period, _reference
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Unmeasurable
 from circuitdsl.language.loader import Program
 from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import selector_text
-from circuitdsl.measure.stimuli import get_stimulus
-from circuitdsl.models.base import unknown_layer
+from circuitdsl.measure.responses import (
+    Plan,
+    Source,
+    _orientations,
+    _period,
+    _reference,
+    read_node,
+)
+from circuitdsl.measure.stimuli import STIMULI, get_stimulus
+from circuitdsl.models.base import ModelAdapter, unknown_layer
 from circuitdsl.models.probe import input_size, runner_for
 
 SELECT_STEPS = 36  # sweep values of `over orientation`
+PHASES = (0.0, 90.0, 180.0, 270.0)  # high-low patches and gratings are averaged over these
+ANGLE_OPENINGS = (60.0, 90.0, 120.0)  # corners a curve detector must prefer curves to
 
 
 @dataclass(frozen=True)
 class Selection:
-    """Which channels a selector chose on one model, with their scores."""
+    """Which channels a selector chose on one model, with their scores.
+
+    Per member: `scores` (selectivity x response), `selectivity`, `response` (relative to
+    the layer's strongest), `values` (the swept parameter's best value, with ``over``)
+    and `bins` (the ``(lo, hi)`` of P the member was chosen for, with ``over``;
+    `empty_bins` lists those no eligible unit fell in).
+    """
 
     name: str
     selector: str
@@ -49,14 +79,58 @@ class Selection:
     channels: tuple[int, ...]
     scores: tuple[float, ...]
     values: tuple[float, ...] | None  # the swept parameter's best value per channel
+    selectivity: tuple[float, ...] = ()
+    response: tuple[float, ...] = ()
+    bins: tuple[tuple[float, float], ...] | None = None
+    empty_bins: tuple[tuple[float, float], ...] = ()
+    over: str | None = None
+    stimulus: str = ""
+    stimulus_args: tuple[tuple[str, Any], ...] = ()
+    grid: tuple[float, ...] = ()  # the values of P the selector swept
+    read: str = ""  # how the layer was read
+    bin_index: tuple[int, ...] = ()  # with ``over``: which of the K bins each member fills
 
     def text(self) -> str:
-        """`curve = top 2 of conv2 by ...: conv2:16 (z 3.1 at 185), conv2:9 (z 2.9 at 305)`."""
+        """`curve = top 2 of conv2 by ...: conv2:16 (score 0.41 = selectivity 0.6 x ...)`."""
         parts = []
-        for i, (c, z) in enumerate(zip(self.channels, self.scores, strict=True)):
+        for i, (c, sc) in enumerate(zip(self.channels, self.scores, strict=True)):
             at = f" at {self.values[i]:g}" if self.values is not None else ""
-            parts.append(f"{self.layer}:{c} (z {z:.3g}{at})")
-        return f"{self.name} = {self.selector}: " + ", ".join(parts)
+            b = f", bin {_bin_text(self.bins[i])}" if self.bins is not None else ""
+            parts.append(
+                f"{self.layer}:{c} (score {sc:.3g} = selectivity {self.selectivity[i]:.3g}"
+                f" x response {self.response[i]:.3g}{at}{b})"
+            )
+        empty = (
+            "; empty bins " + ", ".join(_bin_text(b) for b in self.empty_bins)
+            if self.empty_bins
+            else ""
+        )
+        return f"{self.name} = {self.selector}: " + ", ".join(parts) + empty
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One JSON entry per member: numbers, not text."""
+        return [
+            {
+                "name": self.name,
+                "selector": self.selector,
+                # with `over`, the rank is the bin: rows of a universality table line up
+                # by bin even where a model leaves a bin empty
+                "rank": (self.bin_index[i] if self.bin_index else i) + 1,
+                "unit": f"{self.layer}:{c}",
+                "layer": self.layer,
+                "channel": c,
+                "score": self.scores[i],
+                "selectivity": self.selectivity[i],
+                "response": self.response[i],
+                "value": self.values[i] if self.values is not None else None,
+                "bin": list(self.bins[i]) if self.bins is not None else None,
+            }
+            for i, c in enumerate(self.channels)
+        ]
+
+
+def _bin_text(b: tuple[float, float]) -> str:
+    return f"{b[0]:g}..{b[1]:g}"
 
 
 def has_selectors(program: Program) -> bool:
@@ -85,14 +159,66 @@ def _sweep(name: str, param: str) -> list[float]:
     return [default * (0.25 + 1.75 * k / 23) for k in range(24)]
 
 
-def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection:
-    """Score every channel of the selector's layer and take the top K."""
+def _full_sweep(name: str) -> list[float]:
+    period = STIMULI[name].orientation_period or 360.0
+    return _orientations(period, period / SELECT_STEPS)
+
+
+def _phased(name: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The argument sets a response is averaged over (4 phases for gratings)."""
+    if name == "high_low" and "phase" not in args:
+        return [{**args, "phase": p} for p in PHASES]
+    return [args]
+
+
+def _controls(name: str, args: dict[str, Any]) -> list[list[tuple[str, dict[str, Any]]]] | None:
+    """Control stimuli for S, each a list of argument sets to average (None: generic)."""
+    full = {**get_stimulus(name).defaults(), **args}
+    if name == "curve":
+        arc = float(full["radius"]) * math.radians(float(full["span"]))
+        width = {"width": full["width"]}
+        # The same ink as the arc: a line of its length, angles with arms of half of it
+        # (more ink answers more, whatever the shape).
+        out = [[("line", {"length": arc, **width})]]
+        out += [[("angle", {"opening": o, "length": arc / 2, **width})] for o in ANGLE_OPENINGS]
+        return out
+    if name == "high_low":
+        f, ratio = float(full["frequency"]), float(full["ratio"])
+        keep = {k: full[k] for k in ("contrast", "softness") if k in full}
+        return [
+            [("high_low", a) for a in _phased("high_low", {"frequency": g, "ratio": 1.0, **keep})]
+            for g in (f, f * ratio)
+        ]
+    return None
+
+
+def _bins(values: list[float], k: int, period: float | None) -> list[tuple[float, float]]:
+    """K equal bins of P: centred on multiples of period/K, or spanning the sweep range."""
+    if period is not None:
+        w = period / k
+        return [((j * w - w / 2) % period, (j * w + w / 2) % period) for j in range(k)]
+    lo, hi = min(values), max(values)
+    w = (hi - lo) / k
+    return [(lo + j * w, lo + (j + 1) * w) for j in range(k)]
+
+
+def _bin_of(v: float, k: int, period: float | None, values: list[float]) -> int:
+    if period is not None:  # half-open bins [c - w/2, c + w/2), as `covers` counts them
+        w = period / k
+        return math.floor((v + w / 2) / w) % k
+    lo, hi = min(values), max(values)
+    return min(int((v - lo) / ((hi - lo) / k)), k - 1) if hi > lo else 0
+
+
+def choose(adapter: ModelAdapter, sel: ast.Selector, *, device: str = "cpu") -> Selection:
+    """Score every channel of the selector's layer and take the top K (or tile P)."""
     layer = sel.layer.text
     try:
         info = adapter.layer(layer)
     except DiagnosticError:
         names = [x.name for x in adapter.layers()]
         raise DiagnosticError([unknown_layer(layer, names, adapter.name, sel.layer.span)]) from None
+    adapter.require_parameters(layer)  # a backbone file may lack the layers after it
     k = int(sel.count.value)
     if k > info.channels:
         raise DiagnosticError(
@@ -107,41 +233,95 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     name = sel.stimulus.name.text
     args = {a.text: e.value for a, e in sel.stimulus.args if isinstance(e, ast.Literal)}
     plan = Plan(input_size(adapter))
-    src = Source(plan, adapter.node)
+    node, how = read_node(adapter, layer)
+    src = Source(plan, lambda _layer: node)
     feat = _AllChannels(layer, info.channels)
+    over = sel.over.text if sel.over is not None else None
+    values: list[float] = []
     try:
-        if sel.over is not None:
-            values = _sweep(name, sel.over.text)
-            src.sweep(feat, name, args, sel.over.text, values)
-        else:
-            values = []
-            src.one(feat, name, args)
-        target = src.log[-1]
+        # target: rows per argument set (averaged), [n_values] each
+        target: list[list[int]] = []
+        for phased in _phased(name, args):
+            if over is not None:
+                values = _sweep(name, over)
+                src.sweep(feat, name, phased, over, values)
+            else:
+                src.one(feat, name, phased)
+            target.append(src.log[-1])
+        controls: list[list[list[int]]] = []
+        for group in _controls(name, args) or []:
+            rows = []
+            for cname, cargs in group:
+                src.sweep(feat, cname, cargs, "orientation", _full_sweep(cname))
+                rows.append(src.log[-1])
+            controls.append(rows)
         n0 = len(src.log)
-        _reference(src, feat, name, args)
+        if not controls:
+            _reference(src, feat, name, args)
         ref_rows = [r for rows in src.log[n0:] for r in rows]
     except Unmeasurable as exc:
         raise DiagnosticError([Diagnostic(d.E_BAD_VALUE, str(exc), sel.stimulus.span)]) from None
-    node = adapter.node(layer)
     runner = runner_for(adapter, device=device)
     acts = runner.centres(plan.images(), [node])[node]  # [N, C]
-    ref = acts[ref_rows]
-    mean, sd = ref.mean(0), ref.std(0, unbiased=False).clamp_min(1e-12)
-    z = (acts[target] - mean) / sd  # [n, C]
-    # A unit whose activation stays <= 0 is silenced by the ReLU after it, however far it
-    # is above its reference mean: it does not respond, so it cannot be chosen there.
-    z = torch.where(acts[target] > 0, z, torch.full_like(z, float("-inf")))
-    best, where = z.max(0)
-    dead = ref.std(0, unbiased=False) <= 1e-12
-    best = torch.where(dead, torch.full_like(best, float("-inf")), best)
-    order = sorted(range(info.channels), key=lambda c: (-float(best[c]), c))[:k]
+    resp = torch.stack([acts[rows] for rows in target]).mean(0)  # [n, C]
+    best, where = resp.max(0)  # [C]
+    if controls:
+        per_control = [torch.stack([acts[r] for r in group]).mean(0) for group in controls]
+        k_c = torch.stack([c.max(0).values for c in per_control]).max(0).values
+    else:
+        k_c = acts[ref_rows].mean(0)
+    a = best.clamp_min(0.0)
+    k_c = k_c.clamp_min(0.0)
+    selectivity = torch.where(a > 0, (a - k_c) / (a + k_c).clamp_min(1e-12), torch.zeros_like(a))
+    top = float(a.max())
+    response = a / top if top > 0 else torch.zeros_like(a)
+    score = selectivity * response
+    eligible = [c for c in range(info.channels) if float(score[c]) > 0]
+    if not eligible:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_BAD_VALUE,
+                    f"no unit of `{layer}` responds to `{name}` more than to its control stimuli",
+                    sel.span,
+                    help='docs/claims.md, "Features declared by behaviour", lists the controls',
+                )
+            ]
+        )
+    ranked = sorted(eligible, key=lambda c: (-float(score[c]), c))
+    bins: list[tuple[float, float]] | None = None
+    empty: list[tuple[float, float]] = []
+    filled: list[int] = []
+    if over is None:
+        order = ranked[:k]
+    else:
+        period = _period(name, over)
+        all_bins = _bins(values, k, period)
+        chosen: dict[int, int] = {}
+        for c in ranked:  # best first: the first unit to land in a bin takes it
+            j = _bin_of(values[int(where[c])], k, period, values)
+            chosen.setdefault(j, c)
+        order = [chosen[j] for j in range(k) if j in chosen]
+        filled = [j for j in range(k) if j in chosen]
+        bins = [all_bins[j] for j in filled]
+        empty = [all_bins[j] for j in range(k) if j not in chosen]
     return Selection(
         name="",
         selector=selector_text(sel),
         layer=layer,
         channels=tuple(order),
-        scores=tuple(float(best[c]) for c in order),
-        values=tuple(float(values[int(where[c])]) for c in order) if sel.over is not None else None,
+        scores=tuple(float(score[c]) for c in order),
+        values=tuple(float(values[int(where[c])]) for c in order) if over is not None else None,
+        selectivity=tuple(float(selectivity[c]) for c in order),
+        response=tuple(float(response[c]) for c in order),
+        bins=tuple(bins) if bins is not None else None,
+        empty_bins=tuple(empty),
+        over=over,
+        stimulus=name,
+        stimulus_args=tuple(sorted(args.items())),
+        grid=tuple(values),
+        read=how,
+        bin_index=tuple(filled),
     )
 
 
@@ -170,7 +350,7 @@ def _concrete(
 
 
 def materialise(
-    program: Program, adapter: Any, *, device: str = "cpu"
+    program: Program, adapter: ModelAdapter, *, device: str = "cpu"
 ) -> tuple[Program, list[Selection]]:
     """The program with every selector replaced by the channels chosen on `adapter`."""
     selections: list[Selection] = []

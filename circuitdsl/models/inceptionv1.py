@@ -20,6 +20,7 @@ Input: RGB in lucent's range, i.e. ``x * 255 - 117`` for an image x in [0, 1]
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,9 @@ BRANCHES = ("1x1", "3x3", "5x5", "pool_reduce")  # concatenation order
 
 def preprocess(x: torch.Tensor) -> torch.Tensor:
     """Lucent's input transform for this model: images in [0, 1] to ``x * 255 - 117``."""
-    return x * 255 - 117
+    from circuitdsl.models.preprocess import LUCENT
+
+    return LUCENT(x)
 
 
 class _Cat(nn.Module):
@@ -159,7 +162,14 @@ def download_weights(dest: str | Path) -> Path:
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    urllib.request.urlretrieve(WEIGHTS_URL, dest)
+    # Into a temporary file, renamed when complete: an interrupted download must not
+    # leave a truncated file in the cache, where the next run would find it.
+    partial = dest.with_name(f".{dest.name}.part")
+    try:
+        urllib.request.urlretrieve(WEIGHTS_URL, partial)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
     return dest
 
 
@@ -194,7 +204,7 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
                 ]
             )
     module = InceptionV1()
-    load_state_dict_into(module, weights, model_name="inceptionv1")
+    missing = load_state_dict_into(module, weights, model_name="inceptionv1")
     return TracedAdapter(
         "inceptionv1",
         module.eval(),
@@ -203,5 +213,6 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
         aliases=layer_aliases(),
         # Lucid's names are the ones the Circuits articles use.
         preferred=frozenset(a for a in layer_aliases() if a.endswith("_pre_relu")),
-        preprocess=preprocess,
+        preprocess="lucent",
+        missing_parameters=missing,
     )

@@ -144,6 +144,11 @@ class Report:
     aggregates: tuple = ()  # tuple[AggregateResult, ...]
     # `circ check --control KIND`: the control the spec was re-run on (None: the model)
     control: str | None = None
+    # the same choices as numbers: one dict per member (name, unit, score, selectivity,
+    # response, value, bin, ...; `circuitdsl.measure.select.Selection.to_dicts`)
+    selection_data: tuple[dict[str, Any], ...] = ()
+    # the input transform the model's images went through (`Preprocess.describe()`)
+    preprocess: str | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -177,11 +182,12 @@ class Report:
         raise KeyError(claim_id)
 
     def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
-        return (
+        return self._selection_dict(
             {
                 "spec": self.spec,
                 "circuit": self.circuit,
-                "model": {"name": self.model, "weights": self.weights},
+                "model": {"name": self.model, "weights": self.weights}
+                | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
                 "aggregates": [a.to_dict() for a in self.aggregates],
                 "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
                 "summary": self.summary,
@@ -193,6 +199,12 @@ class Report:
                 else {}
             )
         )
+
+    def _selection_dict(self, out: dict[str, Any]) -> dict[str, Any]:
+        """`out` with the selections as numbers (`"selections"`), when there are any."""
+        if self.selection_data:
+            out["selections"] = [_finite_entry(e) for e in self.selection_data]
+        return out
 
     def to_json(self, *, with_kernels: bool = False) -> str:
         """Strict JSON (an undefined measurement is `null`, never `NaN`)."""
@@ -210,6 +222,8 @@ class Report:
             selections=tuple(data.get("selected", ())),
             aggregates=tuple(AggregateResult.from_dict(a) for a in data.get("aggregates", ())),
             control=(data.get("control") or {}).get("kind"),
+            selection_data=tuple(dict(e) for e in data.get("selections", ())),
+            preprocess=data["model"].get("preprocess"),
         )
 
     @classmethod
@@ -260,8 +274,11 @@ class Report:
         if self.aggregates:
             n = sum(a.status == "pass" for a in self.aggregates)
             tail += f"; {n} of {len(self.aggregates)} quantified lines pass against the null"
-        head = f"{self.spec}  (model {self.model}" + (
-            f", weights {self.weights})" if self.weights else ")"
+        head = (
+            f"{self.spec}  (model {self.model}"
+            + (f", weights {self.weights}" if self.weights else "")
+            + (f", preprocess {self.preprocess}" if self.preprocess else "")
+            + ")"
         )
         chosen = [f"selected: {t}" for t in self.selections]
         top = []
@@ -286,6 +303,11 @@ class Report:
         from circuitdsl.report.html import report_table_html
 
         return report_table_html(self)
+
+
+def _finite_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A selection entry with non-finite numbers written as null."""
+    return {k: _finite(v) if isinstance(v, float) else v for k, v in entry.items()}
 
 
 def _finite(v: float) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from pathlib import PurePath
 
 from circuitdsl.report.model import ClaimResult, Report
 
@@ -19,15 +20,20 @@ _MARK = {"pass": "pass", "fail": "FAIL", "error": "error"}
 
 
 def _ranks(report: Report) -> dict[str, str]:
-    """`curve[16]` -> `curve#1` for members chosen by behaviour (rank = selection order).
+    """`curve[16]` -> `curve#1` for members chosen by behaviour (rank = selection order;
+    for a family that tiles `over P`, the bin, so rows line up by bin).
 
     The same claim is about different channels on different models; rows line up by
     rank so that "the best curve unit" of each model shares a row.
     """
     out = {}
+    if report.selection_data:  # numbers: a tiled family's rank is its bin
+        for e in report.selection_data:
+            out[f"{e['name']}[{e['channel']}]"] = f"{e['name']}#{e['rank']}"
+        return out
     for text in report.selections:
         name, _, rest = text.partition(" = ")
-        chans = re.findall(r"\b[\w.]+:(\d+) \(z", rest.rsplit(": ", 1)[-1])
+        chans = re.findall(r"\b[\w.]+:(\d+) \((?:z|score)", rest.rsplit(": ", 1)[-1])
         for rank, ch in enumerate(chans, start=1):
             out[f"{name}[{ch}]"] = f"{name}#{rank}"
     return out
@@ -58,6 +64,22 @@ def _member(result: ClaimResult | None, key: str) -> str:
     return "[" + ",".join(chans) + "]" if chans else ""
 
 
+def _columns(reports: Sequence[Report]) -> list[str]:
+    """Column titles: the model, and its weight file where one model appears with several.
+
+    Seeds and checkpoints of one architecture (`--model torchvision:vgg16=a.pth --model
+    torchvision:vgg16=b.pth`) share a table; the file tells their columns apart.
+    """
+    names = [r.model for r in reports]
+    out = []
+    for r in reports:
+        if names.count(r.model) > 1 and r.weights:
+            out.append(f"{r.model}={PurePath(r.weights).name}")
+        else:
+            out.append(r.model)
+    return out
+
+
 def universality_table(reports: Sequence[Report]) -> str:
     """A plain-text table, claims down and models across, plus a holds-everywhere count."""
     ids: list[str] = []
@@ -67,7 +89,7 @@ def universality_table(reports: Sequence[Report]) -> str:
         keyed = {_row_key(c.id, ranks): c for c in r.claims}
         by_model.append(keyed)
         ids.extend(k for k in keyed if k not in ids)
-    head = ["claim", *(r.model for r in reports)]
+    head = ["claim", *_columns(reports)]
     rows = [[cid, *(_cell(m.get(cid), _member(m.get(cid), cid)) for m in by_model)] for cid in ids]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))

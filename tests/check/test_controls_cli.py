@@ -13,15 +13,15 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_control_reports_false_passes(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(ROOT)
     spec = "specs/curvenet/curve_hypotheses.circ"
     main(["check", spec, "--format", "json"])
-    real = json.loads(capsys.readouterr().out)
+    real = json.loads(capfd.readouterr().out)
     assert "control" not in real and len(real["aggregates"]) == 5
     main(["check", spec, "--control", "negated", "--format", "json"])
-    neg = json.loads(capsys.readouterr().out)
+    neg = json.loads(capfd.readouterr().out)
     fp = neg["control"]["false_passes"]
     assert neg["control"]["kind"] == "negated" and fp["of"] == 64
     assert fp["claims"] == sum(c["status"] == "pass" for c in neg["claims"])
@@ -29,9 +29,9 @@ def test_control_reports_false_passes(
     # the line that passes on the real weights fails on the sign-flipped ones
     assert any(a["status"] == "pass" for a in real["aggregates"])
     main(["check", spec, "--control", "null"])
-    assert "control: null -- every pass below is a false pass" in capsys.readouterr().out
+    assert "control: null -- every pass below is a false pass" in capfd.readouterr().out
 
 
-def test_unknown_control_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_control_is_a_usage_error(capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "x.circ", "--control", "bogus"]) == 2
-    assert "--control" in capsys.readouterr().err
+    assert "--control" in capfd.readouterr().err

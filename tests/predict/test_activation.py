@@ -7,9 +7,9 @@ import torch
 from predict_models import planted_adapter, tuned_adapter
 
 import circuitdsl
-from circuitdsl.check.activation import Plan, Source
 from circuitdsl.check.api import check_spec
 from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.measure.responses import Plan, Source
 from circuitdsl.models.probe import Runner, centre
 from circuitdsl.report.model import Report
 

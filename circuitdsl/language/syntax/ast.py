@@ -89,8 +89,11 @@ class CiteDecl:
 
 @dataclass(frozen=True, slots=True)
 class ModelDecl:
+    """`model NAME [preprocess P]`: the model, and optionally its input transform."""
+
     model: str
     span: Span
+    preprocess: Name | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,14 +364,15 @@ class Stimulus:
 @dataclass(frozen=True, slots=True)
 class Activation:
     """`responds to S`, `prefers orientation 45deg ± 15deg on S`, `no echo on S`,
-    `invariant to colour on S`."""
+    `invariant to colour on S`, `covers orientation in 45deg bins [on S]`."""
 
-    test: str  # "responds" | "prefers" | "no_echo" | "invariant"
-    stimulus: Stimulus
+    test: str  # "responds" | "prefers" | "no_echo" | "invariant" | "covers"
+    stimulus: Stimulus | None  # None only for `covers` without `on S`
     param: Name | None
-    value: Expr | None
+    value: Expr | None  # `covers`: the bin width
     tolerance: Expr | None
     span: Span
+    read: str = "post"  # "post": after the unit's nonlinearity; "pre" (`expect f pre ...`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 from circuitdsl.language.syntax import ast
 
 WIDTH = 100
-# `model NAME` or `model NAME:NAME` (the grammar's NAME); anything else stays quoted
-_MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?")
+# `model NAME`, `model NAME:NAME`, `model vgg16-hed`, `model timm:resnet18.a1_in1k` (the
+# grammar's NAME/DOTTED parts joined by `:` or `-`); anything else stays quoted
+_PART = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*"
+_MODEL_NAME = re.compile(rf"{_PART}([:-]{_PART})*")
 INDENT = "  "
 
 _PRECEDENCE = {
@@ -144,6 +148,16 @@ def selector_text(sel: ast.Selector) -> str:
 
 
 def activation_text(act: ast.Activation) -> str:
+    """The activation test as written, with `pre ` in front when it reads before the ReLU."""
+    return ("pre " if act.read == "pre" else "") + _test_text(act)
+
+
+def _test_text(act: ast.Activation) -> str:
+    if act.test == "covers":
+        assert act.param is not None and act.value is not None
+        on = f" on {stimulus_text(act.stimulus)}" if act.stimulus is not None else ""
+        return f"covers {act.param.text} in {expr_text(act.value)} bins{on}"
+    assert act.stimulus is not None
     stim = stimulus_text(act.stimulus)
     if act.test == "responds":
         return f"responds to {stim}"
@@ -177,7 +191,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         return [f"cite {quote(stmt.text)}"]
     if isinstance(stmt, ast.ModelDecl):
         simple = _MODEL_NAME.fullmatch(stmt.model) is not None
-        return [f"model {stmt.model if simple else quote(stmt.model)}"]
+        pre = f" preprocess {stmt.preprocess.text}" if stmt.preprocess is not None else ""
+        return [f"model {stmt.model if simple else quote(stmt.model)}{pre}"]
     if isinstance(stmt, ast.ImportDecl):
         if stmt.names is None:
             return [f"import {quote(stmt.path)}"]
@@ -206,6 +221,19 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         alpha = f" with alpha {literal_text(stmt.alpha)}" if stmt.alpha is not None else ""
         return [f"{sources} -> {ref_text(stmt.target)} : {items}{where}{alpha}"]
     if isinstance(stmt, ast.CompareStmt):
+        if stmt.grouped:
+            # The AST keeps one member of `{a, b}`: printing it would silently drop the
+            # other and turn an invalid spec into a valid one. Refuse, as `check` does.
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_SYNTAX,
+                        "a comparison is between two single connections",
+                        stmt.span,
+                        help="write `a -> c stronger than b -> c`; fmt leaves the file as it is",
+                    )
+                ]
+            )
         (a, c), (b, e) = stmt.stronger, stmt.weaker
         return [
             f"{ref_text(a)} -> {ref_text(c)} {comparison_text(stmt.measure)} "

@@ -8,8 +8,10 @@ The grammar is `grammar/circuit.lark` (shipped in the wheel as
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
+import math
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -110,7 +112,11 @@ def gc_paused() -> Iterator[None]:
 
 
 def parse(source: str, path: str = "<string>") -> ast.Spec:
-    """Parse one file's text. Raises `DiagnosticError` on the first syntax error."""
+    """Parse one file's text. Raises `DiagnosticError` on the first syntax error.
+
+    A leading byte-order mark (U+FEFF, which some editors write) is not part of the spec.
+    """
+    source = source.removeprefix("\ufeff")
     if not source.strip():
         raise DiagnosticError(
             [
@@ -159,10 +165,32 @@ def _literal(path: str, token: Token, negative: bool = False) -> ast.Literal:
     sign = -1.0 if negative else 1.0
     if token.type == "ANGLE":
         number = text.removesuffix("deg").removesuffix("°")
-        return ast.Literal(sign * float(number), "angle", span, ("-" if negative else "") + text)
+        value = _finite(sign * float(number), text, span)
+        return ast.Literal(value, "angle", span, ("-" if negative else "") + text)
     if token.type == "NUMBER":
-        return ast.Literal(sign * float(text), "number", span, ("-" if negative else "") + text)
+        value = _finite(sign * float(text), text, span)
+        return ast.Literal(value, "number", span, ("-" if negative else "") + text)
     return ast.Literal(_unquote(text), "string", span, text)
+
+
+def _finite(value: float, text: str, span: Span) -> float:
+    """A number too large for a float (a 400-digit `top K`) is E108, not `inf`.
+
+    Left as `inf`, it crashes `int()` later or is written as `Infinity`, which is not JSON.
+    """
+    if math.isfinite(value):
+        return value
+    shown = text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} characters)"
+    raise DiagnosticError(
+        [
+            Diagnostic(
+                d.E_BAD_VALUE,
+                f"the number `{shown}` is too large",
+                span,
+                help="numbers in a spec must be below about 1.8e308",
+            )
+        ]
+    )
 
 
 def _unquote(text: str) -> str:
@@ -263,7 +291,9 @@ class _Builder:
         return ast.CiteDecl(_unquote(str(_without_keywords(ch)[0])), self._span(meta))
 
     def model_decl(self, meta: Meta, ch: list[Any]) -> ast.ModelDecl:
-        return ast.ModelDecl(ch[-1], self._span(meta))
+        ch = _without_keywords(ch)
+        pre = self._name(ch[1]) if len(ch) > 1 else None
+        return ast.ModelDecl(ch[0], self._span(meta), pre)
 
     def model_name(self, meta: Meta, ch: list[Any]) -> str:
         return "".join(str(c) for c in ch)
@@ -540,14 +570,36 @@ class _Builder:
 
     # activation claims and predictions
     def expect_stmt(self, meta: Meta, ch: list[Any]) -> ast.ExpectStmt:
-        options, claim_id = self._trailer(ch[3:])
-        return ast.ExpectStmt(ch[1], ch[2], options, claim_id, self._span(meta))
+        activation, rest = self._read(ch[2:])
+        options, claim_id = self._trailer(rest)
+        return ast.ExpectStmt(ch[1], activation, options, claim_id, self._span(meta))
+
+    def covers_stmt(self, meta: Meta, ch: list[Any]) -> ast.ExpectStmt:
+        # EXPECT ref COVERS NAME IN width BINS (ON stimulus)? options? claim_id?
+        stimulus = ch[8] if len(ch) > 8 and isinstance(ch[8], ast.Stimulus) else None
+        rest = ch[9:] if stimulus is not None else ch[7:]
+        options, claim_id = self._trailer(rest)
+        span = self._span(meta)
+        act = ast.Activation("covers", stimulus, self._name(ch[3]), ch[5], None, span)
+        return ast.ExpectStmt(ch[1], act, options, claim_id, span)
+
+    def reading(self, meta: Meta, ch: list[Any]) -> str:
+        return "pre"
+
+    @staticmethod
+    def _read(ch: list[Any]) -> tuple[ast.Activation, list[Any]]:
+        """The activation (with its reading, when `pre` precedes it) and what follows."""
+        if ch and ch[0] == "pre":
+            return dataclasses.replace(ch[1], read="pre"), ch[2:]
+        return ch[0], ch[1:]
 
     def predict_stmt(self, meta: Meta, ch: list[Any]) -> ast.PredictStmt:
         edits = tuple(c for c in ch if isinstance(c, ast.Edit))
         colon = next(i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "COLON")
-        subject, activation, change = ch[colon + 1], ch[colon + 2], ch[colon + 3]
-        options, claim_id = self._trailer(ch[colon + 4 :])
+        subject = ch[colon + 1]
+        activation, rest = self._read(ch[colon + 2 :])
+        change, rest = rest[0], rest[1:]
+        options, claim_id = self._trailer(rest)
         return ast.PredictStmt(
             edits, subject, activation, change, options, claim_id, self._span(meta)
         )
