@@ -174,7 +174,9 @@ def _check(
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
     by_kind: dict[str, list[Claim]] = {}
-    under_control = getattr(bound, "kind", None) if hasattr(bound, "inner") else None
+    from circuitdsl.check.controls import ControlBound
+
+    under_control = bound.kind if isinstance(bound, ControlBound) else None
     for c in circuit.claims:
         h = _HANDLERS.get(c.kind)
         if under_control and c.kind in ("activation", "prediction"):
