@@ -408,6 +408,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     device=device,
                     program=spec.program,
                     only=only,
+                    control=args.control,
                     preprocess=args.preprocess,
                     note=_note,
                     allow_factories=_allowed_factories(args),
@@ -956,6 +957,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cache",
         action="store_true",
         help="neither read nor write the activation cache ($CIRCUITDSL_CACHE)",
+    )
+    p.add_argument(
+        "--control",
+        choices=("null", "negated", "shuffled"),
+        help="re-run on a control version of the weights and report the false-pass rate: "
+        "null = each unit's input weights permuted, negated = sign-flipped, shuffled = "
+        "kernels dealt to random source channels (docs/claims.md)",
     )
     sweep = p.add_argument_group(
         "sweeps", "one spec over many checkpoints or models, in parallel (circuitdsl.sweep)"

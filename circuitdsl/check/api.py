@@ -38,6 +38,7 @@ def check_spec(
     device: str = "cpu",
     program: Any = None,
     only: Callable[[str], bool] | None = None,
+    control: str | None = None,
     preprocess: Any = None,
     note: Callable[[str], None] | None = None,
     max_memory: int | None = None,
@@ -78,6 +79,9 @@ def check_spec(
     `precision` "fp32" (default) or "bf16". `progress`: True / False / None (on when
     stderr is a terminal) / a `circuitdsl.models.progress.Progress` / a callable
     ``(done, total)`` for the claims counter.
+
+    `control` ("null", "negated", "shuffled") checks the spec on a control version of the
+    weights (`circuitdsl.check.controls`); the report says so and gives the false-pass rate.
     """
     from circuitdsl.models.probe import using
     from circuitdsl.models.progress import make, use
@@ -92,6 +96,7 @@ def check_spec(
             device,
             program,
             only,
+            control,
             preprocess,
             note,
             allow_factories,
@@ -106,6 +111,7 @@ def _check_spec(
     device: str,
     program: Any,
     only: Callable[[str], bool] | None,
+    control: str | None,
     preprocess: Any,
     note: Callable[[str], None] | None,
     allow_factories: bool | Collection[str],
@@ -172,7 +178,7 @@ def _check_spec(
         # activation claims need to know which members a selector assigned (circularity,
         # `covers` without a stimulus)
         bound.selections = {c.name: c for c in chosen}
-    report = check(circuit, bound, progress=p.claims(), device=device)
+    report = check(circuit, bound, progress=p.claims(), device=device, control=control)
     name = model if isinstance(model, str) else adapter.name
     wpath = adapter.weights_path
     if weights is not None:

@@ -95,6 +95,26 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             ctx.memo[key] = (k, banding(k, direction))
         k, b = ctx.memo[key]
         h, w = k.shape[-2:]
+        than = c.args.get("than")
+        if than is not None:
+            other_key = ("banding", layer, str(than))
+            if other_key not in ctx.memo:
+                ctx.memo[other_key] = (k, banding(k, str(than)))
+            o = ctx.memo[other_key][1]
+            ratio = b / o if o > 0 else float("inf")
+            detail = (
+                f"{direction} bands explain {fmt(b)} of the kernel variance into {layer}, "
+                f"{than} bands {fmt(o)}: {fmt(ratio)}x"
+            )
+            mean_k = k.detach().float().mean(dim=(0, 1))
+            out.append(
+                Outcome(
+                    {"ratio": ratio, "banding": b, "other": o},
+                    detail,
+                    {f"mean into {layer}": mean_k.tolist()},
+                )
+            )
+            continue
         chance = ((h if direction == "horizontal" else w) - 1) / (h * w - 1)
         detail = (
             f"{direction} bands explain {fmt(b)} of the variance of {k.shape[0] * k.shape[1]} "

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from circuitdsl.language.diagnostics import Unmeasurable as Unmeasurable  # re-exported
@@ -34,6 +35,11 @@ class Outcome:
     # Thresholds implied by the claim itself (e.g. `rank <= k`) when the spec gave none.
     implied: tuple[Threshold, ...] = ()
     status: str | None = None  # set only to force a status (e.g. "error")
+    # The null distribution of the claim's statistics: the same statistics computed
+    # for every source channel of the layer pair into the same target (for a direction
+    # source, random directions of as many channels with the same coefficients). The
+    # engine turns it into `percentile` and `base_rate` (docs/claims.md, "The null").
+    null: dict[str, torch.Tensor] | None = None
 
 
 def unmeasurable(exc: Exception) -> Outcome:
@@ -60,12 +66,92 @@ def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[s
     key = (claim.thresholds, outcome.implied)
     hit = _RULES_CACHE.get(key)
     if hit is None:
-        by_stat = {t.stat: t for t in outcome.implied}
-        by_stat.update({t.stat: t for t in claim.thresholds})
+        # the claim's own thresholds first (the first is the primary statistic, the one
+        # `percentile` is about), then implied ones for statistics it leaves open
+        by_stat = {t.stat: t for t in claim.thresholds}
+        for t in outcome.implied:
+            by_stat.setdefault(t.stat, t)
         hit = (by_stat, {s: str(t) for s, t in by_stat.items()})
         if len(_RULES_CACHE) < 10_000:
             _RULES_CACHE[key] = hit
     return hit
+
+
+_NP_OPS = {
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
+    ">": np.greater,
+    "<": np.less,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
+def _holds_all(t: Threshold, values: np.ndarray) -> np.ndarray:
+    """`t.holds` elementwise over an array of null values (NaN never holds)."""
+    with np.errstate(invalid="ignore"):
+        out = _NP_OPS[t.op](values, t.value)
+    return out & ~np.isnan(values) if t.op == "!=" else out
+
+
+def _percentiles(values: torch.Tensor | np.ndarray, higher: bool) -> torch.Tensor:
+    """Each null value's own percentile among the null values (for `percentile` thresholds)."""
+    v = np.asarray(values, dtype=np.float64)
+    # an undefined null value (a zero kernel) is beaten by every defined one; sorting
+    # makes this O(N log N) (every null value of every claim gets a percentile)
+    nan = np.isnan(v)
+    w = v if higher else -v
+    ordered = np.sort(w[~nan])
+    below = np.searchsorted(ordered, w, side="right")  # defined values <= each one
+    pct = 100.0 * (below + nan.sum()) / len(v)
+    return torch.from_numpy(np.where(nan, 100.0 * nan.sum() / len(v), pct))
+
+
+def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
+    """`percentile` and `base_rate` of a claim whose handler reported a null distribution.
+
+    `percentile` = 100 x the share of the null values that the measured primary
+    statistic (the first one with a threshold) matches or beats in the threshold's
+    direction (100 = no input of the target does better; an undefined null value counts
+    as beaten); `base_rate` = the share of the null for which every threshold holds,
+    i.e. how often the claim would pass for a source drawn at random among the
+    target's inputs. Empty without a null, or when a threshold's statistic has no null
+    values. Computed with numpy: thousands of claims each do a few small array ops.
+    """
+    null = outcome.null
+    if not null:
+        return {}
+    by_stat, _ = _rules(claim, outcome)
+    primary = next((s for s in by_stat if s in null), None)
+    if primary is None or primary not in outcome.measured:
+        return {}
+    arrays = {k: np.asarray(v.detach().cpu(), dtype=np.float64) for k, v in null.items()}
+    t = by_stat[primary]
+    higher = t.op in (">=", ">")
+    nv = arrays[primary]
+    n = len(nv)
+    v = outcome.measured[primary]
+    out: dict[str, float] = {}
+    if v == v and n:
+        # the claim's own source is in its null, computed by another float32 reduction:
+        # compare within a rounding tolerance so it never "beats" itself
+        with np.errstate(invalid="ignore"):
+            finite = np.abs(nv[np.isfinite(nv)])
+            scale = max(abs(v), float(finite.max()) if len(finite) else 0.0)
+            tol = 1e-5 * scale
+            beaten = ((nv <= v + tol) if higher else (nv >= v - tol)) | np.isnan(nv)
+        out["percentile"] = 100.0 * float(beaten.mean())
+    ok = np.ones(n, dtype=bool)
+    for s, th in by_stat.items():
+        if s == "percentile":
+            ok &= _holds_all(th, _percentiles(nv, higher).numpy())
+        elif s in arrays:
+            ok &= _holds_all(th, arrays[s])
+        elif s != "base_rate":
+            return out  # a threshold the null cannot evaluate: no base rate
+    if n:
+        out["base_rate"] = float(ok.mean())
+    return out
 
 
 def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
@@ -89,13 +175,16 @@ def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
                 expected,
                 f"statistic {', '.join(missing)} is not measured for a {claim.kind} claim",
             )
+    negated = bool(claim.args.get("negated"))  # `not F within L`, `not banded D`
+    if negated:
+        expected = {s: f"not {t}" for s, t in expected.items()}
     for s, t in by_stat.items():
         value = measured[s]
-        if value != value:  # NaN: the statistic is undefined
+        if value != value:  # NaN: the statistic is undefined (so is its negation)
             return "fail", expected, outcome.detail + f" ({s} is undefined)"
         if not t.holds(value):
-            return "fail", expected, outcome.detail
-    return "pass", expected, outcome.detail
+            return ("pass" if negated else "fail"), expected, outcome.detail
+    return ("fail" if negated else "pass"), expected, outcome.detail
 
 
 def feature_coeffs(feature: Feature) -> list[tuple[int, float]]:
@@ -147,7 +236,8 @@ def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
         label = name
     else:
         r0, r1 = (int(v) for v in region["rows"])
-        c0, c1 = (int(v) for v in region["cols"])
+        # `rows r0..r1` alone spans every column
+        c0, c1 = (int(v) for v in region.get("cols", (0, kw - 1)))
         if not (0 <= r0 <= r1 < kh and 0 <= c0 <= c1 < kw):
             raise Unmeasurable(
                 f"region rows {r0}..{r1} cols {c0}..{c1} lies outside the {kh}x{kw} kernel"
@@ -164,6 +254,8 @@ def region_label(region: Mapping[str, Any]) -> str:
     if "name" in region:
         return str(region["name"]).replace("_", " ")
     r0, r1 = region["rows"]
+    if "cols" not in region:
+        return f"rows {r0}..{r1}"
     c0, c1 = region["cols"]
     return f"rows {r0}..{r1} cols {c0}..{c1}"
 
@@ -341,11 +433,16 @@ def pearson(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) 
     if mask is not None:
         m = mask.flatten()
         a, b = a[..., m], b[..., m]
+    n = a.shape[-1]
+    scale_a = a.abs().amax(dim=-1) * n**0.5
+    scale_b = b.abs().amax(dim=-1) * n**0.5
     a = a - a.mean(dim=-1, keepdim=True)
     b = b - b.mean(dim=-1, keepdim=True)
-    den = a.norm(dim=-1) * b.norm(dim=-1)
-    num = (a * b).sum(dim=-1)
-    return torch.where(den > 1e-12, num / den.clamp_min(1e-30), torch.nan)
+    na, nb = a.norm(dim=-1), b.norm(dim=-1)
+    # a constant input leaves only float32 rounding after centring (~1e-8 of its
+    # size): that is no variation, and the correlation is undefined, not ~0
+    flat = (na <= 1e-5 * scale_a) | (nb <= 1e-5 * scale_b) | (na * nb <= 1e-30)
+    return torch.where(flat, torch.nan, (a * b).sum(dim=-1) / (na * nb).clamp_min(1e-30))
 
 
 class CircuitIndex:

@@ -1,16 +1,30 @@
-"""`a -> b stronger than c -> d` -- the ratio of two connections' kernel L2 norms.
+"""Comparisons of two connections `a -> c WORDS b -> d`.
 
-`ratio = ||K(edge0)||_2 / ||K(edge1)||_2`. Default `ratio >= 1`. The two edges may
-lie in different layer pairs (each is read from its own batch).
+* `stronger than` (measure `norm`): `ratio = ||K(edge0)||_2 / ||K(edge1)||_2`; sign-blind
+  (a strongly inhibitory kernel is "stronger" too). Default `ratio >= 1.1`: a tie margin,
+  so two equal kernels, or a tie flipped by seed noise, do not pass.
+* `excites more than` / `inhibits more than` (measures `excites` / `inhibits`):
+  `difference = z(edge0) - z(edge1)` (`z(edge1) - z(edge0)` for inhibits), each z the
+  connection's weight sum over the RMS of all inputs of its own target (as for sign
+  claims). Default `difference >= 0.5`.
+* `similar to` / `opposite to`: `cosine` between the two kernels (uncentred, on the
+  centred part both kernels have, the smaller effective size). Defaults `cosine >= 0.5` /
+  `cosine <= -0.5`. A zero kernel is an error.
+
+The two edges may lie in different layer pairs (each is read from its own batch). The
+null replaces edge 0's source by every input of its target.
 """
 
 from __future__ import annotations
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
-from circuitdsl.check.context import Context
+import torch
+
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, crop, each, fmt
+from circuitdsl.check.context import Context, Group
 from circuitdsl.language.ir import Claim, Feature
 
 KINDS = ("compare",)
+MEASURES = ("norm", "excites", "inhibits", "similar", "opposite")
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -19,30 +33,61 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
-    """The norm ratio of each claim's two edges."""
-    return each(claims, lambda c: _measure_all([c], ctx)[0])
+    """The comparison statistic of each claim's two edges."""
+    return each(claims, lambda c: _one(c, ctx))
 
 
-def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
-    out = []
-    for c in claims:
-        if len(c.edges) != 2:
-            raise Unmeasurable("a comparison needs exactly two connections")
-        measure_ = str(c.args.get("measure", "norm"))
-        if measure_ != "norm":
-            raise Unmeasurable(f"unknown comparison measure `{measure_}` (known: norm)")
-        (g0, i0), (g1, i1) = ctx.edge(*c.edges[0]), ctx.edge(*c.edges[1])
+def _z(g: Group, i: int) -> float:
+    rms = g.stat("rms_total")[i]
+    if rms <= 0:
+        raise Unmeasurable(f"every input into {g.edges[i][1].name} sums to zero; z is undefined")
+    return float(g.stat("total")[i]) / rms
+
+
+def _one(c: Claim, ctx: Context) -> Outcome:
+    if len(c.edges) != 2:
+        raise Unmeasurable("a comparison needs exactly two connections")
+    how = str(c.args.get("measure", "norm"))
+    if how not in MEASURES:
+        raise Unmeasurable(f"unknown comparison measure `{how}` (known: {', '.join(MEASURES)})")
+    (g0, i0), (g1, i1) = ctx.edge(*c.edges[0]), ctx.edge(*c.edges[1])
+    e0, e1 = (f"{s}->{d}" for s, d in c.edges)
+    kernels = {e0: g0.kernel_lists()[i0], e1: g1.kernel_lists()[i1]}
+    if how == "norm":
         n0, n1 = g0.stat("norm")[i0], g1.stat("norm")[i1]
-        e0, e1 = (f"{s}->{d}" for s, d in c.edges)
         if n1 <= 0:
             raise Unmeasurable(f"the kernel {e1} is all zeros; the ratio is undefined")
         ratio = n0 / n1
         detail = f"kernel norm of {e0} ({fmt(n0)}) is {fmt(ratio)}x that of {e1} ({fmt(n1)})"
-        out.append(
-            Outcome(
-                {"ratio": ratio, "norm_first": n0, "norm_second": n1},
-                detail,
-                {e0: g0.kernel_lists()[i0], e1: g1.kernel_lists()[i1]},
-            )
+        null_norms = g0.null_kernels(i0).flatten(1).norm(dim=1)
+        return Outcome(
+            {"ratio": ratio, "norm_first": n0, "norm_second": n1},
+            detail,
+            kernels,
+            null={"ratio": null_norms / n1},
         )
-    return out
+    if how in ("excites", "inhibits"):
+        z0, z1 = _z(g0, i0), _z(g1, i1)
+        sign = 1.0 if how == "excites" else -1.0
+        diff = sign * (z0 - z1)
+        null_z0 = g0.null_values(i0, g0.totals()[int(g0.t_idx[i0])]) / g0.stat("rms_total")[i0]
+        detail = f"{e0} has z {fmt(z0)}, {e1} z {fmt(z1)}: {how[:-1]}ion differs by {fmt(diff)} RMS"
+        return Outcome(
+            {"difference": diff, "z_first": z0, "z_second": z1},
+            detail,
+            kernels,
+            null={"difference": sign * (null_z0 - z1)},
+        )
+    # similar / opposite: cosine on the common centred part
+    (h0, w0), (h1, w1) = g0.stat("eff")[i0], g1.stat("eff")[i1]
+    h, w = min(h0, h1), min(w0, w1)
+    k0, k1 = crop(g0.kern[i0], h, w).flatten(), crop(g1.kern[i1], h, w).flatten()
+    n0, n1 = float(k0.norm()), float(k1.norm())
+    if n0 <= 0 or n1 <= 0:
+        raise Unmeasurable(f"a kernel of {e0} / {e1} is all zeros; the cosine is undefined")
+    cos = float(k0 @ k1) / (n0 * n1)
+    null_k = crop(g0.null_kernels(i0), h, w).flatten(1)
+    null_cos = (null_k @ k1) / (null_k.norm(dim=1) * n1).clamp_min(1e-30)
+    null_cos = torch.where(null_k.norm(dim=1) > 0, null_cos, torch.nan)
+    detail = f"the kernels of {e0} and {e1} have cosine {fmt(cos)} ({h}x{w})"
+    return Outcome({"cosine": cos}, detail, kernels, null={"cosine": null_cos})

@@ -9,6 +9,7 @@ and handlers read them as plain Python numbers.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -59,6 +60,47 @@ class Group(PairData):
         self._stats: dict[str, list[Any]] = {}
         self._rank_cache: dict[str, dict[int, int]] = {}
         self._klists: list[list[list[float]]] | None = None
+        self._null_draws: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    #: random directions drawn for the null of a direction source (a channel source's
+    #: null is every channel of the source layer, exactly)
+    NULL_DRAWS = 256
+
+    def null_draws(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """([N, k] channel indices, [k] coefficients) of edge i's null sources.
+
+        None for a channel source (its null is every source channel). A direction of k
+        channels is compared with `NULL_DRAWS` directions of k distinct random channels
+        with the same coefficients, drawn with a fixed seed (reports are reproducible).
+        """
+        s = self.edges[i][0]
+        if s.is_channel:
+            return None
+        key = (s.channels, s.coefficients)
+        if key not in self._null_draws:
+            k = len(s.channels)
+            g = torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+            idx = torch.argsort(torch.rand(self.NULL_DRAWS, self.c_src, generator=g), dim=1)
+            co = torch.tensor(s.coefficients, dtype=self.inputs.dtype)
+            self._null_draws[key] = (idx[:, :k], co)
+        return self._null_draws[key]
+
+    def null_values(self, i: int, row: torch.Tensor) -> torch.Tensor:
+        """The null of a *linear* per-input statistic (`row`: its value for each source channel)."""
+        draws = self.null_draws(i)
+        if draws is None:
+            return row
+        idx, co = draws
+        return (row[idx] * co.to(row.dtype)).sum(dim=-1)
+
+    def null_kernels(self, i: int) -> torch.Tensor:
+        """[N, kh, kw]: the kernels into edge i's target from each null source."""
+        inputs = self.inputs[int(self.t_idx[i])]
+        draws = self.null_draws(i)
+        if draws is None:
+            return inputs
+        idx, co = draws
+        return torch.einsum("nk,nkhw->nhw", co.expand(idx.shape[0], -1), inputs[idx])
 
     def stat(self, name: str) -> list[Any]:
         """A per-edge statistic as a Python list (computed for all edges at once)."""

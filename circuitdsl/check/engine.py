@@ -15,6 +15,7 @@ Nothing raises out of `check`: a claim that cannot be measured (a region claim o
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from circuitdsl.check import (
     banding,
     compare,
     equivariance,
+    proportion,
     rank,
     region,
     shape,
@@ -33,7 +35,7 @@ from circuitdsl.check import (
     union,
     within,
 )
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, verdict
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, null_summary, verdict
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.language.ir import Circuit, Claim, Feature
 from circuitdsl.models.base import ModelAdapter
@@ -54,7 +56,19 @@ class _Kind:
 
 
 _HANDLERS: dict[str, _Kind] = {}
-_BUILTIN = (sign, region, rank, compare, shape, union, equivariance, within, banding, activation)
+_BUILTIN = (
+    sign,
+    region,
+    rank,
+    compare,
+    shape,
+    union,
+    equivariance,
+    within,
+    banding,
+    proportion,
+    activation,
+)
 for _mod in _BUILTIN:
     for _kind in _mod.KINDS:
         _HANDLERS[_kind] = _Kind(_mod.measure, _mod.edges)
@@ -111,8 +125,13 @@ def check(
     progress: Progress | None = None,
     threads: int | None = 1,
     device: str = "cpu",
+    control: str | None = None,
+    control_seed: int = 0,
 ) -> Report:
     """Measure every claim of `circuit` on `bound` and return the report.
+
+    `control` ("null", "negated", "shuffled"; `circuitdsl.check.controls`) measures
+    the claims on a control version of the weights instead: every pass is a false pass.
 
     `bound` provides `block(src_layer, dst_layer) -> Tensor[C_dst, C_src, kh, kw]`
     (a `circuitdsl.models.bind.BoundCircuit`, or `circuitdsl.check.memory.TensorBound`), and,
@@ -132,10 +151,15 @@ def check(
     """
     # A large spec makes tens of thousands of small result objects; the cyclic GC
     # would rescan them (and the model) again and again. Nothing here makes cycles.
+    if control is not None:
+        from circuitdsl.check.controls import ControlBound
+
+        bound = ControlBound(as_bound(circuit, bound), control, control_seed)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _check(circuit, bound, progress, threads, device)
+        report = _check(circuit, bound, progress, threads, device)
+        return dataclasses.replace(report, control=control) if control else report
     finally:
         if was_enabled:
             gc.enable()
@@ -150,8 +174,15 @@ def _check(
     results: dict[str, ClaimResult] = {}
     needed: dict[str, list[tuple[Feature, Feature]]] = {}
     by_kind: dict[str, list[Claim]] = {}
+    from circuitdsl.check.controls import ControlBound
+
+    under_control = bound.kind if isinstance(bound, ControlBound) else None
     for c in circuit.claims:
         h = _HANDLERS.get(c.kind)
+        if under_control and c.kind in ("activation", "prediction"):
+            msg = f"not measured under --control {under_control}: the control changes weights"
+            results[c.id] = _result(c, circuit, Outcome({}, msg + " only", status="error"))
+            continue
         if h is None:
             msg = NOT_MEASURED.get(c.kind, f"claims of kind `{c.kind}` are not measured")
             results[c.id] = _result(c, circuit, Outcome({}, msg, status="error"))
@@ -173,12 +204,15 @@ def _check(
         _measure_kinds(ctx, by_kind, needed, results, progress)
     finally:
         torch.set_num_threads(old_threads)
+    from circuitdsl.check.aggregate import aggregates
+
     return Report(
         spec=circuit.path,
         model=bound.name,
         weights=bound.weights_path,
         claims=tuple(results[c.id] for c in circuit.claims),
         circuit=circuit.name,
+        aggregates=aggregates(circuit.claims, results),
     )
 
 
@@ -248,6 +282,9 @@ def _source(c: Claim, circuit: Circuit) -> str:
 
 
 def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
+    if outcome.null is not None and outcome.status is None:
+        outcome.measured.update(null_summary(c, outcome))
+        outcome.null = None  # the tensors are not kept past the verdict
     status, expected, detail = verdict(c, outcome)
     return ClaimResult(
         id=c.id,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
 from circuitdsl.check.context import Context, Group
 from circuitdsl.language.ir import Claim, Feature, Threshold
@@ -64,6 +66,8 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
                 detail,
                 {f"{src}->{dst}": g.kernel_lists()[i]},
                 implied=(Threshold("rank", "<=", float(k)),),
+                # every input of the target has one rank from 1 to C (ties aside)
+                null={"rank": torch.arange(1, g.c_src + 1, dtype=torch.float64)},
             )
         )
     return out

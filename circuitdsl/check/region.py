@@ -51,7 +51,10 @@ def _key(region: Any) -> str:
     """A hashable spelling of a region (`name:top`, `rows:0:1:0:4`) for caches."""
     if "name" in region:
         return f"name:{region['name']}"
-    (r0, r1), (c0, c1) = region["rows"], region["cols"]
+    (r0, r1) = region["rows"]
+    if "cols" not in region:  # every column, whatever the kernel's width
+        return f"rows:{int(r0)}:{int(r1)}"
+    (c0, c1) = region["cols"]
     return f"rows:{int(r0)}:{int(r1)}:{int(c0)}:{int(c1)}"
 
 
@@ -59,6 +62,8 @@ def _unkey(key: str) -> dict[str, Any]:
     kind, *rest = key.split(":")
     if kind == "name":
         return {"name": rest[0]}
+    if len(rest) == 2:
+        return {"rows": [int(rest[0]), int(rest[1])]}
     r0, r1, c0, c1 = (int(v) for v in rest)
     return {"rows": [r0, r1], "cols": [c0, c1]}
 
@@ -137,9 +142,14 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
         rms_all = sums.pow(2).mean(dim=1).sqrt()  # [targets, masks]
         tot = (g.kern[idx].flatten(1) * cols[which]).sum(dim=1)
         rms = rms_all[inv, which]
-        for (n, _), t, r in zip(items, tot.tolist(), rms.tolist(), strict=True):
+        rows = zip(items, tot.tolist(), rms.tolist(), inv.tolist(), which.tolist(), strict=True)
+        for (n, _), t, r, u, w in rows:
             try:
-                results[n] = _region_outcome(claims[n], g, located[n][1], t, r)
+                out = _region_outcome(claims[n], g, located[n][1], t, r)
+                null_total = g.null_values(located[n][1], sums[u, :, w])
+                null_z = null_total / r
+                out.null = {"z": null_z, "total": null_total, "abs_z": null_z.abs()}
+                results[n] = out
             except Unmeasurable as exc:
                 results[n] = unmeasurable(exc)
     for (_gk, rkey, (eh, ew), kind), members in buckets.items():
@@ -192,6 +202,7 @@ def _bucket(
     for n, o, b, wi, r, s in rows:
         c = claims[n]
         src, dst = c.edges[0]
+        null = _strongest_null(g, located[n][1], m, comp, eh * ew, float(sign[members.index(n)]))
         if r <= 0:
             results[n] = unmeasurable(Unmeasurable(f"the kernel {src} -> {dst} is all zeros"))
             continue
@@ -205,7 +216,21 @@ def _bucket(
             {"margin": margin, "share": s},
             detail,
             {f"{src}->{dst}": g.kernel_lists()[located[n][1]]},
+            null=null,
         )
+
+
+def _strongest_null(
+    g: Group, i: int, m: torch.Tensor, comp: torch.Tensor, cells: int, sign: float
+) -> dict[str, torch.Tensor]:
+    """`margin` and `share` of every null source's kernel into edge i's target."""
+    w = g.null_kernels(i).flatten(1) * sign
+    own = w[:, m].mean(dim=1)
+    best = ((w @ comp) / comp.sum(dim=0)).max(dim=1).values
+    rms = w.pow(2).sum(dim=1).div(cells).sqrt()
+    pos = w.clamp_min(0)
+    margin = torch.where(rms > 0, (own - best) / rms.clamp_min(1e-30), torch.nan)
+    return {"margin": margin, "share": pos[:, m].sum(dim=1) / pos.sum(dim=1)}
 
 
 def _region_outcome(c: Claim, g: Group, i: int, total: float, rms: float) -> Outcome:

@@ -5,11 +5,13 @@ angles in degrees counter-clockwise from +x, as on a clock face read mathematica
 
 * `line θ`: the line through the centre with direction θ (θ and θ+180 are the same
   line). Template `T(p) = max(0, 1 - d(p))`, d = perpendicular distance in cells.
-* `arc θ`: the circle arc through the centre whose tangent there points along θ and
-  which bends to the left of that direction (counter-clockwise), radius R
-  (default `(k - 1) / 2`, a half circle that spans the kernel; `radius` overrides): circle centre
-  `c = R (-sin θ, cos θ)`, `T(p) = max(0, 1 - | |p - c| - R |)`. As R grows the arc
-  tends to `line θ`; `arc θ+180` bends the other way. `arc 0` is a smile.
+* `arc θ`: a curve of orientation θ in the stimuli's convention (docs/stimuli.md):
+  the circle arc through the centre whose *convex side points towards θ*, radius R
+  (default `(k - 1) / 2`, a half circle that spans the kernel; `radius` overrides):
+  circle centre `c = -R (cos θ, sin θ)`, `T(p) = max(0, 1 - | |p - c| - R |)`. Its
+  tangent at the centre runs along θ + 90°; as R grows the arc tends to
+  `line (θ + 90°)`; `arc θ+180` bends the other way. `arc 0` bulges right, like `)`;
+  `arc 90` bulges up, like `⌒` -- what `curve(orientation = 90deg)` draws.
 
 Statistic: `correlation` = Pearson correlation between the kernel's positive part
 `max(w, 0)` (negative part `max(-w, 0)` for `inhibits along`) and T over the
@@ -35,9 +37,13 @@ from circuitdsl.check.common import (
     unmeasurable,
 )
 from circuitdsl.check.context import Context, Group
-from circuitdsl.language.ir import Claim, Feature
+from circuitdsl.language.ir import Claim, Feature, Threshold
 
 KINDS = ("shape",)
+
+#: `excites along S` implies `z >= ALONG_Z` (`inhibits along`: `z <= -ALONG_Z`): clearly
+#: excitatory (inhibitory), without claiming the strength an `excites` claim does
+ALONG_Z = 1.0
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -58,7 +64,8 @@ def template(
         d = (x * math.sin(t) - y * math.cos(t)).abs()
     elif shape == "arc":
         r = radius if radius is not None else (max(kh, kw) - 1) / 2
-        cx, cy = -r * math.sin(t), r * math.cos(t)
+        # the convex side points along theta: the circle's centre lies behind it
+        cx, cy = -r * math.cos(t), -r * math.sin(t)
         d = (((x - cx) ** 2 + (y - cy) ** 2).sqrt() - r).abs()
     else:
         raise Unmeasurable(f"unknown shape `{shape}` (known: line, arc)")
@@ -109,7 +116,31 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
                     f"{src} -> {dst}: {what} weights correlate {fmt(r)} with a "
                     f"{c.args['shape']} at {float(c.args['orientation']):g} deg"
                 )
+            i = located[n][1]
+            inhibits = c.args.get("sign") == "inhibits"
+            sign = -1.0 if inhibits else 1.0
+            null_k = g.null_kernels(i)
+            null_part = (sign * crop(null_k, eh, ew)).clamp_min(0)
+            rms = g.stat("rms_total")[i]
+            z = g.stat("total")[i] / rms if rms > 0 else math.nan
+            null_z = (
+                null_k.sum(dim=(1, 2)) / rms if rms > 0 else torch.full((len(null_k),), math.nan)
+            )
+            null = {
+                "correlation": pearson(null_part, located[n][2].expand_as(null_part)),
+                "z": null_z,
+            }
+            # `excites along S` says the connection excites, not only that its positive
+            # part has the shape: the sign claim's threshold on z is implied
+            implied = (
+                Threshold("z", "<=", -ALONG_Z) if inhibits else Threshold("z", ">=", ALONG_Z),
+            )
+            detail += f"; weight sum z = {fmt(z)}"
             results[n] = Outcome(
-                {"correlation": r}, detail, {f"{src}->{dst}": klists[located[n][1]]}
+                {"correlation": r, "z": z},
+                detail,
+                {f"{src}->{dst}": klists[i]},
+                implied=implied,
+                null=null,
             )
     return [r if r is not None else unmeasurable(Unmeasurable("not measured")) for r in results]

@@ -8,6 +8,8 @@ Defaults: excites `z >= 1`, inhibits `z <= -1`, weak `abs_z <= 0.5`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, unmeasurable
 from circuitdsl.check.context import Context
 from circuitdsl.language.ir import Claim, Feature
@@ -20,7 +22,7 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
 
-def edge_z(ctx: Context, src: str, dst: str) -> tuple[float, float, int, object, int]:
+def edge_z(ctx: Context, src: str, dst: str) -> tuple[float, float, int, Any, int]:
     """(z, total, C_src, group, position) of one loaded edge; Unmeasurable if b has no inputs."""
     g, i = ctx.edge(src, dst)
     total, rms = g.stat("total")[i], g.stat("rms_total")[i]
@@ -44,5 +46,8 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             f"{n} inputs from {g.key[0]}"
         )
         kernels = {f"{src}->{dst}": g.kernel_lists()[i]}
-        out.append(Outcome({"z": z, "total": total, "abs_z": abs(z)}, detail, kernels))
+        null_total = g.null_values(i, g.totals()[int(g.t_idx[i])])
+        null_z = null_total / g.stat("rms_total")[i]
+        null = {"z": null_z, "total": null_total, "abs_z": null_z.abs()}
+        out.append(Outcome({"z": z, "total": total, "abs_z": abs(z)}, detail, kernels, null=null))
     return out

@@ -34,43 +34,63 @@ RULES: dict[str, Rule] = {
     for r in (
         Rule(
             "excites",
-            ("z", "total"),
-            (_t("z", ">=", 1.0),),
-            "the weight sum is at least 1 RMS of all inputs into the target above zero",
+            ("z", "total", "percentile"),
+            (_t("z", ">=", 2.0),),
+            "the weight sum is at least 2 RMS of all inputs into the target above zero",
         ),
         Rule(
             "inhibits",
-            ("z", "total"),
-            (_t("z", "<=", -1.0),),
-            "the weight sum is at least 1 RMS of all inputs into the target below zero",
+            ("z", "total", "percentile"),
+            (_t("z", "<=", -2.0),),
+            "the weight sum is at least 2 RMS of all inputs into the target below zero",
         ),
         Rule(
             "weak",
-            ("abs_z", "total"),
+            ("abs_z", "total", "percentile"),
             (_t("abs_z", "<=", 0.5),),
             "the weight sum is within half an RMS of zero",
         ),
         Rule(
             "strongest",
-            ("margin", "share"),
-            (_t("margin", ">", 0.0),),
-            "the region's mean weight exceeds every other region's",
+            ("margin", "share", "percentile"),
+            (_t("margin", ">", 0.0), _t("percentile", ">=", 95.0)),
+            "the region's mean weight exceeds every other region's, by a margin in the top 5 %"
+            " of the target's inputs",
         ),
         Rule(
             "among",
-            ("rank", "strength"),
+            ("rank", "strength", "percentile"),
             (),
             "the source ranks among the top k inputs (k from the claim)",
         ),
         Rule(
             "stronger",
-            ("ratio",),
-            (_t("ratio", ">=", 1.0),),
-            "the first connection's kernel norm is at least the second's",
+            ("ratio", "percentile"),
+            (_t("ratio", ">=", 1.5),),
+            "the first connection's kernel norm is at least 1.5 times the second's",
+        ),
+        Rule(
+            "more",
+            ("difference", "percentile"),
+            (_t("difference", ">=", 2.5),),
+            "the first connection's signed z exceeds the second's by a margin (inhibits: is"
+            " more negative)",
+        ),
+        Rule(
+            "similar",
+            ("cosine", "percentile"),
+            (_t("cosine", ">=", 0.5),),
+            "the cosine between the two connections' kernels is high",
+        ),
+        Rule(
+            "opposite",
+            ("cosine", "percentile"),
+            (_t("cosine", "<=", -0.5),),
+            "the cosine between the two connections' kernels is strongly negative",
         ),
         Rule(
             "along",
-            ("correlation",),
+            ("correlation", "z", "percentile"),
             (_t("correlation", ">=", 0.5),),
             "the kernel's positive part correlates with the oriented line/arc template",
         ),
@@ -91,6 +111,19 @@ RULES: dict[str, Rule] = {
             ("banding",),
             (_t("banding", ">=", 0.5),),
             "the share of kernel variance explained by row (column) means",
+        ),
+        Rule(
+            "most",
+            ("fraction", "p_value", "count"),
+            (_t("fraction", ">", 0.5), _t("p_value", "<=", 0.05)),
+            "more than half of the target's top k inputs (by kernel norm) have the sign, more"
+            " than the share of that sign among all its inputs explains",
+        ),
+        Rule(
+            "banded_more",
+            ("ratio", "banding", "other"),
+            (_t("ratio", ">=", 1.5),),
+            "banding in one direction is at least 1.5 times banding in the other",
         ),
         Rule(
             "responds",
@@ -165,6 +198,9 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
     """The registry word governing a claim of `kind` with `args`."""
     if kind in ("sign", "region", "union"):
         return str(args["sign"])
+    if kind == "compare":
+        m = str(args.get("measure", "norm"))
+        return {"norm": "stronger", "excites": "more", "inhibits": "more"}.get(m, m)
     return {
         "shape": "along",
         "strongest": "strongest",
@@ -172,8 +208,9 @@ def rule_word(kind: str, args: dict[str, object]) -> str:
         "compare": "stronger",
         "equivariance": "equivariant",
         "within": "within",
-        "banding": "banded",
+        "banding": "banded_more" if "than" in args else "banded",
         "prediction": "predict",
+        "proportion": "most",
         "coverage": "covers",
     }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
 

@@ -8,6 +8,7 @@ its effective thresholds (see claims.py).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -17,9 +18,17 @@ from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
 from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, effective_thresholds, rule_word
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.language.resolve import ClaimStatement, Resolved
+from circuitdsl.language.resolve import ClaimStatement, Resolved, compare_word
 from circuitdsl.language.syntax import ast
-from circuitdsl.language.syntax.fmt import activation_text, body_text, change_text, edit_text
+from circuitdsl.language.syntax.fmt import (
+    activation_text,
+    body_text,
+    change_text,
+    comparison_text,
+    edit_text,
+    expr_text,
+    statement_lines,
+)
 
 Env = dict[str, ir.Feature]  # loop variable -> the member it is bound to
 
@@ -59,6 +68,18 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
     if expr.op == "or":
         return bool(left) or bool(evaluate(expr.right, env))
     right = evaluate(expr.right, env)
+    if expr.op == "/" and not right:
+        # a value that is not a number (infinity) cannot be drawn, compared or saved
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_BAD_VALUE,
+                    "division by zero in this expression (for the members it is evaluated on)",
+                    expr.span,
+                    help="guard it with a `where` clause, or divide by a value that is never 0",
+                )
+            ]
+        )
     if expr.op in ("==", "!="):
         same = (
             left == right
@@ -70,7 +91,7 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
         "+": lambda: left + right,
         "-": lambda: left - right,
         "*": lambda: left * right,
-        "/": lambda: left / right if right else math.inf,
+        "/": lambda: left / right,
         "<": lambda: left < right,
         "<=": lambda: left <= right,
         ">": lambda: left > right,
@@ -91,6 +112,12 @@ class _Compiler:
         self.claims: list[ir.Claim] = []
         self.errors: list[Diagnostic] = []
         self.ids: dict[str, Span | None] = {}
+        # the enclosing `for` statements and the text of the statement being compiled:
+        # every claim of a quantified line carries the line's text and alpha
+        self.fors: list[ast.ForStmt] = []
+        self.stmt_text = ""
+        self.stmt_alpha: float | None = None
+        self.quantified = False  # a family as a whole, or each member of a family
         self.max_instances = max_instances
         self.instances = 0  # combinations visited so far, over every `for`
 
@@ -125,7 +152,29 @@ class _Compiler:
             )
             return
         self.ids[claim_id] = fields["span"]
-        self.claims.append(ir.Claim(id=claim_id, **fields))
+        line, alpha = self.line_of(fields)
+        self.claims.append(ir.Claim(id=claim_id, line=line, alpha=alpha, **fields))
+
+    def line_of(self, fields: dict[str, Any]) -> tuple[str | None, float | None]:
+        """The quantified line a claim belongs to (None if it is a single claim) and its alpha."""
+        text = self.stmt_text
+        for f in reversed(self.fors):
+            bindings = ", ".join(f"{b.var.text} in {b.family.text}" for b in f.bindings)
+            where = f" where {expr_text(f.where)}" if f.where is not None else ""
+            text = f"for {bindings}{where} {{ {text} }}"
+        families = self.r.families
+        whole = any(n in families for e in fields.get("edges", ()) for n in e) or any(
+            n in families for n in fields.get("subjects", ())
+        )
+        if not self.fors and not whole and not self.quantified:
+            return None, None
+        alpha = self.stmt_alpha
+        for f in reversed(self.fors):
+            if alpha is None and f.alpha is not None:
+                alpha = float(f.alpha.value)
+        if alpha is None:
+            alpha = self.r.alpha
+        return text, alpha
 
     def thresholds(
         self,
@@ -133,56 +182,96 @@ class _Compiler:
         options: tuple[ast.ThresholdOption, ...],
         extra: tuple[ir.Threshold, ...] = (),
     ) -> tuple[ir.Threshold, ...]:
-        own = tuple(ir.Threshold(o.stat.text, o.op, float(o.value.value)) for o in options)
+        own = tuple(
+            ir.Threshold(o.stat.text, o.op, float(o.value.value)) for o in options if o.op != "="
+        )
         return effective_thresholds(word, self.r.thresholds, own, extra)
 
     def statement(self, stmt: ClaimStatement, env: Env, origin: Span | None) -> None:
         if isinstance(stmt, ast.ForStmt):
-            for bound in self.bindings(stmt, env):
-                for body in stmt.body:
-                    self.statement(cast(ClaimStatement, body), bound, origin or stmt.span)
-        elif isinstance(stmt, ast.ClaimStmt):
+            self.fors.append(stmt)
+            try:
+                for bound in self.bindings(stmt, env):
+                    for body in stmt.body:
+                        self.statement(cast(ClaimStatement, body), bound, origin or stmt.span)
+            finally:
+                self.fors.pop()
+            return
+        self.stmt_text = statement_lines(stmt)[0]
+        alpha = getattr(stmt, "alpha", None)
+        self.stmt_alpha = float(alpha.value) if alpha is not None else None
+        self.quantified = False
+        if isinstance(stmt, ast.ClaimStmt):
             if stmt.where is None or evaluate(stmt.where, env):
                 self.claim_stmt(stmt, env, origin)
         elif isinstance(stmt, ast.CompareStmt):
             a, c = (self.node(r, env) for r in stmt.stronger)
             b, e = (self.node(r, env) for r in stmt.weaker)
+            words = comparison_text(stmt.measure)
             self.add(
-                f"{a}->{c}.stronger_than.{b}->{e}",
+                f"{a}->{c}.{words.replace(' ', '_')}.{b}->{e}",
                 stmt.claim_id,
                 env,
                 kind="compare",
-                text=f"{a} -> {c} stronger than {b} -> {e}",
+                text=f"{a} -> {c} {words} {b} -> {e}",
                 edges=((a, c), (b, e)),
-                args={"measure": "norm"},
-                thresholds=self.thresholds("stronger", stmt.options),
+                args={"measure": stmt.measure},
+                thresholds=self.thresholds(compare_word(stmt.measure), stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
         elif isinstance(stmt, ast.WithinStmt):
             s = self.node(stmt.subject, env)
+            neg = "not " if stmt.negated else ""
             self.add(
-                f"{s}.within_{stmt.layer.text}",
+                f"{s}.{neg.strip() + '_' if neg else ''}within_{stmt.layer.text}",
                 stmt.claim_id,
                 env,
                 kind="within",
-                text=f"{s} within {stmt.layer.text}",
+                text=f"{neg}{s} within {stmt.layer.text}",
                 subjects=(s,),
-                args={"branch": stmt.layer.text},
+                args={"branch": stmt.layer.text} | ({"negated": True} if neg else {}),
                 thresholds=self.thresholds("within", stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
         elif isinstance(stmt, ast.BandingStmt):
             layer, direction = stmt.layer.text, stmt.direction.text
+            neg = "not " if stmt.negated else ""
+            than = stmt.than.text if stmt.than is not None else None
+            more = f" more than {than}" if than else ""
+            args: dict[str, Any] = {"layer": layer, "direction": direction}
+            if than:
+                args["than"] = than
+            if neg:
+                args["negated"] = True
             self.add(
-                f"{layer}.banded_{direction}",
+                f"{layer}.{'not_' if neg else ''}banded_{direction}"
+                + (f"_more_than_{than}" if than else ""),
                 stmt.claim_id,
                 env,
                 kind="banding",
-                text=f"weights into {layer} : banded {direction}",
-                args={"layer": layer, "direction": direction},
-                thresholds=self.thresholds("banded", stmt.options),
+                text=f"weights into {layer} : {neg}banded {direction}{more}",
+                args=args,
+                thresholds=self.thresholds("banded_more" if than else "banded", stmt.options),
+                span=stmt.span,
+                origin=origin,
+            )
+        elif isinstance(stmt, ast.ProportionStmt):
+            target, k, layer = (
+                self.node(stmt.target, env),
+                int(float(stmt.k.value)),
+                stmt.layer.text,
+            )
+            self.add(
+                f"{target}.most_of_top{k}_from_{layer}_{stmt.sign}",
+                stmt.claim_id,
+                env,
+                kind="proportion",
+                text=f"most of the top {k} inputs of {target} from {layer} {stmt.sign}",
+                subjects=(target,),
+                args={"layer": layer, "k": k, "sign": stmt.sign},
+                thresholds=self.thresholds("most", stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
@@ -231,6 +320,7 @@ class _Compiler:
         """A family as subject of an activation claim means each member, as `self`."""
         name = self.node(subject, env)
         if name in self.r.families and subject.name.text not in env:
+            self.quantified = True  # one claim per member: a quantified line
             for m in self.r.families[name].members:
                 yield {**env, "self": self.r.features[m]}
         else:
@@ -253,7 +343,12 @@ class _Compiler:
                     )
                 )
                 return
+            if len(stmt.items) > 1:
+                self.stmt_text = statement_lines(dataclasses.replace(stmt, items=(item,)))[0]
             kind, args, slug = self.body(item.body, env)
+            settings = {o.stat.text: float(o.value.value) for o in item.options if o.op == "="}
+            if settings:
+                args = {**args, **settings}  # `(radius = 3)`: a parameter, not a threshold
             word = rule_word(kind, args)
             extra: tuple[ir.Threshold, ...] = ()
             if kind == "rank":
@@ -287,10 +382,11 @@ class _Compiler:
             )
         if isinstance(body, ast.StrongestBody):
             region = _region(body.region)
+            which = "_inhibition" if body.sign == "inhibits" else ""
             return (
                 "strongest",
-                {"sign": "excites", "region": region},
-                f"strongest_at_{_region_slug(region)}",
+                {"sign": body.sign, "region": region},
+                f"strongest{which}_at_{_region_slug(region)}",
             )
         if isinstance(body, ast.RankBody):
             k = int(float(body.k.value))

@@ -143,6 +143,11 @@ class Claim:
     thresholds: tuple[Threshold, ...] = ()
     span: Span | None = None
     origin: Span | None = None  # the `for` statement a quantified claim came from
+    # A quantified line (a `for` line, or a claim about a family as a whole) gets an
+    # aggregate verdict: `line` is its text, shared by every claim the line expands to,
+    # and `alpha` its significance level (None: the default, 0.01).
+    line: str | None = None
+    alpha: float | None = None
 
     @property
     def source(self) -> str | None:
@@ -294,17 +299,21 @@ def _family_from_dict(d: Mapping[str, Any]) -> Family:
 
 
 def _claim_to_dict(c: Claim) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "kind": c.kind,
-        "text": c.text,
-        "edges": [list(e) for e in c.edges],
-        "subjects": list(c.subjects),
-        "args": _jsonable(c.args),
-        "thresholds": [[t.stat, t.op, t.value] for t in c.thresholds],
-        "span": _span(c.span),
-        "origin": _span(c.origin),
-    }
+    return (
+        {
+            "id": c.id,
+            "kind": c.kind,
+            "text": c.text,
+            "edges": [list(e) for e in c.edges],
+            "subjects": list(c.subjects),
+            "args": _jsonable(c.args),
+            "thresholds": [[t.stat, t.op, t.value] for t in c.thresholds],
+            "span": _span(c.span),
+            "origin": _span(c.origin),
+        }
+        | ({"line": c.line} if c.line is not None else {})
+        | ({"alpha": c.alpha} if c.alpha is not None else {})
+    )
 
 
 def _claim_from_dict(d: Mapping[str, Any]) -> Claim:
@@ -318,6 +327,8 @@ def _claim_from_dict(d: Mapping[str, Any]) -> Claim:
         thresholds=tuple(Threshold(s, o, float(v)) for s, o, v in d["thresholds"]),
         span=_unspan(d["span"]),
         origin=_unspan(d["origin"]),
+        line=d.get("line"),
+        alpha=d.get("alpha"),
     )
 
 

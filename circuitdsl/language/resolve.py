@@ -27,6 +27,7 @@ ClaimStatement = (
     | ast.CompareStmt
     | ast.WithinStmt
     | ast.BandingStmt
+    | ast.ProportionStmt
     | ast.ForStmt
     | ast.ExpectStmt
     | ast.PredictStmt
@@ -54,6 +55,7 @@ class Resolved:
     thresholds: dict[str, tuple[ir.Threshold, ...]]
     statements: tuple[ClaimStatement, ...]
     sources: tuple[str, ...] = ()
+    alpha: float | None = None  # `alpha A`: the spec's level for aggregate verdicts
     preprocess: str | None = None
 
 
@@ -420,6 +422,21 @@ class _Resolver:
     # ---- thresholds ----------------------------------------------------------------
     def threshold(self, word: str, opt: ast.ThresholdOption) -> ir.Threshold | None:
         rule = RULES[word]
+        if opt.op == "=":  # a setting, not a threshold: only `along arc θ (radius = R)`
+            if word == "along" and opt.stat.text == "radius":
+                if opt.value.unit != "number" or float(opt.value.value) <= 0:
+                    self.error(
+                        d.E_BAD_VALUE, "an arc's radius is a positive number", opt.value.span
+                    )
+                return None
+            self.error(
+                d.E_UNKNOWN_STAT,
+                f"`{opt.stat.text} = ...` sets nothing on `{word}` claims",
+                opt.span,
+                help="`=` sets an arc's radius (`along arc 45deg (radius = 3)`); a threshold"
+                " compares: `(z >= 2)`",
+            )
+            return None
         if opt.stat.text not in rule.stats:
             self.error(
                 d.E_UNKNOWN_STAT,
@@ -434,6 +451,20 @@ class _Resolver:
             return None
         return ir.Threshold(opt.stat.text, opt.op, float(opt.value.value))
 
+    def alpha(self, lit: ast.Literal | None) -> float | None:
+        """A significance level: a plain number strictly between 0 and 1."""
+        if lit is None:
+            return None
+        if lit.unit != "number" or not 0.0 < float(lit.value) < 1.0:
+            self.error(
+                d.E_BAD_VALUE,
+                f"`alpha` is a significance level between 0 and 1, not `{lit.raw}`",
+                lit.span,
+                help="e.g. `alpha 0.01` (the default) or `alpha 0.001`",
+            )
+            return None
+        return float(lit.value)
+
     def check_options(self, word: str, options: tuple[ast.ThresholdOption, ...]) -> None:
         for opt in options:
             self.threshold(word, opt)
@@ -444,6 +475,7 @@ class _Resolver:
     ) -> None:
         if isinstance(stmt, ast.ClaimStmt):
             self.check_claim(stmt, scope, variables)
+            self.alpha(stmt.alpha)
         elif isinstance(stmt, ast.CompareStmt):
             if stmt.grouped:
                 self.error(
@@ -452,22 +484,48 @@ class _Resolver:
                     stmt.span,
                     help="write `a -> c stronger than b -> c`",
                 )
+            if stmt.measure == "weak":
+                self.error(
+                    d.E_SYNTAX,
+                    "`weak more than` is not a comparison",
+                    stmt.span,
+                    help="write `excites more than`, `inhibits more than` or `stronger than`",
+                )
+                return
             for ref in (*stmt.stronger, *stmt.weaker):
                 self.ref(ref, scope, variables)
-            self.check_options("stronger", stmt.options)
+            self.check_options(compare_word(stmt.measure), stmt.options)
         elif isinstance(stmt, ast.WithinStmt):
             self.ref(stmt.subject, scope, variables)
             self.check_options("within", stmt.options)
         elif isinstance(stmt, ast.BandingStmt):
-            if stmt.direction.text not in ("horizontal", "vertical"):
+            for direction in (stmt.direction, stmt.than):
+                if direction is not None and direction.text not in ("horizontal", "vertical"):
+                    self.error(
+                        d.E_BAD_VALUE,
+                        f"banding is `horizontal` or `vertical`, not `{direction.text}`",
+                        direction.span,
+                        help=did_you_mean(direction.text, ("horizontal", "vertical")),
+                    )
+            if stmt.than is not None and stmt.than.text == stmt.direction.text:
                 self.error(
                     d.E_BAD_VALUE,
-                    f"banding is `horizontal` or `vertical`, not `{stmt.direction.text}`",
-                    stmt.direction.span,
-                    help=did_you_mean(stmt.direction.text, ("horizontal", "vertical")),
+                    "relative banding compares the two directions",
+                    stmt.than.span,
+                    help="write `banded horizontal more than vertical` (or the reverse)",
                 )
-            self.check_options("banded", stmt.options)
+            self.check_options("banded_more" if stmt.than else "banded", stmt.options)
+        elif isinstance(stmt, ast.ProportionStmt):
+            self.ref(stmt.target, scope, variables)
+            if float(stmt.k.value) < 1 or float(stmt.k.value) != int(float(stmt.k.value)):
+                self.error(
+                    d.E_BAD_VALUE,
+                    f"`top {stmt.k.raw}`: the number of inputs is a whole number >= 1",
+                    stmt.k.span,
+                )
+            self.check_options("most", stmt.options)
         elif isinstance(stmt, ast.ForStmt):
+            self.alpha(stmt.alpha)
             inner: dict[str, str | None] = dict(variables)
             for b in stmt.bindings:
                 if b.family.text not in scope.families:
@@ -900,6 +958,7 @@ def resolve(program: Program) -> Resolved:
     model: str | None = None
     preprocess: str | None = None
     thresholds: dict[str, list[ir.Threshold]] = {}
+    alpha: float | None = None
     statements: list[ClaimStatement] = []
     header_seen: dict[str, Span] = {}
     for stmt in spec.statements:
@@ -921,6 +980,8 @@ def resolve(program: Program) -> Resolved:
                 preprocess = resolver.preprocess(stmt.preprocess)
         elif isinstance(stmt, ast.CiteDecl):
             citations.append(stmt.text)
+        elif isinstance(stmt, ast.AlphaDecl):
+            alpha = resolver.alpha(stmt.value)
         elif isinstance(stmt, ast.ThresholdDecl):
             word = stmt.word.text
             if word not in RULES:
@@ -952,8 +1013,14 @@ def resolve(program: Program) -> Resolved:
         thresholds={k: tuple(v) for k, v in thresholds.items()},
         statements=tuple(statements),
         sources=tuple(program.modules),
+        alpha=alpha,
         preprocess=preprocess,
     )
+
+
+def compare_word(measure: str) -> str:
+    """The registry word of a comparison with this measure."""
+    return {"norm": "stronger", "excites": "more", "inhibits": "more"}.get(measure, measure)
 
 
 def _word_of(body: ast.ClaimBody) -> str:

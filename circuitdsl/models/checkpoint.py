@@ -139,9 +139,17 @@ def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """The exception's first line, shortened at a sentence or word boundary, never mid-word."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    line = text[0].strip() if text else type(exc).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit]
+    end = cut.rfind(". ")
+    if end > 0:  # whole sentences fit: end after the last of them
+        return cut[: end + 1]
+    return cut[: cut.rfind(" ")].rstrip(",;:") + " ..." if " " in cut else cut + " ..."
 
 
 def _read_torch(p: Path) -> dict[str, torch.Tensor]:

@@ -179,5 +179,25 @@ def report_table_html(report: Report) -> str:
     return (
         '<div class="circuitdsl-report" style="font-family:sans-serif">'
         f'<p style="margin:4px 0">{_summary_line(report)}</p>'
-        f"{_claims_table(rows)}</div>"
+        f"{aggregates_html(report)}{_claims_table(rows)}</div>"
+    )
+
+
+def aggregates_html(report: Report) -> str:
+    """The quantified lines' verdicts against the null, as a small table (shown first)."""
+    if not report.aggregates:
+        return ""
+    cells = []
+    for a in report.aggregates:
+        color = STATUS_COLOR.get(a.status, UNCHECKED)
+        cells.append(
+            f'<tr><td style="color:{color};font-weight:bold">{_e(a.status)}</td>'
+            f"<td>{a.passed}/{a.of}</td><td>{format_number(a.base_rate)}</td>"
+            f"<td>{format_number(a.p_value)} (alpha {a.alpha:g})</td>"
+            f"<td><code>{_e(a.text)}</code></td><td>{_e(a.source)}</td></tr>"
+        )
+    return (
+        '<table class="aggregates" style="border-collapse:collapse;margin:4px 0">'
+        "<tr><th>line</th><th>passed</th><th>base rate</th><th>p</th><th>text</th>"
+        "<th>source</th></tr>" + "".join(cells) + "</table>"
     )

@@ -111,6 +111,63 @@ class ClaimResult:
 
 
 @dataclass(frozen=True, slots=True)
+class AggregateResult:
+    """The verdict on a quantified line (a `for` line, a family used as a whole).
+
+    `passed` of `of` measured claims passed, against `base_rate`, the mean chance that
+    one of them passes for a source drawn at random among its target's inputs;
+    `p_value` is the exact probability of at least `passed` passes by chance
+    (docs/claims.md, "Aggregate verdicts"); `status` is `pass` iff `p_value <= alpha`.
+    """
+
+    source: str  # `file:line` of the line
+    text: str
+    status: str
+    passed: int
+    of: int
+    base_rate: float
+    p_value: float
+    alpha: float = 0.01
+    errors: int = 0  # claims of the line that could not be measured (not in `of`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "text": self.text,
+            "status": self.status,
+            "passed": self.passed,
+            "of": self.of,
+            "base_rate": _finite(self.base_rate),
+            "p_value": _finite(self.p_value),
+            "alpha": self.alpha,
+            "errors": self.errors,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AggregateResult:
+        """Inverse of `to_dict`."""
+        return cls(
+            source=data["source"],
+            text=data["text"],
+            status=data["status"],
+            passed=int(data["passed"]),
+            of=int(data["of"]),
+            base_rate=float("nan") if data["base_rate"] is None else float(data["base_rate"]),
+            p_value=float("nan") if data["p_value"] is None else float(data["p_value"]),
+            alpha=float(data.get("alpha", 0.01)),
+            errors=int(data.get("errors", 0)),
+        )
+
+    def line(self) -> str:
+        """One line for the text report."""
+        return (
+            f"{self.status.upper():5}  {self.passed}/{self.of} pass (base rate "
+            f"{self.base_rate:.3g}, p = {self.p_value:.3g}, alpha {self.alpha:g})  "
+            f"{self.text}    [{self.source}]"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Every claim's verdict for one spec checked against one model (one run).
 
@@ -132,10 +189,13 @@ class Report:
     circuit: str = ""
     # features declared by behaviour: which channels were chosen on this model
     selections: tuple[str, ...] = ()
+    # one verdict per quantified line, against the null (docs/claims.md)
+    aggregates: tuple = ()  # tuple[AggregateResult, ...]
+    # `circ check --control KIND`: the control the spec was re-run on (None: the model)
+    control: str | None = None
     # the same choices as numbers: one dict per member (name, unit, score, selectivity,
     # response, value, bin, ...; `circuitdsl.measure.select.Selection.to_dicts`)
     selection_data: tuple[dict[str, Any], ...] = ()
-    aggregates: tuple[Any, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
     # `"source->target"` -> kernel for every member pair of the family grids drawn, claimed
     # or not (`--full-grid`); written to JSON only with the kernels
@@ -150,7 +210,23 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(c.status == "pass" for c in self.claims)
+        return all(c.status == "pass" for c in self.claims) and all(
+            a.status == "pass" for a in self.aggregates
+        )
+
+    @property
+    def false_pass_rate(self) -> dict[str, Any]:
+        """Under a control: how many measured claims and aggregates passed anyway."""
+        measured = [c for c in self.claims if c.status in ("pass", "fail")]
+        passed = sum(c.status == "pass" for c in measured)
+        agg = sum(a.status == "pass" for a in self.aggregates)
+        return {
+            "claims": passed,
+            "of": len(measured),
+            "rate": passed / len(measured) if measured else None,
+            "aggregates": agg,
+            "aggregates_of": len(self.aggregates),
+        }
 
     def result(self, claim_id: str) -> ClaimResult:
         for c in self.claims:
@@ -176,6 +252,8 @@ class Report:
             "summary": self.summary,
             "provenance": _jsonable(self.provenance),
         }
+        if self.control:
+            run["control"] = {"kind": self.control, "false_passes": self.false_pass_rate}
         if with_kernels and self.grid_kernels:
             run["grid_kernels"] = _jsonable(self.grid_kernels)
         return run
@@ -205,8 +283,9 @@ class Report:
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
             selections=tuple(str(t) for t in data.get("selected", ())),
+            aggregates=tuple(AggregateResult.from_dict(a) for a in data.get("aggregates", ())),
+            control=(data.get("control") or {}).get("kind"),
             selection_data=tuple(dict(e) for e in data.get("selections", ())),
-            aggregates=tuple(data.get("aggregates", ())),
             provenance=dict(data.get("provenance", {})),
             grid_kernels=dict(data.get("grid_kernels", {})),
             preprocess=data["model"].get("preprocess"),

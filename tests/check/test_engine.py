@@ -124,7 +124,8 @@ def test_sign_on_a_target_without_inputs_is_an_error() -> None:
     feats = [feature("a", "L0", 0), feature("b", "L1", 1), feature("c", "L1", 0)]
     claims = [
         claim("dead", "sign", [("a", "b")], sign="excites"),
-        claim("live", "sign", [("a", "c")], sign="excites"),
+        # every input of c is the same: z = 1 exactly (the default z >= 2 would fail)
+        claim("live", "sign", [("a", "c")], sign="excites", thresholds=[("z", ">=", 1.0)]),
     ]
     rep = check(circuit(feats, claims), TensorBound({("L0", "L1"): w}))
     assert rep.result("dead").status == "error" and "undefined" in rep.result("dead").detail

@@ -41,7 +41,7 @@ def test_sign_true_and_false(small: Small) -> None:
     assert r["body_inhibits"].status == "fail"
     assert r["windows_weak"].status == "pass" and r["windows_weak"].measured["abs_z"] <= 0.5
     assert r["windows_excites"].status == "fail"
-    assert r["body_excites"].expected == {"z": ">= 1"}
+    assert r["body_excites"].expected == {"z": ">= 2"}
     assert "body->car" in r["body_excites"].kernels
 
 
@@ -84,14 +84,34 @@ def test_region_on_1x1_is_error(small: Small) -> None:
 
 
 def test_strongest(small: Small) -> None:
+    margin_only = [("margin", ">", 0.0)]
+    bottom = {"name": "bottom"}
     r = run(
         small,
-        claim("bottom", "strongest", [("body", "car")], sign="excites", region={"name": "bottom"}),
-        claim("top", "strongest", [("body", "car")], sign="excites", region={"name": "top"}),
+        claim("bottom", "strongest", [("body", "car")], sign="excites", region=bottom),
+        claim(
+            "bottom_m",
+            "strongest",
+            [("body", "car")],
+            thresholds=margin_only,
+            sign="excites",
+            region=bottom,
+        ),
+        claim(
+            "top",
+            "strongest",
+            [("body", "car")],
+            thresholds=margin_only,
+            sign="excites",
+            region={"name": "top"},
+        ),
     )
-    assert r["bottom"].status == "pass" and r["bottom"].measured["margin"] > 0
+    assert r["bottom_m"].status == "pass" and r["bottom_m"].measured["margin"] > 0
     assert r["top"].status == "fail" and r["top"].measured["margin"] < 0
-    assert 0 < r["bottom"].measured["share"] <= 1
+    assert 0 < r["bottom_m"].measured["share"] <= 1
+    # the default also asks the margin to be rare among the car's inputs: in this random
+    # net several unplanted 5x5 kernels have larger margins, so the planted one fails
+    assert r["bottom"].measured["percentile"] < 95 and r["bottom"].status == "fail"
 
 
 def test_rank(small: Small) -> None:

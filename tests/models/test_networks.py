@@ -225,7 +225,7 @@ SEQ_SPEC = """
 circuit seq
 feature a = 0.0:1
 feature b = 0.2:5
-a -> b : excites
+a -> b : excites (z >= 1.5)  # 4 inputs: z cannot reach the default 2 (z <= sqrt(4))
 expect b responds to line(orientation = 0deg)
 """
 

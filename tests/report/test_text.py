@@ -108,9 +108,9 @@ def _root(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_readme_main_job_fits_a_screen(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "specs/curvenet/curve_circuit.circ"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) <= 45  # the bar: one screen for 31 passing claims
-    assert sum(line.startswith("PASS ") for line in out) == 31
-    assert out[-1].strip("= ").startswith("31 passed, 0 failed, 0 errors")
+    assert len(out) <= 45  # the bar: one screen (31 claims then; 8 at calibrated defaults)
+    assert sum(line.startswith("PASS ") for line in out) == 8  # one line per claim
+    assert out[-1].strip("= ").startswith("8 passed, 0 failed, 0 errors")
 
 
 @pytest.mark.usefixtures("_root")

@@ -383,6 +383,10 @@ class _SpecGen:
                 *self.paren(self.expr(typ, env, sub)),
             ]
         op = self.draw(st.sampled_from(["*", "/"]))
+        if op == "/":
+            # a divisor that may be 0 for some member is a diagnostic (E108), not a spec
+            divisor = str(self.draw(st.integers(1, 360)))
+            return [*self.paren(self.expr(typ, env, sub)), "/", divisor]
         if typ == "number":
             return [
                 *self.paren(self.expr("number", env, sub)),

@@ -125,6 +125,14 @@ class ThresholdDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class AlphaDecl:
+    """`alpha 0.001`: the significance level of the spec's aggregate verdicts."""
+
+    value: Literal
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelTerm:
     """`0.8 * mixed4c:447`; the coefficient is None when not written."""
 
@@ -223,6 +231,7 @@ class RegionBody:
 class StrongestBody:
     region: Region
     span: Span
+    sign: str = "excites"  # `strongest inhibition at R`: "inhibits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +280,7 @@ class ClaimStmt:
     items: tuple[ClaimItem, ...]
     where: Expr | None
     span: Span
+    alpha: Literal | None = None  # `... alpha 0.001`: this line's aggregate level
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +293,9 @@ class CompareStmt:
     claim_id: Name | None
     grouped: bool  # `{a, b} -> c stronger than ...` is an error reported by resolve
     span: Span
+    # "norm" (`stronger than`), "excites" / "inhibits" / "weak" (`excites more than`),
+    # "similar" (`similar to`), "opposite" (`opposite to`)
+    measure: str = "norm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +307,7 @@ class WithinStmt:
     options: tuple[ThresholdOption, ...]
     claim_id: Name | None
     span: Span
+    negated: bool = False  # `not F within L`
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +316,21 @@ class BandingStmt:
 
     layer: Name
     direction: Name
+    options: tuple[ThresholdOption, ...]
+    claim_id: Name | None
+    span: Span
+    negated: bool = False  # `: not banded D`
+    than: Name | None = None  # `banded D more than E`: relative banding
+
+
+@dataclass(frozen=True, slots=True)
+class ProportionStmt:
+    """`most of the top 16 inputs of car from mixed4b inhibit`."""
+
+    k: Literal
+    target: Ref
+    layer: Name
+    sign: str  # "excite" | "inhibit"
     options: tuple[ThresholdOption, ...]
     claim_id: Name | None
     span: Span
@@ -320,6 +349,7 @@ class ForStmt:
     where: Expr | None
     body: tuple[Statement, ...]
     span: Span
+    alpha: Literal | None = None  # `for ... alpha 0.001 { }`: level of every line inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,12 +423,14 @@ Statement = (
     | ModelDecl
     | ImportDecl
     | ThresholdDecl
+    | AlphaDecl
     | FeatureDecl
     | FamilyDecl
     | ClaimStmt
     | CompareStmt
     | WithinStmt
     | BandingStmt
+    | ProportionStmt
     | ForStmt
     | ExpectStmt
     | PredictStmt

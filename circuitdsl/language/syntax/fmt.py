@@ -105,7 +105,8 @@ def body_text(body: ast.ClaimBody) -> str:
     if isinstance(body, ast.RegionBody):
         return f"{body.sign} at {region_text(body.region)}"
     if isinstance(body, ast.StrongestBody):
-        return f"strongest at {region_text(body.region)}"
+        which = " inhibition" if body.sign == "inhibits" else ""
+        return f"strongest{which} at {region_text(body.region)}"
     if isinstance(body, ast.RankBody):
         polarity = "" if body.polarity == "any" else f" {body.polarity}"
         return f"among top {literal_text(body.k)}{polarity} inputs"
@@ -113,6 +114,13 @@ def body_text(body: ast.ClaimBody) -> str:
         return f"{body.sign} along {body.shape} {simple_expr_text(body.orientation)}"
     period = f" mod {simple_expr_text(body.period)}" if body.period is not None else ""
     return f"equivariant under {body.transform.text}({body.param.text}){period}"
+
+
+def comparison_text(measure: str) -> str:
+    """The words of a comparison: `stronger than`, `excites more than`, `similar to`, ..."""
+    return {"norm": "stronger than", "similar": "similar to", "opposite": "opposite to"}.get(
+        measure, f"{measure} more than"
+    )
 
 
 def options_text(options: tuple[ast.ThresholdOption, ...], claim_id: ast.Name | None) -> str:
@@ -203,6 +211,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         if stmt.names is None:
             return [f"import {quote(stmt.path)}"]
         return [f"from {quote(stmt.path)} import {', '.join(n.text for n in stmt.names)}"]
+    if isinstance(stmt, ast.AlphaDecl):
+        return [f"alpha {literal_text(stmt.value)}"]
     if isinstance(stmt, ast.ThresholdDecl):
         o = stmt.option
         return [f"threshold {stmt.word.text} {o.stat.text} {o.op} {literal_text(o.value)}"]
@@ -222,7 +232,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
             body_text(i.body) + options_text(i.options, i.claim_id) for i in stmt.items
         )
         where = f" where {expr_text(stmt.where)}" if stmt.where is not None else ""
-        return [f"{sources} -> {ref_text(stmt.target)} : {items}{where}"]
+        alpha = f" with alpha {literal_text(stmt.alpha)}" if stmt.alpha is not None else ""
+        return [f"{sources} -> {ref_text(stmt.target)} : {items}{where}{alpha}"]
     if isinstance(stmt, ast.CompareStmt):
         if stmt.grouped:
             # The AST keeps one member of `{a, b}`: printing it would silently drop the
@@ -239,18 +250,26 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
             )
         (a, c), (b, e) = stmt.stronger, stmt.weaker
         return [
-            f"{ref_text(a)} -> {ref_text(c)} stronger than {ref_text(b)} -> {ref_text(e)}"
-            + options_text(stmt.options, stmt.claim_id)
+            f"{ref_text(a)} -> {ref_text(c)} {comparison_text(stmt.measure)} "
+            f"{ref_text(b)} -> {ref_text(e)}" + options_text(stmt.options, stmt.claim_id)
         ]
     if isinstance(stmt, ast.WithinStmt):
         return [
-            f"{ref_text(stmt.subject)} within {stmt.layer.text}"
+            ("not " if stmt.negated else "")
+            + f"{ref_text(stmt.subject)} within {stmt.layer.text}"
             + options_text(stmt.options, stmt.claim_id)
         ]
     if isinstance(stmt, ast.BandingStmt):
         return [
-            f"weights into {stmt.layer.text} : banded {stmt.direction.text}"
+            f"weights into {stmt.layer.text} : {'not ' if stmt.negated else ''}banded "
+            f"{stmt.direction.text}"
+            + (f" more than {stmt.than.text}" if stmt.than is not None else "")
             + options_text(stmt.options, stmt.claim_id)
+        ]
+    if isinstance(stmt, ast.ProportionStmt):
+        return [
+            f"most of the top {literal_text(stmt.k)} inputs of {ref_text(stmt.target)} from "
+            f"{stmt.layer.text} {stmt.sign}" + options_text(stmt.options, stmt.claim_id)
         ]
     if isinstance(stmt, ast.ExpectStmt):
         return [
@@ -266,7 +285,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
     assert isinstance(stmt, ast.ForStmt)
     bindings = ", ".join(f"{b.var.text} in {b.family.text}" for b in stmt.bindings)
     where = f" where {expr_text(stmt.where)}" if stmt.where is not None else ""
-    return [f"for {bindings}{where} {{", "}"]  # the body is laid out by the caller
+    alpha = f" with alpha {literal_text(stmt.alpha)}" if stmt.alpha is not None else ""
+    return [f"for {bindings}{where}{alpha} {{", "}"]  # the body is laid out by the caller
 
 
 def _combination_text(terms: tuple[ast.ChannelTerm, ...]) -> str:

@@ -313,6 +313,12 @@ class _Builder:
         ch = _without_keywords(ch)
         return ast.ThresholdDecl(self._name(ch[0]), ch[1], self._span(meta))
 
+    def alpha_decl(self, meta: Meta, ch: list[Any]) -> ast.AlphaDecl:
+        return ast.AlphaDecl(ch[-1], self._span(meta))
+
+    def alpha_clause(self, meta: Meta, ch: list[Any]) -> ast.AlphaDecl:
+        return ast.AlphaDecl(ch[-1], self._span(meta))
+
     def threshold(self, meta: Meta, ch: list[Any]) -> ast.ThresholdOption:
         stat, op, value = ch
         return ast.ThresholdOption(self._name(stat), str(op), value, self._span(meta))
@@ -438,17 +444,27 @@ class _Builder:
         sources, union = ch[0]
         target = ch[2]
         items = tuple(c for c in ch[4:] if isinstance(c, ast.ClaimItem))
+        alpha = ch.pop().value if isinstance(ch[-1], ast.AlphaDecl) else None
         where = ch[-1][0] if isinstance(ch[-1], list) else None
-        return ast.ClaimStmt(sources, union, target, items, where, self._span(meta))
+        return ast.ClaimStmt(sources, union, target, items, where, self._span(meta), alpha)
 
     def compare_stmt(self, meta: Meta, ch: list[Any]) -> ast.CompareStmt:
         a = ch[0][0][0]
         c = ch[2]
-        b = ch[5][0][0]
-        d_ = ch[7]
-        options, claim_id = self._trailer(ch[8:])
-        grouped = ch[0][1] or ch[5][1]
-        return ast.CompareStmt((a, c), (b, d_), options, claim_id, grouped, self._span(meta))
+        measure = ch[3]
+        b = ch[4][0][0]
+        d_ = ch[6]
+        options, claim_id = self._trailer(ch[7:])
+        grouped = ch[0][1] or ch[4][1]
+        return ast.CompareStmt(
+            (a, c), (b, d_), options, claim_id, grouped, self._span(meta), measure
+        )
+
+    def comparison_word(self, meta: Meta, ch: list[Any]) -> str:
+        first = ch[0]
+        if isinstance(first, str) and not isinstance(first, Token):
+            return first  # a sign: `excites more than`
+        return {"STRONGER": "norm", "SIMILAR": "similar", "OPPOSITE": "opposite"}[first.type]
 
     def sources(self, meta: Meta, ch: list[Any]) -> tuple[tuple[ast.Ref, ...], bool]:
         refs = tuple(c for c in ch if isinstance(c, ast.Ref))
@@ -479,7 +495,15 @@ class _Builder:
         return ast.RegionBody(ch[0], ch[2], self._span(meta))
 
     def strongest_claim(self, meta: Meta, ch: list[Any]) -> ast.StrongestBody:
-        return ast.StrongestBody(ch[2], self._span(meta))
+        sign = "inhibits" if any(str(c) == "inhibition" for c in ch[1:-1]) else "excites"
+        return ast.StrongestBody(ch[-1], self._span(meta), sign)
+
+    def strongest_sign(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
+
+    def setting(self, meta: Meta, ch: list[Any]) -> ast.ThresholdOption:
+        stat, _, value = ch
+        return ast.ThresholdOption(self._name(stat), "=", value, self._span(meta))
 
     def rank_claim(self, meta: Meta, ch: list[Any]) -> ast.RankBody:
         k = _literal(self.path, ch[2])
@@ -504,12 +528,32 @@ class _Builder:
         return _literal(self.path, ch[0]), _literal(self.path, ch[2])
 
     def within_stmt(self, meta: Meta, ch: list[Any]) -> ast.WithinStmt:
+        negated = isinstance(ch[0], Token) and ch[0].type == "NOT"
+        ch = ch[1:] if negated else ch
         options, claim_id = self._trailer(ch[3:])
-        return ast.WithinStmt(ch[0], ch[2], options, claim_id, self._span(meta))
+        return ast.WithinStmt(ch[0], ch[2], options, claim_id, self._span(meta), negated)
 
     def banding_stmt(self, meta: Meta, ch: list[Any]) -> ast.BandingStmt:
-        options, claim_id = self._trailer(ch[6:])
-        return ast.BandingStmt(ch[2], self._name(ch[5]), options, claim_id, self._span(meta))
+        negated = any(isinstance(c, Token) and c.type == "NOT" for c in ch)
+        ch = [c for c in ch if not (isinstance(c, Token) and c.type == "NOT")]
+        than = None
+        rest = ch[6:]
+        if len(ch) > 6 and isinstance(ch[6], Token) and ch[6].type == "MORE":
+            than = self._name(ch[8])
+            rest = ch[9:]
+        options, claim_id = self._trailer(rest)
+        return ast.BandingStmt(
+            ch[2], self._name(ch[5]), options, claim_id, self._span(meta), negated, than
+        )
+
+    def proportion_stmt(self, meta: Meta, ch: list[Any]) -> ast.ProportionStmt:
+        # MOST OF THE TOP k INPUTS OF ref FROM layer sign options? claim_id?
+        options, claim_id = self._trailer(ch[11:])
+        k = _literal(self.path, ch[4])
+        return ast.ProportionStmt(k, ch[7], ch[9], ch[10], options, claim_id, self._span(meta))
+
+    def proportion_sign(self, meta: Meta, ch: list[Any]) -> str:
+        return str(ch[0])
 
     def for_stmt(self, meta: Meta, ch: list[Any]) -> ast.ForStmt:
         bindings = tuple(c for c in ch if isinstance(c, ast.Binding))
@@ -518,7 +562,8 @@ class _Builder:
             i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "LBRACE"
         )
         body = tuple(c for c in ch[body_start + 1 : -1])
-        return ast.ForStmt(bindings, where, body, self._span(meta))
+        alpha = next((c.value for c in ch[:body_start] if isinstance(c, ast.AlphaDecl)), None)
+        return ast.ForStmt(bindings, where, body, self._span(meta), alpha)
 
     def binding(self, meta: Meta, ch: list[Any]) -> ast.Binding:
         return ast.Binding(self._name(ch[0]), self._name(ch[2]), self._span(meta))
@@ -770,8 +815,14 @@ def _end_of_file(expected: set[str], span: Span) -> Diagnostic:
         d.E_SYNTAX,
         "the file ends in the middle of a statement",
         span,
-        help=f"expected {_expected_list(expected)}",
+        help=_MISSING_COLON if expected == {"MORE"} else f"expected {_expected_list(expected)}",
     )
+
+
+_MISSING_COLON = (
+    "a claim needs a colon after its target: `a -> b : excites ...` (a signed comparison"
+    " reads `a -> b excites more than c -> b`)"
+)
 
 
 def _describe(token: Token) -> str:
@@ -786,7 +837,8 @@ def _hint(token: Token, expected: set[str], err: UnexpectedToken) -> str | None:
     """Curated help for the commonest mistakes."""
     text = str(token)
     kw_expected = [keywords()[t] for t in expected if t in keywords()]
-    if token.type == "NAME" and kw_expected:
+    # `excite` is a keyword of proportions but a misspelling of `excites` in a claim
+    if (token.type == "NAME" or token.type in keywords()) and kw_expected:
         guess = d.did_you_mean(text, kw_expected)
         if guess:
             return guess
@@ -799,6 +851,8 @@ def _hint(token: Token, expected: set[str], err: UnexpectedToken) -> str | None:
     claim_words = {"excites", "inhibits", "weak", "among", "strongest", "equivariant"}
     if "COLON" in expected and text in claim_words:
         return f"a claim needs a colon after its target: `a -> b : {text} ...`"
+    if expected == {"MORE"}:
+        return _MISSING_COLON
     if "ARROW" in expected and token.type in ("COLON",):
         return "name the target of the claim: `a -> b : excites`"
     if token.type == "NUMBER" and "ANGLE" in expected:
