@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from circuitdsl.measure.stimuli import make_stimulus
 from circuitdsl.models import probe
-from circuitdsl.models.base import load_model
 from circuitdsl.models.probe import Runner
+from circuitdsl.models.registry import load_model
 
 
 def _median_time(fn: Callable[[], object], repeats: int = 3) -> float:

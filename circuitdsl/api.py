@@ -58,12 +58,23 @@ class Spec:
 
         return to_networkx(self.circuit)
 
-    def check(self, model: Any = None, *, weights: str | Path | None = None) -> Report:
-        """Bind to `model` (a name, or a loaded adapter; default: the spec's `model`) and
-        measure every claim."""
+    def check(
+        self,
+        model: Any = None,
+        *,
+        weights: str | Path | None = None,
+        preprocess: Any = None,
+    ) -> Report:
+        """Bind to `model` and measure every claim.
+
+        `model` is a name (default: the spec's `model` line), a loaded adapter, or an
+        `nn.Module` object (`spec.check(my_net, preprocess="imagenet")`). `preprocess`
+        (a preset name, a `circuitdsl.models.Preprocess` or a callable on images in
+        [0, 1]) replaces the model's own input transform and the spec's.
+        """
         from circuitdsl.check.api import check_spec
 
-        return check_spec(self.circuit, model, weights, program=self.program)
+        return check_spec(self.circuit, model, weights, program=self.program, preprocess=preprocess)
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""

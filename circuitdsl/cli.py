@@ -120,6 +120,35 @@ def _model_arg(args: argparse.Namespace) -> list[str | None]:
     return list(args.model) if args.model else [None]
 
 
+def _model_and_weights(value: str | None, weights: str | None) -> tuple[str | None, str | None]:
+    """`--model M=FILE` gives model M its own weight file; a plain `M` uses `--weights`."""
+    if value is None or "=" not in value:
+        return value, weights
+    name, _, own = value.partition("=")
+    if not name or not own:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"`--model {value}` names no model or no weight file",
+                    help="write `--model torchvision:vgg16=ckpt.pth` (model, `=`, file)",
+                )
+            ]
+        )
+    return name, own
+
+
+def _named_model(value: str, weights: str | None) -> tuple[str, str | None]:
+    """`_model_and_weights` for a subcommand whose MODEL argument is required."""
+    name, own = _model_and_weights(value, weights)
+    assert name is not None  # a required positional argument
+    return name, own
+
+
+def _note(line: str) -> None:
+    print(f"note: {line}", file=sys.stderr)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
 
@@ -130,7 +159,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     device = _device(args.device)
     reports = []
     for spec in specs:
-        for model in _model_arg(args):
+        for value in _model_arg(args):
+            model, weights = _model_and_weights(value, args.weights)
             progress = (
                 _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
             )
@@ -138,10 +168,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 check_spec(
                     spec.circuit,
                     model,
-                    args.weights,
+                    weights,
                     progress=progress,
                     device=device,
                     program=spec.program,
+                    preprocess=args.preprocess,
+                    note=_note,
                 )
             )
     if args.format == "json":
@@ -212,7 +244,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.model or args.weights:
         from circuitdsl.check.api import check_spec
 
-        report = check_spec(spec.circuit, args.model[0] if args.model else None, args.weights)
+        model, weights = _model_and_weights(args.model[0] if args.model else None, args.weights)
+        report = check_spec(spec.circuit, model, weights, preprocess=args.preprocess, note=_note)
     render_circuit(spec.circuit, args.output, report=report)
     return EXIT_OK
 
@@ -224,32 +257,33 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from circuitdsl.models.base import load_model
     from circuitdsl.models.layers_cmd import format_layers
+    from circuitdsl.models.registry import load_model
 
-    adapter = load_model(args.model, args.weights)
+    adapter = load_model(*_named_model(args.model, args.weights))
     _write(format_layers(adapter), None)
     return EXIT_OK
 
 
 def cmd_inputs(args: argparse.Namespace) -> int:
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
     from circuitdsl.tools.inputs import analyse, parse_unit
 
     layer, channel = parse_unit(args.unit)
-    adapter = load_model(args.model, args.weights)
+    adapter = load_model(*_named_model(args.model, args.weights))
     report = analyse(adapter, layer, channel, source=args.source, top=args.top)
     _write(report.to_json() if args.format == "json" else report.to_text(), args.output)
     return EXIT_OK
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
     from circuitdsl.tools.inputs import parse_unit
     from circuitdsl.tools.suggest import command_line, suggest
 
     layer, channel = parse_unit(args.unit)
-    adapter = load_model(args.model, args.weights)
+    name, weights = _named_model(args.model, args.weights)
+    adapter = load_model(name, weights)
     command = command_line(
         args.model,
         args.unit,
@@ -266,7 +300,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         source=args.source,
         top=args.top,
         depth=args.depth,
-        model=args.model,
+        model=name,  # the draft's `model` line names the model, not its file
         command=command,
     )
     _write(draft.text, args.output)
@@ -310,10 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         action="append",
         metavar="M",
-        help="inceptionv1, torchvision:NAME, a shipped model, or package.module:factory "
-        "(default: the spec's `model` line); repeat for a universality table",
+        help="inceptionv1, vgg16-hed, torchvision:NAME, timm:NAME, a shipped model, or"
+        " package.module:factory (default: the spec's `model` line); M=FILE gives it its own"
+        " weights; repeat for a universality table",
     )
-    p.add_argument("--weights", metavar="FILE", help="state dict (.pth, .pt, .safetensors)")
+    p.add_argument(
+        "--weights", metavar="FILE", help="state dict (.pth, .pt, .safetensors) for --model"
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=("imagenet", "caffe", "lucent", "none"),
+        help="the input transform, replacing the model's own and the spec's (the report"
+        " states the one used)",
+    )
     p.add_argument("--format", choices=("text", "json", "junit"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here")
     p.add_argument("--render", metavar="OUT", help="also render the diagram (.svg, .html, ...)")
@@ -334,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--model", action="append", metavar="M")
     p.add_argument("--weights", metavar="FILE")
+    p.add_argument("--preprocess", choices=("imagenet", "caffe", "lucent", "none"))
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT", help=".dot, .svg, .png, .pdf or .html"
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -48,6 +48,9 @@ from circuitdsl.measure.responses import (
 from circuitdsl.measure.stimuli import get_stimulus
 from circuitdsl.models.edits import edited_copy
 from circuitdsl.models.probe import input_size, runner_for
+
+if TYPE_CHECKING:
+    from circuitdsl.check.context import Context
 
 KINDS = ("activation", "prediction", "coverage")
 
@@ -234,16 +237,16 @@ def measure_test(
 # ---- the handler --------------------------------------------------------------------------
 
 
-def _feature(ctx: Any, name: str) -> Any:
-    feats = getattr(ctx.bound, "features", None)
-    if not isinstance(feats, Mapping) or name not in feats:
+def _feature(ctx: Context, name: str) -> Any:
+    feats = ctx.bound.features
+    if name not in feats:
         raise Unmeasurable(f"`{name}` is not a single feature bound to a model")
     return feats[name]
 
 
 def _selection(ctx: Any, family: str | None) -> Any:
     """The `Selection` that chose `family`'s members on this model, if a selector did."""
-    chosen = getattr(ctx.bound, "selections", None) or {}
+    chosen = ctx.bound.selections
     return chosen.get(family) if family is not None else None
 
 
@@ -344,7 +347,7 @@ def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]
     return 1.0
 
 
-def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
+def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     """Batch handler for `activation` and `prediction` claims (see the module doc).
 
     Forward passes are large convolutions, which gain from a thread pool, unlike the
@@ -352,15 +355,15 @@ def measure(claims: list[Claim], ctx: Any) -> list[Outcome]:
     """
     from circuitdsl.check.context import _with_threads
 
-    return _with_threads(getattr(ctx, "caller_threads", None), _measure_all, claims, ctx)  # type: ignore[no-any-return]
+    return _with_threads(ctx.caller_threads, _measure_all, claims, ctx)  # type: ignore[no-any-return]
 
 
-def _measure_all(claims: list[Claim], ctx: Any) -> list[Outcome]:
-    adapter = getattr(ctx.bound, "adapter", None)
-    if adapter is None or not hasattr(adapter, "graph"):
+def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
+    adapter = ctx.adapter
+    if adapter is None:
         msg = "activation claims need a model that can be run (a traced model adapter)"
         return [Outcome({}, msg, status="error") for _ in claims]
-    device = getattr(ctx, "device", "cpu")
+    device = ctx.device
     plan = Plan(input_size(adapter))
     post, pre = reader(adapter)
 

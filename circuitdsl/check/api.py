@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from circuitdsl.language.diagnostics import E_NO_MODEL, Diagnostic, DiagnosticError
+from circuitdsl.language.diagnostics import (
+    E_NO_MODEL,
+    E_PREPROCESS,
+    E_UNKNOWN_MODEL,
+    Diagnostic,
+    DiagnosticError,
+)
 from circuitdsl.language.ir import Circuit
+from circuitdsl.models.base import ModelAdapter
 from circuitdsl.report.model import Report
+
+if TYPE_CHECKING:
+    from circuitdsl.models.bind import BoundCircuit
 
 
 def check_spec(
@@ -20,14 +32,23 @@ def check_spec(
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
     program: Any = None,
+    preprocess: Any = None,
+    note: Callable[[str], None] | None = None,
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
     `model_name` is a model name for `load_model` (default: the spec's `model` line),
-    or an already loaded `ModelAdapter`, or a `BoundCircuit`. Raises
-    `DiagnosticError` for a missing / unknown model, unreadable weights or a spec that
-    does not fit the model (the CLI exits 2 on those); problems with single claims
-    become `error` results instead.
+    an already loaded `ModelAdapter`, a `BoundCircuit`, or an `nn.Module` object (its
+    weights as they are, or from `weights`). Raises `DiagnosticError` for a missing /
+    unknown model, unreadable weights or a spec that does not fit the model (the CLI
+    exits 2 on those); problems with single claims become `error` results instead.
+    A factory named in the spec (`model "nets:make"`) is looked for next to the spec.
+
+    `preprocess` (a preset name such as ``"caffe"``, a `Preprocess` or a callable)
+    replaces the spec's `model M preprocess P` (which applies when M is the model
+    checked), which replaces the model's own; the report states the one used. `note`
+    receives one line when the weight file lacked parameters (a backbone without its
+    head); by default it is a warning.
 
     `device` ("cpu" or "cuda") is where activation claims run the model. With the parsed
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
@@ -48,17 +69,24 @@ def check_spec(
                 )
             ]
         )
-    if isinstance(model, str):
-        from circuitdsl.models.base import load_model
+    adapter, bound = _adapter_of(model, weights, circuit)
+    # The spec's word belongs to the spec's model: another model keeps its own.
+    spec_word = circuit.preprocess if model_name is None or model_name == circuit.model else None
+    override = preprocess if preprocess is not None else spec_word
+    if override is not None:
+        adapter = _with_preprocess(adapter, override)
+        bound = None
+    if adapter.missing_parameters:
+        from circuitdsl.models.checkpoint import summarise_keys
 
-        adapter = load_model(model, weights)
-        bound = None
-    elif callable(getattr(model, "block", None)) and hasattr(model, "adapter"):
-        bound = model  # already bound
-        adapter = model.adapter
-    else:
-        adapter = model
-        bound = None
+        line = (
+            f"`{adapter.weights_path}` has no {summarise_keys(sorted(adapter.missing_parameters))}"
+            f" of `{adapter.name}`: skipped (claims that need them are errors)"
+        )
+        if note is not None:
+            note(line)
+        else:
+            warnings.warn(line, stacklevel=2)
     selections: tuple[str, ...] = ()
     chosen: list[Any] = []
     if program is not None:
@@ -79,8 +107,8 @@ def check_spec(
         # `covers` without a stimulus)
         bound.selections = {c.name: c for c in chosen}
     report = check(circuit, bound, progress=progress, device=device)
-    name = model if isinstance(model, str) else getattr(adapter, "name", report.model)
-    wpath = getattr(adapter, "weights_path", None)
+    name = model if isinstance(model, str) else adapter.name
+    wpath = adapter.weights_path
     if weights is not None:
         wpath = str(weights)
     return dataclasses.replace(
@@ -89,4 +117,62 @@ def check_spec(
         weights=wpath,
         selections=selections,
         selection_data=tuple(e for c in chosen for e in c.to_dicts()),
+        preprocess=adapter.preprocess.describe(),
     )
+
+
+def _adapter_of(
+    model: Any, weights: str | Path | None, circuit: Circuit
+) -> tuple[ModelAdapter, BoundCircuit | None]:
+    """The adapter (and the bound circuit, when one was given) for whatever `model` is."""
+    from torch import nn
+
+    from circuitdsl.models.bind import BoundCircuit
+
+    if isinstance(model, str):
+        from circuitdsl.models.registry import load_model
+
+        base_dir = None
+        if circuit.path and not circuit.path.startswith("<"):
+            base_dir = Path(circuit.path).parent  # factories next to the spec
+        return load_model(model, weights, base_dir=base_dir), None
+    if isinstance(model, BoundCircuit):
+        return model.adapter, model
+    if isinstance(model, ModelAdapter):
+        return model, None
+    if isinstance(model, nn.Module):
+        from circuitdsl.models.module import from_module
+
+        return from_module(type(model).__name__, model, weights=weights), None
+    raise DiagnosticError(
+        [
+            Diagnostic(
+                E_UNKNOWN_MODEL,
+                f"cannot check against a {type(model).__name__}",
+                help="pass a model name (`torchvision:resnet18`), an `nn.Module` or a"
+                " loaded adapter (`circuitdsl.models.load_model`)",
+            )
+        ]
+    )
+
+
+def _with_preprocess(adapter: ModelAdapter, value: Any) -> ModelAdapter:
+    """A shallow copy of `adapter` whose images go through `value` (the caller's is kept)."""
+    from circuitdsl.models.preprocess import as_preprocess
+
+    pre = as_preprocess(value)
+    channels = adapter.input_shape[0]
+    if pre.fn is None and not all(len(v) in (1, channels) for v in (pre.mean, pre.std)):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    E_PREPROCESS,
+                    f"preprocessing `{pre.name}` is made for {max(len(pre.mean), len(pre.std))}"
+                    f"-channel images, but `{adapter.name}` takes {channels} channel(s)",
+                    help="use `none` (images in [0, 1]) or a callable for this model",
+                )
+            ]
+        )
+    out = copy.copy(adapter)  # shares the traced graph and the weight cache
+    out.preprocess = pre
+    return out

@@ -33,14 +33,11 @@ def layer_kernels(ctx: Context, layer: str) -> torch.Tensor:
     activation the nearest earlier conv layer upstream of it), and its weights from
     the nearest earlier layer upstream of that conv -- the conv's own kernel.
     """
-    for obj in (ctx.bound, ctx.adapter):
-        fn = getattr(obj, "input_kernels", None)
-        if callable(fn):
-            return fn(layer)
+    stored = ctx.bound.input_kernels(layer)
+    if stored is not None:
+        return stored
     adapter = ctx.adapter
-    if adapter is None and callable(getattr(ctx.bound, "layers", None)):
-        adapter = ctx.bound
-    if adapter is None or not callable(getattr(adapter, "layers", None)):
+    if adapter is None:
         raise Unmeasurable("the model does not expose its layers, so banding cannot be measured")
     info = adapter.layer(layer)
     order = [li.name for li in adapter.layers()]

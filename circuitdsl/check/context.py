@@ -17,6 +17,8 @@ import torch
 from circuitdsl.check.common import CircuitIndex, PairData, Unmeasurable, crop
 from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.language.ir import Circuit, Feature
+from circuitdsl.models.base import ModelAdapter
+from circuitdsl.models.bind import Bound
 
 
 class BoundLike(Protocol):
@@ -34,19 +36,9 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def fetch_block(bound: Any, src: str, dst: str) -> torch.Tensor:
-    """The [C_dst, C_src, kh, kw] weights from whatever `bound` is.
-
-    A `BoundCircuit` (`block()`), a model adapter (`weights()`, cached per pair; its
-    `block()` returns a `Block` with stride and offset, whose `.weight` we use), or a
-    `TensorBound`.
-    """
-    if callable(getattr(bound, "weights", None)) and callable(getattr(bound, "layers", None)):
-        w = bound.weights(src, dst)
-    else:
-        w = bound.block(src, dst)
-    if not isinstance(w, torch.Tensor):
-        w = getattr(w, "weight", w)
+def fetch_block(bound: Bound, src: str, dst: str) -> torch.Tensor:
+    """The [C_dst, C_src, kh, kw] weights from a `Bound` (a `BoundCircuit`, a `TensorBound`)."""
+    w = bound.block(src, dst)
     if not isinstance(w, torch.Tensor):
         raise Unmeasurable(f"the weights {src} -> {dst} are a {type(w).__name__}, not a tensor")
     return w
@@ -160,7 +152,7 @@ def _range_error(f: Feature, size: int) -> str | None:
 class Context:
     """Handed to every claim handler: the circuit, the bound model, the edge groups."""
 
-    def __init__(self, circuit: Circuit, bound: Any) -> None:
+    def __init__(self, circuit: Circuit, bound: Bound) -> None:
         self.circuit = circuit
         self.index = CircuitIndex(circuit)
         self.bound = bound
@@ -173,9 +165,9 @@ class Context:
         self.caller_threads: int | None = None  # torch threads outside the checker
 
     @property
-    def adapter(self) -> Any:
-        """The model adapter behind the bound circuit, if it exposes one."""
-        return getattr(self.bound, "adapter", None) or getattr(self.bound, "model", None)
+    def adapter(self) -> ModelAdapter | None:
+        """The model adapter behind the bound circuit (None for blocks in memory)."""
+        return self.bound.adapter
 
     def load(
         self, edges: Sequence[tuple[Feature, Feature]], *, fetch_threads: int | None = None

@@ -36,6 +36,8 @@ from circuitdsl.check import (
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, verdict
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.language.ir import Circuit, Claim, Feature
+from circuitdsl.models.base import ModelAdapter
+from circuitdsl.models.bind import Bound
 from circuitdsl.report.model import ClaimResult, Report
 
 BatchHandler = Callable[[list[Claim], Context], list[Outcome]]
@@ -142,6 +144,7 @@ def check(
 def _check(
     circuit: Circuit, bound: Any, progress: Progress | None, threads: int | None, device: str
 ) -> Report:
+    bound = as_bound(circuit, bound)
     ctx = Context(circuit, bound)
     ctx.device = device
     results: dict[str, ClaimResult] = {}
@@ -172,8 +175,8 @@ def _check(
         torch.set_num_threads(old_threads)
     return Report(
         spec=circuit.path,
-        model=_model_name(bound),
-        weights=_weights_name(bound),
+        model=bound.name,
+        weights=bound.weights_path,
         claims=tuple(results[c.id] for c in circuit.claims),
         circuit=circuit.name,
     )
@@ -264,22 +267,18 @@ def _error(c: Claim, circuit: Circuit, exc: BaseException) -> ClaimResult:
     return _result(c, circuit, Outcome({}, describe_exception(exc), status="error"))
 
 
-def _model_name(bound: Any) -> str:
-    for obj in (bound, getattr(bound, "adapter", None)):
-        name = getattr(obj, "name", None) or getattr(obj, "model_name", None)
-        if isinstance(name, str):
-            return name
-    return type(bound).__name__
+def as_bound(circuit: Circuit, bound: Bound | ModelAdapter) -> Bound:
+    """`bound` itself, or a model adapter given directly as a `Bound` without features."""
+    if isinstance(bound, ModelAdapter):
+        from circuitdsl.models.bind import BoundCircuit
 
-
-def _weights_name(bound: Any) -> str | None:
-    for obj in (bound, getattr(bound, "adapter", None)):
-        w = getattr(obj, "weights_path", None) or getattr(obj, "weights_name", None)
-        if isinstance(w, str):
-            return w
-        if w is not None and hasattr(w, "__fspath__"):
-            return str(w)
-    return None
+        return BoundCircuit(circuit, bound, {})
+    if not isinstance(bound, Bound):
+        raise TypeError(
+            f"check() needs a BoundCircuit, a TensorBound or a ModelAdapter, not"
+            f" {type(bound).__name__}"
+        )
+    return bound
 
 
 __all__ = [

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from circuitdsl.check.common import Unmeasurable
+from circuitdsl.models.bind import Bound
 
 
-class TensorBound:
+class TensorBound(Bound):
     """Weight blocks from a dict: the minimal object `check()` accepts."""
 
     def __init__(
@@ -29,8 +30,12 @@ class TensorBound:
         self.blocks = dict(blocks)
         self.branches = dict(branches or {})
         self.layer_kernels = dict(layer_kernels or {})
-        self.name = name
+        self._name = name
         self.fetches = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     def block(self, src_layer: str, dst_layer: str) -> torch.Tensor:
         """The [C_dst, C_src, kh, kw] block, or Unmeasurable if it is not stored."""

@@ -8,7 +8,7 @@ branches, or a layer that is not a concatenation, is an error.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, nodes_of
 from circuitdsl.check.context import Context
@@ -22,12 +22,8 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     return []
 
 
-def _branch_of(ctx: Context) -> Any:
-    for obj in (ctx.bound, ctx.adapter):
-        fn = getattr(obj, "branch_of", None)
-        if callable(fn):
-            return fn
-    raise Unmeasurable("the model gives no branch information (its adapter has no branch_of)")
+def _branch_of(ctx: Context) -> Callable[[str, int], tuple[str, int] | None]:
+    return ctx.bound.branch_of
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:

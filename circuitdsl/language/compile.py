@@ -425,4 +425,5 @@ def compile_circuit(resolved: Resolved) -> ir.Circuit:
         claims=tuple(compiler.claims),
         path=resolved.path,
         sources=resolved.sources,
+        preprocess=resolved.preprocess,
     )

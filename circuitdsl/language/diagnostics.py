@@ -92,6 +92,10 @@ E_WEIGHTS_UNSAFE = _code("E213", "weights-unsafe", "the file would execute code 
 E_MODEL_FACTORY = _code("E214", "model-factory", "a model factory cannot be imported or called")
 E_NO_MODEL = _code("E215", "no-model", "the spec names no model and none was given")
 E_NOT_SUPPORTED = _code("E216", "not-supported", "the model cannot measure this claim")
+E_WEIGHTS_INCOMPLETE = _code(
+    "E217", "weights-incomplete", "a claim needs a parameter the weight file does not have"
+)
+E_PREPROCESS = _code("E218", "preprocessing", "the preprocessing named is unknown or does not fit")
 # Command line and output (E3xx)
 E_USAGE = _code("E300", "usage", "command-line arguments are wrong")
 E_OUTPUT = _code("E301", "output", "an output file cannot be written")

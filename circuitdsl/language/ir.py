@@ -153,6 +153,11 @@ class Claim:
         return self.edges[0][1] if self.edges else None
 
 
+#: The named input transforms a spec's `model NAME preprocess P` line may give
+#: (`circuitdsl.models.preprocess` defines them).
+PREPROCESS_NAMES = ("imagenet", "caffe", "lucent", "none")
+
+
 @dataclass(frozen=True, slots=True)
 class Circuit:
     """A compiled spec: everything the back end needs, nothing about any model."""
@@ -166,6 +171,7 @@ class Circuit:
     claims: tuple[Claim, ...]
     path: str = "<string>"
     sources: tuple[str, ...] = ()  # every file read, the spec first then its imports
+    preprocess: str | None = None  # `model M preprocess P`: overrides the model's own
 
     def feature(self, name: str) -> Feature:
         return self._features_by_name()[name]
@@ -188,6 +194,13 @@ class Circuit:
 
     # ---- JSON: lossless, stable key order --------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        out = self._to_dict()
+        if self.preprocess is not None:  # only when given, so older JSON stays as it was
+            items = list(out.items())  # after "model", as the fields are declared
+            out = dict(items[:4]) | {"preprocess": self.preprocess} | dict(items[4:])
+        return out
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "circuit": self.name,
             "description": self.description,
@@ -210,6 +223,7 @@ class Circuit:
             description=data["description"],
             citations=tuple(data["citations"]),
             model=data["model"],
+            preprocess=data.get("preprocess"),
             path=data["path"],
             sources=tuple(data["sources"]),
             features=tuple(_feature_from_dict(f) for f in data["features"]),

@@ -53,6 +53,7 @@ class Resolved:
     thresholds: dict[str, tuple[ir.Threshold, ...]]
     statements: tuple[ClaimStatement, ...]
     sources: tuple[str, ...] = ()
+    preprocess: str | None = None
 
 
 @dataclass
@@ -86,6 +87,23 @@ class _Resolver:
         notes: tuple[str, ...] = (),
     ) -> None:
         self.errors.append(Diagnostic(code, message, span, help=help, notes=notes))
+
+    def preprocess(self, name: ast.Name | None) -> str | None:
+        """The `preprocess P` word of a `model` line: one of `ir.PREPROCESS_NAMES`."""
+        if name is None:
+            return None
+        if name.text not in ir.PREPROCESS_NAMES:
+            hint = did_you_mean(name.text, ir.PREPROCESS_NAMES)
+            self.error(
+                d.E_PREPROCESS,
+                f"unknown preprocessing `{name.text}`",
+                name.span,
+                help=(hint + "; " if hint else "")
+                + "choose one of "
+                + ", ".join(f"`{p}`" for p in ir.PREPROCESS_NAMES),
+            )
+            return None
+        return name.text
 
     # ---- declarations ------------------------------------------------------------
     def scope_of(self, spec: ast.Spec) -> _Scope:
@@ -848,6 +866,7 @@ def resolve(program: Program) -> Resolved:
     description = None
     citations: list[str] = []
     model: str | None = None
+    preprocess: str | None = None
     thresholds: dict[str, list[ir.Threshold]] = {}
     statements: list[ClaimStatement] = []
     header_seen: dict[str, Span] = {}
@@ -867,6 +886,7 @@ def resolve(program: Program) -> Resolved:
                 name, description = stmt.name.text, stmt.description
             else:
                 model = stmt.model
+                preprocess = resolver.preprocess(stmt.preprocess)
         elif isinstance(stmt, ast.CiteDecl):
             citations.append(stmt.text)
         elif isinstance(stmt, ast.ThresholdDecl):
@@ -900,6 +920,7 @@ def resolve(program: Program) -> Resolved:
         thresholds={k: tuple(v) for k, v in thresholds.items()},
         statements=tuple(statements),
         sources=tuple(program.modules),
+        preprocess=preprocess,
     )
 
 

@@ -55,7 +55,7 @@ from circuitdsl.measure.responses import (
     read_node,
 )
 from circuitdsl.measure.stimuli import STIMULI, get_stimulus
-from circuitdsl.models.base import unknown_layer
+from circuitdsl.models.base import ModelAdapter, unknown_layer
 from circuitdsl.models.probe import input_size, runner_for
 
 SELECT_STEPS = 36  # sweep values of `over orientation`
@@ -210,7 +210,7 @@ def _bin_of(v: float, k: int, period: float | None, values: list[float]) -> int:
     return min(int((v - lo) / ((hi - lo) / k)), k - 1) if hi > lo else 0
 
 
-def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection:
+def choose(adapter: ModelAdapter, sel: ast.Selector, *, device: str = "cpu") -> Selection:
     """Score every channel of the selector's layer and take the top K (or tile P)."""
     layer = sel.layer.text
     try:
@@ -218,6 +218,7 @@ def choose(adapter: Any, sel: ast.Selector, *, device: str = "cpu") -> Selection
     except DiagnosticError:
         names = [x.name for x in adapter.layers()]
         raise DiagnosticError([unknown_layer(layer, names, adapter.name, sel.layer.span)]) from None
+    adapter.require_parameters(layer)  # a backbone file may lack the layers after it
     k = int(sel.count.value)
     if k > info.channels:
         raise DiagnosticError(
@@ -349,7 +350,7 @@ def _concrete(
 
 
 def materialise(
-    program: Program, adapter: Any, *, device: str = "cpu"
+    program: Program, adapter: ModelAdapter, *, device: str = "cpu"
 ) -> tuple[Program, list[Selection]]:
     """The program with every selector replaced by the channels chosen on `adapter`."""
     selections: list[Selection] = []

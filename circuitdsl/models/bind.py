@@ -16,8 +16,10 @@ source channel into a target direction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 
@@ -25,6 +27,7 @@ from circuitdsl.language.diagnostics import (
     E_CHANNEL_RANGE,
     E_NOT_UPSTREAM,
     E_UNKNOWN_NAME,
+    E_WEIGHTS_INCOMPLETE,
     Diagnostic,
     DiagnosticError,
     Span,
@@ -45,12 +48,49 @@ class BoundFeature:
     feature: Feature
 
 
-class BoundCircuit:
+class Bound(ABC):
+    """What the checker reads: weight blocks between layers, and the model if there is one.
+
+    `BoundCircuit` (a circuit located in a model) and `circuitdsl.check.TensorBound`
+    (blocks in memory) implement it; the checker never probes for other attributes.
+    """
+
+    #: The model behind the blocks (None for blocks held in memory).
+    adapter: ModelAdapter | None = None
+    #: Features located in the model, by name (activation claims read them).
+    features: Mapping[str, BoundFeature] = MappingProxyType({})
+    #: Members chosen by behaviour (`top K of L by S`), by name (`measure.select`).
+    selections: Mapping[str, object] = MappingProxyType({})
+
+    @abstractmethod
+    def block(self, src_layer: str, dst_layer: str) -> torch.Tensor:
+        """Weights ``[C_dst, C_src, kh, kw]`` from one layer to another."""
+
+    @property
+    def name(self) -> str:
+        """The model's name, for reports."""
+        return self.adapter.name if self.adapter is not None else type(self).__name__
+
+    @property
+    def weights_path(self) -> str | None:
+        """The weight file the blocks come from, if any."""
+        return self.adapter.weights_path if self.adapter is not None else None
+
+    def branch_of(self, layer: str, channel: int) -> tuple[str, int] | None:
+        """(branch layer, index) of a channel of a concatenation; None when unbranched."""
+        return self.adapter.branch_of(layer, channel) if self.adapter is not None else None
+
+    def input_kernels(self, layer: str) -> torch.Tensor | None:
+        """The layer's own conv kernels when stored directly; None: ask the adapter."""
+        return None
+
+
+class BoundCircuit(Bound):
     """A circuit whose features are located in a model; serves weights between them."""
 
     def __init__(self, circuit: Circuit, adapter: ModelAdapter, features: dict[str, BoundFeature]):
         self.circuit = circuit
-        self.adapter = adapter
+        self.adapter: ModelAdapter = adapter
         self.features = features
         # feature/family name -> the `circuitdsl.measure.select.Selection` that chose it
         self.selections: dict[str, object] = {}
@@ -215,9 +255,58 @@ def bind(circuit: Circuit, adapter: ModelAdapter) -> BoundCircuit:
                         " layers",
                     )
                 )
+    if not diags and adapter.missing_parameters:
+        diags.extend(_missing_parameter_diags(circuit, adapter))
     if diags:
         raise DiagnosticError(diags)
     return BoundCircuit(circuit, adapter, features)
+
+
+def _missing_parameter_diags(circuit: Circuit, adapter: ModelAdapter) -> list[Diagnostic]:
+    """E217 for every claim that reads a parameter the weight file did not have.
+
+    A weight claim reads the parameters between its source and target layer; an
+    activation claim (and a `banded` claim's layer) everything up to its layer.
+    """
+    missing = adapter.missing_parameters
+    out: list[Diagnostic] = []
+    full: dict[str, frozenset[str]] = {}
+
+    def up_to(layer: str) -> frozenset[str]:
+        if layer not in full:
+            full[layer] = adapter.parameters_for(layer)
+        return full[layer]
+
+    nodes = circuit.node_names()
+    for claim in circuit.claims:
+        needed: set[str] = set()
+        for s, t in claim.edges:
+            if s in nodes and t in nodes:
+                ls, lt = _layer(circuit, s), _layer(circuit, t)
+                needed |= up_to(lt) - up_to(ls)
+        layers = [n for n in claim.subjects if n in nodes]
+        subject = claim.args.get("subject")
+        if isinstance(subject, str) and subject in nodes:
+            layers.append(subject)
+        for n in layers:
+            needed |= up_to(_layer(circuit, n))
+        if claim.kind == "banding" and isinstance(claim.args.get("layer"), str):
+            needed |= up_to(str(claim.args["layer"]))
+        lacking = sorted(needed & missing)
+        if lacking:
+            shown = ", ".join(f"`{p}`" for p in lacking[:6])
+            more = f" and {len(lacking) - 6} more" if len(lacking) > 6 else ""
+            out.append(
+                Diagnostic(
+                    E_WEIGHTS_INCOMPLETE,
+                    f"claim `{claim.id}` needs parameters that `{adapter.weights_path}` does"
+                    f" not have: {shown}{more}",
+                    span=claim.span,
+                    help="the file covers only the first layers of the network; pass a weight"
+                    " file with these parameters, or state the claim on layers it covers",
+                )
+            )
+    return out
 
 
 def _layer(circuit: Circuit, node: str) -> str:

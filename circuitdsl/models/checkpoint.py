@@ -8,13 +8,18 @@ or a `DiagnosticError` that says what is wrong and what to do -- never a traceba
 * A missing file is E210, an unreadable or truncated one E211, and a state dict that
   does not fit the model E212, listing missing, unexpected and mis-shaped keys by
   name in one paragraph, the way `load_state_dict` does.
+* Checkpoints as saved load too: nested under `state_dict`/`model`/`module`
+  (`unwrap_checkpoint`), keys prefixed `module.`/`model.` or saved from a submodule
+  (`normalise_keys`), and backbones without their head (`missing_head`): the missing
+  parameters are returned, and adapters refuse claims that need them (E217).
 """
 
 from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +116,32 @@ def _read_torch(p: Path) -> dict[str, torch.Tensor]:
     return _as_state_dict(obj, p)
 
 
-def _as_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:
-    # Training checkpoints often wrap the weights: {"state_dict": ...} or {"model": ...}.
-    if isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        for key in ("state_dict", "model_state_dict", "model", "weights"):
+#: Where training checkpoints keep the weights: Lightning `state_dict`, many
+#: repositories `model`/`model_state_dict`, some `module`/`weights`/`net`.
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "weights", "net")
+
+
+def unwrap_checkpoint(obj: Any) -> Any:
+    """The state dict inside a training checkpoint (``{"state_dict": ..., "epoch": 3}``).
+
+    Unwraps repeatedly (``{"model": {"state_dict": ...}}``); a mapping whose values are
+    all tensors is the state dict itself.
+    """
+    for _ in range(4):
+        if not isinstance(obj, Mapping) or all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        for key in WRAPPER_KEYS:
             inner = obj.get(key)
             if isinstance(inner, Mapping):
                 obj = inner
                 break
+        else:
+            return obj
+    return obj
+
+
+def _as_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:
+    obj = unwrap_checkpoint(obj)
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
@@ -127,35 +150,166 @@ def _as_state_dict(obj: Any, p: Path) -> dict[str, torch.Tensor]:
             f"weight file `{p}` does not hold a state dict (a mapping of names to tensors)",
             help="save the weights with `torch.save(model.state_dict(), path)`",
         )
-    return {str(k): v for k, v in obj.items()}
+    return _keep_metadata({str(k): v for k, v in obj.items()}, obj)
+
+
+# ---- keys as saved: wrappers, prefixes, backbones without their head ---------------
+
+#: Prefixes that training code adds to every key: DataParallel/DDP (`module.`),
+#: Lightning and many repositories (`model.`), torch.compile (`_orig_mod.`).
+KEY_PREFIXES = ("module.", "model.", "_orig_mod.")
+
+
+def _keep_metadata(
+    state: dict[str, torch.Tensor],
+    source: Any,
+    rename: Callable[[str], str | None] = lambda k: k,
+) -> dict[str, torch.Tensor]:
+    """`state` carrying `source`'s `_metadata` (per-module versions), keys renamed.
+
+    `state_dict()` records each module's version there and some modules need it to
+    load (torchvision's MNASNet refuses a state dict without it).
+    """
+    meta = getattr(source, "_metadata", None)  # what `state_dict()` attaches
+    if not isinstance(meta, Mapping):
+        return state
+    out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    renamed = {}
+    for k, v in meta.items():
+        new = rename(str(k))
+        if new is not None:
+            renamed[new] = v
+    out._metadata = renamed  # type: ignore[attr-defined]
+    return out
+
+
+def _matches(keys: Mapping[str, Any] | list[str], own: Mapping[str, Any]) -> int:
+    return sum(1 for k in keys if k in own)
+
+
+def normalise_keys(
+    state: Mapping[str, torch.Tensor], own: Mapping[str, Any]
+) -> dict[str, torch.Tensor]:
+    """`state` with its keys renamed to the model's where the file's naming differs.
+
+    Strips wrapper prefixes shared by every key (`module.`, `model.`, `_orig_mod.`,
+    repeatedly: `module.model.`) when that makes more keys match, and adds the name of
+    a top-level submodule when the file holds only that submodule (a backbone saved as
+    `model.features.state_dict()` has keys `0.weight`, the model `features.0.weight`).
+    """
+    out = _keep_metadata(dict(state), state)
+    for _ in range(4):  # wrappers nest at most a few deep
+        for prefix in KEY_PREFIXES:
+            if (
+                out
+                and all(k.startswith(prefix) for k in out)
+                and not any(k.startswith(prefix) for k in own)
+            ):
+                stripped = {k[len(prefix) :]: v for k, v in out.items()}
+                if _matches(stripped, own) >= _matches(out, own):
+                    out = _keep_metadata(stripped, out, _strip_module(prefix))
+                    break
+        else:
+            break
+    if out and _matches(out, own) == 0:
+        tops = sorted({k.split(".", 1)[0] for k in own if "." in k})
+        fits = [t for t in tops if all(f"{t}.{k}" in own for k in out)]
+        if len(fits) == 1:
+            top = fits[0]
+            added = {f"{top}.{k}": v for k, v in out.items()}
+            out = _keep_metadata(added, out, lambda m: f"{top}.{m}" if m else top)
+    return out
+
+
+def _strip_module(prefix: str) -> Callable[[str], str | None]:
+    """Rename a metadata key (a module path) when `prefix` is stripped from every key."""
+    wrapper = prefix[:-1]
+
+    def rename(path: str) -> str | None:
+        if path == wrapper:
+            return ""
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+        return None  # the wrapper's parents: not part of the model
+
+    return rename
+
+
+def _harmless(key: str) -> bool:
+    # BatchNorm's step counter: absent from old checkpoints, never used in eval mode
+    return key.endswith("num_batches_tracked")
+
+
+def missing_head(own: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+    """The model's keys `state` lacks, when they are all the model's last ones (its head).
+
+    A backbone checkpoint covers the network from the input on and stops; what it lacks
+    comes after everything it has, in the model's own order. Returns [] when nothing is
+    missing; raises nothing: `check_state_dict` decides what is an error.
+    """
+    order = [k for k in own if not _harmless(k)]
+    present = [i for i, k in enumerate(order) if k in state]
+    if not present or present != list(range(len(present))):
+        return []  # nothing, or a gap before the last present key: not a backbone
+    return order[len(present) :]
+
+
+def summarise_keys(keys: list[str]) -> str:
+    """`classifier.*` (6 tensors): keys grouped by their top-level module, for one line."""
+    groups: dict[str, int] = {}
+    for k in keys:
+        top = k.split(".", 1)[0]
+        groups[top] = groups.get(top, 0) + 1
+    parts = [f"`{g}.*` ({n})" if n > 1 or "." in g else f"`{g}`" for g, n in groups.items()]
+    return ", ".join(parts[:_LIST_LIMIT]) + (
+        f" and {len(parts) - _LIST_LIMIT} more" if len(parts) > _LIST_LIMIT else ""
+    )
 
 
 def check_state_dict(
-    module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, model_name: str
-) -> None:
-    """Raise E212 listing every missing, unexpected and mis-shaped key, all at once."""
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    model_name: str,
+    allow_missing_head: bool = False,
+) -> list[str]:
+    """Raise E212 listing every missing, unexpected and mis-shaped key, all at once.
+
+    `state` is taken as it is (see `normalise_keys`). With `allow_missing_head`, keys
+    missing only at the end of the network (a backbone without its classifier) are
+    not an error: they are returned, so that the caller can say what was skipped and
+    refuse claims that need them. An empty file and a file without the network's first
+    layers (a head-only checkpoint) are always errors.
+    """
     own = module.state_dict()
-    # DataParallel / torch.compile prefixes are a common, harmless mismatch.
-    for prefix in ("module.", "_orig_mod."):
-        if (
-            state
-            and all(k.startswith(prefix) for k in state)
-            and not any(k.startswith(prefix) for k in own)
-        ):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and not _harmless(k)]
     unexpected = [k for k in state if k not in own]
     shapes = [
         f"`{k}` (file {list(state[k].shape)}, model {list(own[k].shape)})"
         for k in own
         if k in state and tuple(state[k].shape) != tuple(own[k].shape)
     ]
+    if not state:
+        raise _fail(
+            E_WEIGHTS_MISMATCH,
+            f"`{source}` holds no tensors at all, so it has no weights for `{model_name}`",
+            help=f"pass the weight file saved from `{model_name}` (its `state_dict()`)",
+        )
+    head = missing_head(own, state) if allow_missing_head and not (unexpected or shapes) else []
+    if head and len(head) == len(missing):
+        return head
     if not (missing or unexpected or shapes):
-        return
+        return []
     parts = []
     common = len(own) - len(missing)
     if unexpected and common < len(own) / 2:
         lead = f"`{source}` looks like the weights of another model, not `{model_name}`"
+    elif missing and not unexpected and not shapes and missing[0] == next(iter(own), None):
+        lead = (
+            f"`{source}` lacks the first layers of `{model_name}` (a head-only checkpoint?);"
+            " a file may leave out the last layers, never the first"
+        )
     else:
         lead = f"`{source}` does not fit `{model_name}`"
     if missing:
@@ -177,21 +331,44 @@ def check_state_dict(
 
 
 def load_state_dict_into(
-    module: nn.Module, path: str | Path, *, model_name: str, assign: bool = False
-) -> None:
-    """Read `path`, check it against `module`, and load it (strict).
+    module: nn.Module,
+    path: str | Path,
+    *,
+    model_name: str,
+    assign: bool = False,
+    allow_missing_head: bool = True,
+) -> frozenset[str]:
+    """Read `path`, normalise its keys, check it against `module`, and load it.
 
-    With `assign`, the file's tensors replace the module's (which may then live on
-    the meta device: constructing a big model there skips its random initialisation).
+    Returns the parameters the file did not have (a backbone checkpoint without the
+    classifier; see `check_state_dict`): they are zero if the module was built on the
+    meta device, and adapters refuse claims that need them (E217). With `assign`, the
+    file's tensors replace the module's (which may then live on the meta device:
+    constructing a big model there skips its random initialisation).
     """
     state = read_state_dict(path)
-    check_state_dict(module, state, source=str(path), model_name=model_name)
     own = module.state_dict()
-    for prefix in ("module.", "_orig_mod."):
-        if (
-            state
-            and all(k.startswith(prefix) for k in state)
-            and not any(k.startswith(prefix) for k in own)
-        ):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    module.load_state_dict(state, strict=True, assign=assign)
+    state = normalise_keys(state, own)
+    missing = check_state_dict(
+        module,
+        state,
+        source=str(path),
+        model_name=model_name,
+        allow_missing_head=allow_missing_head,
+    )
+    if missing or any(_harmless(k) and k not in state for k in own):
+        # what the file lacks: zeros, where the module has no real storage (meta) yet
+        state = _keep_metadata(dict(state), state)
+        for k in own:
+            if k not in state and own[k].is_meta:
+                state[k] = torch.zeros(own[k].shape, dtype=own[k].dtype)
+    # every key was checked above; the ones left out are the head and BN step counters
+    try:
+        module.load_state_dict(state, strict=False, assign=assign)
+    except (RuntimeError, ValueError, KeyError) as exc:  # a module's own loading hook
+        raise _fail(
+            E_WEIGHTS_MISMATCH,
+            f"`{path}` does not load into `{model_name}`: {_short(exc)}",
+            help=f"pass the weight file saved from `{model_name}` itself (its `state_dict()`)",
+        ) from None
+    return frozenset(missing)

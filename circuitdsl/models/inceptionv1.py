@@ -52,7 +52,9 @@ BRANCHES = ("1x1", "3x3", "5x5", "pool_reduce")  # concatenation order
 
 def preprocess(x: torch.Tensor) -> torch.Tensor:
     """Lucent's input transform for this model: images in [0, 1] to ``x * 255 - 117``."""
-    return x * 255 - 117
+    from circuitdsl.models.preprocess import LUCENT
+
+    return LUCENT(x)
 
 
 class _Cat(nn.Module):
@@ -194,7 +196,7 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
                 ]
             )
     module = InceptionV1()
-    load_state_dict_into(module, weights, model_name="inceptionv1")
+    missing = load_state_dict_into(module, weights, model_name="inceptionv1")
     return TracedAdapter(
         "inceptionv1",
         module.eval(),
@@ -203,5 +205,6 @@ def build(weights: str | Path | None = None, *, download: bool = False) -> Model
         aliases=layer_aliases(),
         # Lucid's names are the ones the Circuits articles use.
         preferred=frozenset(a for a in layer_aliases() if a.endswith("_pre_relu")),
-        preprocess=preprocess,
+        preprocess="lucent",
+        missing_parameters=missing,
     )

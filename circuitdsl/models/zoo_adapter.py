@@ -41,13 +41,11 @@ def build(name: str, weights: Path | None) -> ModelAdapter:
     )
 
 
-def register_zoo() -> None:
-    """Register every shipped model name with `load_model`."""
-    from circuitdsl.models.base import register_model
+def zoo_factories() -> dict[str, Callable[[Path | None], ModelAdapter]]:
+    """A `load_model` factory for every shipped model name (the registry registers them)."""
     from circuitdsl.zoo import ZOO
 
     def factory(zoo_name: str) -> Callable[[Path | None], ModelAdapter]:
         return lambda weights: build(zoo_name, weights)
 
-    for zoo_name in ZOO:
-        register_model(zoo_name, factory(zoo_name))
+    return {zoo_name: factory(zoo_name) for zoo_name in ZOO}

@@ -86,6 +86,8 @@ class Report:
     # the same choices as numbers: one dict per member (name, unit, score, selectivity,
     # response, value, bin, ...; `circuitdsl.measure.select.Selection.to_dicts`)
     selection_data: tuple[dict[str, Any], ...] = ()
+    # the input transform the model's images went through (`Preprocess.describe()`)
+    preprocess: str | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -107,7 +109,8 @@ class Report:
             {
                 "spec": self.spec,
                 "circuit": self.circuit,
-                "model": {"name": self.model, "weights": self.weights},
+                "model": {"name": self.model, "weights": self.weights}
+                | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
                 "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
                 "summary": self.summary,
             }
@@ -135,6 +138,7 @@ class Report:
             circuit=data.get("circuit", ""),
             selections=tuple(data.get("selected", ())),
             selection_data=tuple(dict(e) for e in data.get("selections", ())),
+            preprocess=data["model"].get("preprocess"),
         )
 
     @classmethod
@@ -182,8 +186,11 @@ class Report:
             )
         s = self.summary
         tail = f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors"
-        head = f"{self.spec}  (model {self.model}" + (
-            f", weights {self.weights})" if self.weights else ")"
+        head = (
+            f"{self.spec}  (model {self.model}"
+            + (f", weights {self.weights}" if self.weights else "")
+            + (f", preprocess {self.preprocess}" if self.preprocess else "")
+            + ")"
         )
         chosen = [f"selected: {t}" for t in self.selections]
         return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"

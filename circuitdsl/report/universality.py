@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from pathlib import PurePath
 
 from circuitdsl.report.model import ClaimResult, Report
 
@@ -63,6 +64,22 @@ def _member(result: ClaimResult | None, key: str) -> str:
     return "[" + ",".join(chans) + "]" if chans else ""
 
 
+def _columns(reports: Sequence[Report]) -> list[str]:
+    """Column titles: the model, and its weight file where one model appears with several.
+
+    Seeds and checkpoints of one architecture (`--model torchvision:vgg16=a.pth --model
+    torchvision:vgg16=b.pth`) share a table; the file tells their columns apart.
+    """
+    names = [r.model for r in reports]
+    out = []
+    for r in reports:
+        if names.count(r.model) > 1 and r.weights:
+            out.append(f"{r.model}={PurePath(r.weights).name}")
+        else:
+            out.append(r.model)
+    return out
+
+
 def universality_table(reports: Sequence[Report]) -> str:
     """A plain-text table, claims down and models across, plus a holds-everywhere count."""
     ids: list[str] = []
@@ -72,7 +89,7 @@ def universality_table(reports: Sequence[Report]) -> str:
         keyed = {_row_key(c.id, ranks): c for c in r.claims}
         by_model.append(keyed)
         ids.extend(k for k in keyed if k not in ids)
-    head = ["claim", *(r.model for r in reports)]
+    head = ["claim", *_columns(reports)]
     rows = [[cid, *(_cell(m.get(cid), _member(m.get(cid), cid)) for m in by_model)] for cid in ids]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))

@@ -48,6 +48,7 @@ from circuitdsl.language.diagnostics import (
     DiagnosticError,
 )
 from circuitdsl.language.ir import Feature
+from circuitdsl.models.base import ModelAdapter
 
 # Graph-node kinds whose output counts as a unit's "output" for the default source.
 SOURCE_KINDS = frozenset({"conv", "bn", "concat", "add"})
@@ -119,21 +120,14 @@ def _dominators(graph: Any, node: str) -> set[str]:
     return dom[node] - {node}
 
 
-def default_source(adapter: Any, layer: str) -> str:
+def default_source(adapter: ModelAdapter, layer: str) -> str:
     """The source layer `circ inputs` uses when none is given (see the module docstring).
 
     Raises E216 when no such layer exists (the unit is in the first conv layer).
     """
     adapter.layer(layer)
-    graph = getattr(adapter, "graph", None)
+    graph = adapter.graph
     layers = adapter.layers()
-    if graph is None or not hasattr(graph, "layer_node"):
-        # An adapter without a traced graph: the nearest earlier conv/concat layer.
-        names = [info.name for info in layers]
-        for info in reversed(layers[: names.index(layer)]):
-            if info.kind in ("conv", "concat", "add") and adapter.is_upstream(info.name, layer):
-                return str(info.name)
-        raise _no_source(adapter, layer)
     node = graph.layer_node[layer]
     own_head = _chain_head(graph, node)
     dominators = _dominators(graph, node)
@@ -153,25 +147,25 @@ def default_source(adapter: Any, layer: str) -> str:
     return _preferred_name(adapter, names)
 
 
-def _preferred_name(adapter: Any, names: list[str]) -> str:
+def _preferred_name(adapter: ModelAdapter, names: list[str]) -> str:
     """Of several names for one activation, the conv's own (`layer3.1.conv1`, not `.bn1`).
 
     A BatchNorm-folded conv is addressable under both module paths; specs name the
     conv. Otherwise the first name in network order (aliases come after).
     """
-    aliases = adapter.aliases() if hasattr(adapter, "aliases") else {}
+    aliases = adapter.aliases()
     names = [n for n in names if n not in aliases] or names  # `mixed4b`, not its alias `4b`
-    root = getattr(adapter, "module", None)
+    root = adapter.module
     for name in names:
         try:
-            if isinstance(root.get_submodule(name), torch.nn.Conv2d):  # type: ignore[union-attr]
+            if isinstance(root.get_submodule(name), torch.nn.Conv2d):
                 return name
-        except (AttributeError, TypeError):
+        except AttributeError:  # not a module path (an fx node name such as `add_1`)
             continue
     return names[0]
 
 
-def _no_source(adapter: Any, layer: str) -> DiagnosticError:
+def _no_source(adapter: ModelAdapter, layer: str) -> DiagnosticError:
     return DiagnosticError(
         [
             Diagnostic(
@@ -420,7 +414,7 @@ def render_kernels(items: Sequence[Input], per_row: int = 4) -> list[str]:
 
 
 def analyse(
-    adapter: Any,
+    adapter: ModelAdapter,
     layer: str,
     channel: int,
     *,
@@ -476,7 +470,7 @@ def analyse(
     inh = [i for i in nonzero if float(totals[i]) < 0]
     return InputsReport(
         model=str(adapter.name),
-        weights=getattr(adapter, "weights_path", None),
+        weights=adapter.weights_path,
         layer=layer,
         channel=channel,
         source=src,

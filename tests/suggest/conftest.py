@@ -30,6 +30,6 @@ def moved_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def planted_adapter(planted_weights: Path):  # type: ignore[no-untyped-def]
     """The adapter `circ` builds for the planted CNN."""
-    from circuitdsl.models.base import load_model
+    from circuitdsl.models.registry import load_model
 
     return load_model(FACTORY, planted_weights)

@@ -89,8 +89,11 @@ class CiteDecl:
 
 @dataclass(frozen=True, slots=True)
 class ModelDecl:
+    """`model NAME [preprocess P]`: the model, and optionally its input transform."""
+
     model: str
     span: Span
+    preprocess: Name | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,10 @@ import re
 from circuitdsl.language.syntax import ast
 
 WIDTH = 100
-# `model NAME` or `model NAME:NAME` (the grammar's NAME); anything else stays quoted
-_MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(:[A-Za-z_][A-Za-z0-9_]*)?")
+# `model NAME`, `model NAME:NAME`, `model vgg16-hed`, `model timm:resnet18.a1_in1k` (the
+# grammar's NAME/DOTTED parts joined by `:` or `-`); anything else stays quoted
+_PART = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*"
+_MODEL_NAME = re.compile(rf"{_PART}([:-]{_PART})*")
 INDENT = "  "
 
 _PRECEDENCE = {
@@ -179,7 +181,8 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         return [f"cite {quote(stmt.text)}"]
     if isinstance(stmt, ast.ModelDecl):
         simple = _MODEL_NAME.fullmatch(stmt.model) is not None
-        return [f"model {stmt.model if simple else quote(stmt.model)}"]
+        pre = f" preprocess {stmt.preprocess.text}" if stmt.preprocess is not None else ""
+        return [f"model {stmt.model if simple else quote(stmt.model)}{pre}"]
     if isinstance(stmt, ast.ImportDecl):
         if stmt.names is None:
             return [f"import {quote(stmt.path)}"]

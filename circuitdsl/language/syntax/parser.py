@@ -264,7 +264,9 @@ class _Builder:
         return ast.CiteDecl(_unquote(str(_without_keywords(ch)[0])), self._span(meta))
 
     def model_decl(self, meta: Meta, ch: list[Any]) -> ast.ModelDecl:
-        return ast.ModelDecl(ch[-1], self._span(meta))
+        ch = _without_keywords(ch)
+        pre = self._name(ch[1]) if len(ch) > 1 else None
+        return ast.ModelDecl(ch[0], self._span(meta), pre)
 
     def model_name(self, meta: Meta, ch: list[Any]) -> str:
         return "".join(str(c) for c in ch)
