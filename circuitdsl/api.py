@@ -16,7 +16,7 @@ front end starts fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
-from circuitdsl.language.compile import compile_circuit
+from circuitdsl.language.compile import MAX_INSTANCES, compile_circuit
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
 from circuitdsl.language.loader import Program, load_program, program_from_text
 from circuitdsl.language.resolve import resolve
@@ -32,6 +32,7 @@ from circuitdsl.language.syntax.parser import gc_paused
 
 if TYPE_CHECKING:
     from circuitdsl.report.model import Report
+    from circuitdsl.sweep import SweepTable
 
 
 @dataclass(frozen=True)
@@ -64,17 +65,70 @@ class Spec:
         *,
         weights: str | Path | None = None,
         preprocess: Any = None,
+        allow_factories: bool | Collection[str] = (),
     ) -> Report:
         """Bind to `model` and measure every claim.
 
         `model` is a name (default: the spec's `model` line), a loaded adapter, or an
         `nn.Module` object (`spec.check(my_net, preprocess="imagenet")`). `preprocess`
         (a preset name, a `circuitdsl.models.Preprocess` or a callable on images in
-        [0, 1]) replaces the model's own input transform and the spec's.
+        [0, 1]) replaces the model's own input transform and the spec's. A spec's own
+        `model "pkg.mod:fn"` line runs code, so it is refused (E220) unless
+        `allow_factories` is True or names it; `model=` is always used.
         """
         from circuitdsl.check.api import check_spec
 
-        return check_spec(self.circuit, model, weights, program=self.program, preprocess=preprocess)
+        return check_spec(
+            self.circuit,
+            model,
+            weights,
+            program=self.program,
+            preprocess=preprocess,
+            allow_factories=allow_factories,
+        )
+
+    def check_checkpoints(
+        self,
+        model: str | None,
+        checkpoints: str | Sequence[str | Path],
+        *,
+        workers: int | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+        allow_factories: bool | Collection[str] = (),
+    ) -> SweepTable:
+        """Every claim on every checkpoint of `model` (a glob, a list file or a list of
+        paths), on a local process pool (default) or Ray: the claims x checkpoints table
+        (`circuitdsl.sweep`). With `model=None` the spec's model is used; a factory
+        there needs `allow_factories` (E220)."""
+        from circuitdsl.sweep import check_checkpoints
+
+        return check_checkpoints(
+            self,
+            model,
+            checkpoints,
+            workers=workers,
+            executor=executor,
+            ray_address=ray_address,
+            allow_factories=allow_factories,
+        )
+
+    def check_models(
+        self,
+        models: Sequence[str | tuple[str, str | Path | None]],
+        *,
+        workers: int | None = None,
+        executor: str = "local",
+        ray_address: str | None = None,
+    ) -> list[Report]:
+        """One report per model (name, or ``(name, weights)``), checked in parallel, for
+        `circuitdsl.report.universality.universality_table`."""
+        from circuitdsl.sweep import check_models
+
+        reports, _ = check_models(
+            self, models, workers=workers, executor=executor, ray_address=ray_address
+        )
+        return reports
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the diagram; without Graphviz, it falls back to the text repr."""
@@ -111,19 +165,23 @@ def _front_end(path: str | Path) -> Iterator[None]:
         ) from None
 
 
-def compile_program(program: Program) -> Spec:
-    """resolve -> compile for an already-parsed program."""
+def compile_program(program: Program, *, max_instances: int = MAX_INSTANCES) -> Spec:
+    """resolve -> compile for an already-parsed program.
+
+    `max_instances` bounds how many combinations the `for` quantifiers may expand to
+    (E113 beyond it); it is the caller's setting, never the spec's.
+    """
     with _front_end(program.main.path):
-        return Spec(compile_circuit(resolve(program)), program)
+        return Spec(compile_circuit(resolve(program), max_instances=max_instances), program)
 
 
-def load(path: str | Path) -> Spec:
+def load(path: str | Path, *, max_instances: int = MAX_INSTANCES) -> Spec:
     """Read, parse, resolve and compile a .circ file (and the files it imports)."""
     with _front_end(path):
-        return compile_program(load_program(path))
+        return compile_program(load_program(path), max_instances=max_instances)
 
 
-def loads(text: str, path: str = "<string>") -> Spec:
+def loads(text: str, path: str = "<string>", *, max_instances: int = MAX_INSTANCES) -> Spec:
     """Like `load`, from text in memory."""
     with _front_end(path):
-        return compile_program(program_from_text(text, path))
+        return compile_program(program_from_text(text, path), max_instances=max_instances)

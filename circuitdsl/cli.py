@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,27 +32,46 @@ def _sources_of(paths: Sequence[str]) -> dict[str, str]:
     out = {}
     for p in paths:
         try:
-            out[p] = Path(p).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            if not Path(p).is_file():  # a FIFO read twice would block; a device never ends
+                continue
+            out[p] = Path(p).read_text(encoding="utf-8-sig")  # as the loader reads it
+        except (OSError, UnicodeDecodeError, ValueError):
             continue
     return out
 
 
 def _write(text: str | bytes, out: str | None) -> None:
     if out is None or out == "-":
-        sys.stdout.write(text if isinstance(text, str) else text.decode())
+        try:
+            sys.stdout.write(text if isinstance(text, str) else text.decode())
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_closed()
         return
+    from circuitdsl.language.atomic import write_atomic
+
+    write_atomic(out, text)  # all or nothing: a failed write leaves the old file (E301)
+
+
+def _stdout_closed() -> None:
+    """The reader went away (`circ check x.circ | head -1`): carry on quietly.
+
+    The rest of stdout goes to /dev/null, so the exit status is still the verdict's
+    and Python's final flush does not print a second BrokenPipeError.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, str):
-            path.write_text(text, encoding="utf-8")
-        else:
-            path.write_bytes(text)
-    except OSError as err:
-        raise DiagnosticError(
-            [Diagnostic(d.E_OUTPUT, f"cannot write `{out}`: {err.strerror}")]
-        ) from None
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (in-process tests)
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _not_an_input(out: str | None, *inputs: str | None) -> None:
+    from circuitdsl.language.atomic import refuse_overwrite
+
+    refuse_overwrite(out, inputs)
 
 
 # ---- subcommands ---------------------------------------------------------------------
@@ -60,7 +80,8 @@ def _write(text: str | bytes, out: str | None) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
 
-    spec = load(args.spec)
+    _not_an_input(args.output, args.spec)
+    spec = load(args.spec, max_instances=args.max_instances)
     out = args.output
     suffix = Path(out).suffix.lower() if out else ".json"
     if suffix == ".json":
@@ -105,7 +126,13 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         if formatted != text:
             changed.append(name)
             if not args.check:
-                Path(name).write_text(formatted, encoding="utf-8")
+                from circuitdsl.language.atomic import write_atomic
+
+                try:  # atomic: a failed write leaves the spec as it was
+                    write_atomic(name, formatted, make_parents=False)
+                except DiagnosticError as err:
+                    errors.extend(err.diagnostics)
+                    changed.pop()
     if errors:
         raise DiagnosticError(errors)
     verb = "would reformat" if args.check else "reformatted"
@@ -114,6 +141,11 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     if args.check and changed:
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _allowed_factories(args: argparse.Namespace) -> bool | tuple[str, ...]:
+    """What a spec's `model "pkg.mod:fn"` line may run: `--trust-spec` (any) or the list."""
+    return True if args.trust_spec else tuple(args.allow_factory or ())
 
 
 def _model_arg(args: argparse.Namespace) -> list[str | None]:
@@ -152,8 +184,16 @@ def _note(line: str) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
 
+    for out in (args.output, args.render):
+        _not_an_input(out, *args.specs, args.weights)
+    if args.render is not None:
+        _not_an_input(args.render, args.output)  # the report and the picture are both kept
     # Every spec compiles before torch is even imported: a typo costs well under a second.
-    specs = [load(p) for p in args.specs]
+    specs = [load(p, max_instances=args.max_instances) for p in args.specs]
+    if args.checkpoints is not None:
+        return _check_checkpoints(args, specs)
+    if len(_model_arg(args)) > 1 and (args.workers or args.executor or args.ray_address):
+        return _check_models(args, specs)
     from circuitdsl.check.api import check_spec
 
     device = _device(args.device)
@@ -174,6 +214,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     program=spec.program,
                     preprocess=args.preprocess,
                     note=_note,
+                    allow_factories=_allowed_factories(args),
                 )
             )
     if args.format == "json":
@@ -182,7 +223,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if len(reports) == 1:
             text = reports[0].to_json()
         else:
-            text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+            text = json.dumps([r.to_dict() for r in reports], indent=2, allow_nan=False) + "\n"
     elif args.format == "junit":
         if len(reports) == 1:
             text = reports[0].to_junit()
@@ -205,6 +246,115 @@ def cmd_check(args: argparse.Namespace) -> int:
             # The claims were checked; a missing Graphviz must not hide their verdict.
             print(render(err.diagnostics, {}), file=sys.stderr)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _executor(args: argparse.Namespace) -> str:
+    """`--executor`, with `--ray-address` implying Ray."""
+    if args.ray_address and args.executor not in (None, "ray"):
+        raise DiagnosticError([Diagnostic(d.E_USAGE, "--ray-address goes with --executor ray")])
+    return "ray" if args.ray_address else (args.executor or "local")
+
+
+def _sweep_progress(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        sys.stderr.write(f"\rchecked {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _check_checkpoints(args: argparse.Namespace, specs: Sequence[object]) -> int:
+    """`--checkpoints`: every claim on every checkpoint, one table (circuitdsl.sweep)."""
+    from circuitdsl.sweep import check_checkpoints
+
+    problems = []
+    if args.weights:
+        problems.append("--checkpoints and --weights: the checkpoints are the weights")
+    if args.model and len(args.model) > 1:
+        problems.append("--checkpoints takes one --model (the checkpoints' architecture)")
+    if args.model and "=" in args.model[0]:
+        problems.append("--checkpoints with --model M=FILE: the checkpoints are the weights")
+    if args.render and not args.render.lower().endswith(".html"):
+        problems.append("with --checkpoints, --render writes an .html report")
+    if problems:
+        raise DiagnosticError([Diagnostic(d.E_USAGE, p) for p in problems])
+    table = check_checkpoints(
+        list(specs),
+        args.model[0] if args.model else None,
+        args.checkpoints,
+        workers=args.workers,
+        executor=_executor(args),
+        ray_address=args.ray_address,
+        progress=_sweep_progress(args),
+        preprocess=args.preprocess,
+        allow_factories=_allowed_factories(args),
+    )
+    out = args.output
+    if out and out != "-":
+        table.write(out)
+        counts = {s: sum(r["status"] == s for r in table.rows) for s in ("pass", "fail", "error")}
+        print(
+            f"{len(table.checkpoints)} checkpoints, {len(table.rows)} rows "
+            f"({counts['pass']} pass, {counts['fail']} fail, {counts['error']} error) -> {out}",
+            file=sys.stderr,
+        )
+    else:
+        _write(table.to_json() if args.format == "json" else table.to_text(), None)
+    if args.plot:
+        from circuitdsl.render.training import plot_training
+
+        plot_training(table.rows, args.plot)
+    if args.render:
+        from circuitdsl.render.training import training_html
+
+        last = [r for r in table.reports() if r is not None]
+        circuit = specs[0].circuit  # type: ignore[attr-defined]
+        _write(training_html(circuit, table.rows, last[-1] if last else None), args.render)
+    return EXIT_OK if table.ok else EXIT_FAIL
+
+
+def _check_models(args: argparse.Namespace, specs: Sequence[object]) -> int:
+    """Several `--model`s with `--workers`/`--executor`: the universality table, each model
+    checked as a task of a sweep."""
+    from circuitdsl.report.universality import universality_table
+    from circuitdsl.sweep import check_models
+
+    if args.weights:
+        raise DiagnosticError(
+            [Diagnostic(d.E_USAGE, "--weights with several --model: one file fits one model")]
+        )
+    texts, ok = [], True
+    for spec in specs:
+        reports, _ = check_models(
+            spec,
+            [_model_and_weights(m, None) for m in args.model],  # type: ignore[misc]
+            workers=args.workers,
+            executor=_executor(args),
+            ray_address=args.ray_address,
+            progress=_sweep_progress(args),
+            preprocess=args.preprocess,
+        )
+        ok = ok and all(r.ok for r in reports)
+        if args.format == "json":
+            import json
+
+            texts.append(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+        else:
+            texts.append("\n".join(r.to_text() for r in reports))
+            texts.append("\n" + universality_table(reports))
+    _write("".join(texts), args.output)
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--workers needs a whole number >= 1, not `{text}`")
+    return int(text)
 
 
 def _device(name: str) -> str:
@@ -239,13 +389,21 @@ def cmd_render(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
     from circuitdsl.render.output import render as render_circuit
 
-    spec = load(args.spec)
+    _not_an_input(args.output, args.spec, args.weights)
+    spec = load(args.spec, max_instances=args.max_instances)
     report = None
     if args.model or args.weights:
         from circuitdsl.check.api import check_spec
 
         model, weights = _model_and_weights(args.model[0] if args.model else None, args.weights)
-        report = check_spec(spec.circuit, model, weights, preprocess=args.preprocess, note=_note)
+        report = check_spec(
+            spec.circuit,
+            model,
+            weights,
+            preprocess=args.preprocess,
+            note=_note,
+            allow_factories=_allowed_factories(args),
+        )
     render_circuit(spec.circuit, args.output, report=report)
     return EXIT_OK
 
@@ -269,6 +427,7 @@ def cmd_inputs(args: argparse.Namespace) -> int:
     from circuitdsl.models.registry import load_model
     from circuitdsl.tools.inputs import analyse, parse_unit
 
+    _not_an_input(args.output, args.weights)
     layer, channel = parse_unit(args.unit)
     adapter = load_model(*_named_model(args.model, args.weights))
     report = analyse(adapter, layer, channel, source=args.source, top=args.top)
@@ -281,6 +440,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     from circuitdsl.tools.inputs import parse_unit
     from circuitdsl.tools.suggest import command_line, suggest
 
+    _not_an_input(args.output, args.weights)
     layer, channel = parse_unit(args.unit)
     name, weights = _named_model(args.model, args.weights)
     adapter = load_model(name, weights)
@@ -327,6 +487,39 @@ def _top(text: str) -> int:
 # ---- the parser -----------------------------------------------------------------------
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or len(text) > 18 or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"needs a whole number >= 1, not `{text}`")
+    return int(text)
+
+
+def _spec_safety_options(p: argparse.ArgumentParser, *, factories: bool = True) -> None:
+    """The options that bound what a spec may make circ do (see docs/errors.md, E113/E217)."""
+    from circuitdsl.language.compile import MAX_INSTANCES
+
+    p.add_argument(
+        "--max-instances",
+        type=_count,
+        default=MAX_INSTANCES,
+        metavar="N",
+        help=f"refuse a spec whose `for` loops expand to more than N claims ({MAX_INSTANCES:,})",
+    )
+    if not factories:
+        return
+    p.add_argument(
+        "--allow-factory",
+        action="append",
+        metavar="PKG.MOD:FN",
+        help="let the spec's `model` line call this Python factory (repeatable); specs"
+        " cannot run code otherwise",
+    )
+    p.add_argument(
+        "--trust-spec",
+        action="store_true",
+        help="let the spec's `model` line call any Python factory it names",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="circ",
@@ -366,11 +559,39 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="where activation claims run the model (default cpu)",
     )
+    sweep = p.add_argument_group(
+        "sweeps", "one spec over many checkpoints or models, in parallel (circuitdsl.sweep)"
+    )
+    sweep.add_argument(
+        "--checkpoints",
+        metavar="GLOB|LISTFILE",
+        help="check every weight file matched (quote the glob) or listed (one a line); "
+        "-o FILE.csv|.parquet|.json writes the claims x checkpoints table",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="worker processes (default: the CPU count, capped by free memory)",
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=("local", "ray", "inline"),
+        help="local process pool (default), Ray tasks, or inline (this process, serially)",
+    )
+    sweep.add_argument("--ray-address", metavar="ADDR", help="a Ray cluster (implies ray)")
+    sweep.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="with --checkpoints: each claim's statistic against the step (matplotlib)",
+    )
+    _spec_safety_options(p)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="compile a spec to its model-independent graph")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("-o", "--output", metavar="OUT", help=".json (default, stdout), .graphml, .dot")
+    _spec_safety_options(p, factories=False)
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("render", help="draw the circuit (with a model: kernels and verdicts)")
@@ -381,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT", help=".dot, .svg, .png, .pdf or .html"
     )
+    _spec_safety_options(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("fmt", help="rewrite specs in the canonical layout")
@@ -433,6 +655,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `circ` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        _notes_as_lines()
+        return _main(argv)
+
+
+def _notes_as_lines() -> None:
+    """Print circuitdsl's notes (`WeightsNote`: weights converted to float32) as `note:`."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if category.__name__ == "WeightsNote":
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+def _main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["tune"]:  # its own argument parser, `--help` included
             return cmd_tune(argparse.Namespace(rest=argv[1:]))
@@ -446,7 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("circ: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # stdout closed outside `_write` (a `print`): end quietly
+        _stdout_closed()
         return EXIT_OK
     except Exception as err:  # a bug in circ, not the user's mistake
         if os.environ.get("CIRC_DEBUG"):

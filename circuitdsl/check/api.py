@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ def check_spec(
     program: Any = None,
     preprocess: Any = None,
     note: Callable[[str], None] | None = None,
+    allow_factories: bool | Collection[str] = (),
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
 
@@ -54,6 +55,10 @@ def check_spec(
     `program` (`circuitdsl.language.loader.Program`) the features declared by behaviour (`top K of
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
+
+    A spec cannot run code: a `model "pkg.mod:fn"` line is refused (E220) unless
+    `allow_factories` is True or lists that reference. A factory passed as `model_name`
+    is the caller's own choice and is always used.
     """
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
@@ -69,6 +74,10 @@ def check_spec(
                 )
             ]
         )
+    if model_name is None and isinstance(model, str):
+        from circuitdsl.models.module import guard_spec_factory
+
+        guard_spec_factory(model, allow_factories, circuit.path)
     adapter, bound = _adapter_of(model, weights, circuit)
     # The spec's word belongs to the spec's model: another model keeps its own.
     spec_word = circuit.preprocess if model_name is None or model_name == circuit.model else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
@@ -77,12 +77,20 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
     }[expr.op]()
 
 
+#: The most quantifier instances (combinations a `for` visits) one spec may expand to.
+#: A `for` over four 100-member families is 10^8 combinations: minutes of work and
+#: gigabytes of claims. Settable with `circ check --max-instances N` / `max_instances=`.
+MAX_INSTANCES = 1_000_000
+
+
 class _Compiler:
-    def __init__(self, resolved: Resolved) -> None:
+    def __init__(self, resolved: Resolved, max_instances: int = MAX_INSTANCES) -> None:
         self.r = resolved
         self.claims: list[ir.Claim] = []
         self.errors: list[Diagnostic] = []
         self.ids: dict[str, Span | None] = {}
+        self.max_instances = max_instances
+        self.instances = 0  # combinations visited so far, over every `for`
 
     # ---- references -------------------------------------------------------------------
     def node(self, ref: ast.Ref, env: Env) -> str:
@@ -187,11 +195,35 @@ class _Compiler:
             [self.r.features[m] for m in self.r.families[b.family.text].members]
             for b in stmt.bindings
         ]
+        size = math.prod(len(p) for p in pools)
+        if self.instances + size > self.max_instances:
+            self.too_many(stmt, size)
+        self.instances += size
         for combo in itertools.product(*pools):
             bound = dict(env)
             bound.update({b.var.text: m for b, m in zip(stmt.bindings, combo, strict=True)})
             if stmt.where is None or evaluate(stmt.where, bound):
                 yield bound
+
+    def too_many(self, stmt: ast.ForStmt, size: int) -> NoReturn:
+        """E113: the quantifiers would expand to more instances than allowed."""
+        pools = " x ".join(
+            f"{len(self.r.families[b.family.text].members)} ({b.family.text})"
+            for b in stmt.bindings
+        )
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_TOO_MANY,
+                    f"this `for` expands to {size:,} combinations ({pools}); "
+                    + (f"with the {self.instances:,} before it, " if self.instances else "")
+                    + f"that exceeds the limit of {self.max_instances:,} instances",
+                    stmt.span,
+                    help="narrow it with `where`, split the families, or raise the limit"
+                    " with `--max-instances N`",
+                )
+            ]
+        )
 
     def subject_envs(self, subject: ast.Ref, env: Env) -> Iterator[Env]:
         """A family as subject of an activation claim means each member, as `self`."""
@@ -263,14 +295,18 @@ class _Compiler:
             suffix = "" if body.polarity == "any" else f"_{body.polarity}"
             return "rank", {"k": k, "polarity": body.polarity}, f"top{k}{suffix}"
         if isinstance(body, ast.ShapeBody):
-            orientation = float(evaluate(body.orientation, env))
+            orientation = _finite(float(evaluate(body.orientation, env)), body.span)
             return (
                 "shape",
                 {"sign": body.sign, "shape": body.shape, "orientation": orientation},
                 f"{body.sign}_along_{body.shape}",
             )
         assert isinstance(body, ast.EquivarianceBody)
-        period = float(evaluate(body.period, env)) if body.period is not None else None
+        period = (
+            _finite(float(evaluate(body.period, env)), body.span)
+            if body.period is not None
+            else None
+        )
         return (
             "equivariance",
             {"transform": body.transform.text, "param": body.param.text, "period": period},
@@ -381,6 +417,15 @@ class _Compiler:
         return data
 
 
+def _finite(value: float, span: Span) -> float:
+    """E108 for arithmetic that overflowed (`o * 1e300`): the IR and its JSON hold no inf."""
+    if math.isfinite(value):
+        return value
+    raise DiagnosticError(
+        [Diagnostic(d.E_BAD_VALUE, f"this value is not a finite number ({value})", span)]
+    )
+
+
 def _region(region: ast.Region) -> dict[str, Any]:
     if region.name is not None:
         return {"name": region.name.text}
@@ -408,9 +453,12 @@ def _edit_slug(edit: dict[str, Any]) -> str:
     return f"{edit['kind']}_{part}{edit['edge'][0]}->{edit['edge'][1]}"
 
 
-def compile_circuit(resolved: Resolved) -> ir.Circuit:
-    """Expand and number every claim; raise `DiagnosticError` on duplicate claims."""
-    compiler = _Compiler(resolved)
+def compile_circuit(resolved: Resolved, *, max_instances: int = MAX_INSTANCES) -> ir.Circuit:
+    """Expand and number every claim; raise `DiagnosticError` on duplicate claims.
+
+    `max_instances` bounds the combinations the `for` quantifiers may visit (E113).
+    """
+    compiler = _Compiler(resolved, max_instances)
     for stmt in resolved.statements:
         compiler.statement(stmt, {}, None)
     if compiler.errors:

@@ -80,6 +80,7 @@ E_TYPE = _code("E109", "type-mismatch", "an expression combines values of incomp
 E_DUPLICATE_CHANNEL = _code("E110", "duplicate-channel", "a family lists a channel twice")
 E_NOT_A_FAMILY = _code("E111", "not-a-family", "a name used as a family is a single feature")
 E_SELF_CLAIM = _code("E112", "self-claim", "a claim connects a feature to itself")
+E_TOO_MANY = _code("E113", "too-many-instances", "quantifiers expand beyond the instance limit")
 # Models and binding (E2xx)
 E_UNKNOWN_MODEL = _code("E200", "unknown-model", "the model name is not known")
 E_UNKNOWN_LAYER = _code("E201", "unknown-layer", "the model has no layer of that name")
@@ -96,10 +97,15 @@ E_WEIGHTS_INCOMPLETE = _code(
     "E217", "weights-incomplete", "a claim needs a parameter the weight file does not have"
 )
 E_PREPROCESS = _code("E218", "preprocessing", "the preprocessing named is unknown or does not fit")
+E_SPEC_FACTORY = _code("E220", "spec-factory", "a spec names Python code that was not allowed")
+E_WEIGHTS_DTYPE = _code("E221", "weights-dtype", "the weight file holds non-float tensors")
+E_WEIGHTS_NONFINITE = _code("E222", "weights-nonfinite", "the weight file holds NaN or Inf")
 # Command line and output (E3xx)
 E_USAGE = _code("E300", "usage", "command-line arguments are wrong")
 E_OUTPUT = _code("E301", "output", "an output file cannot be written")
 E_GRAPHVIZ = _code("E302", "graphviz-missing", "Graphviz's `dot` program is not installed")
+E_NO_CHECKPOINTS = _code("E310", "no-checkpoints", "--checkpoints names no weight file")
+E_EXECUTOR = _code("E311", "executor", "a sweep's executor cannot start (no Ray, no cluster)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,26 +195,64 @@ def _use_colour(stream: object) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
 
 
+#: At most this many diagnostics are shown per file; the rest are counted.
+MAX_PER_FILE = 50
+#: A quoted source line longer than this is cut to a window around the caret.
+MAX_LINE = 200
+
+
+def _window(text: str, col: int, width: int, limit: int) -> tuple[str, int, int]:
+    """`text` cut to about `limit` characters around columns [col, col+width), with `…`.
+
+    Returns the shown text and the caret's column and width in it (1-based). A 136 KB
+    line quoted once per error is gigabytes of output for ten thousand errors.
+    """
+    if len(text) <= limit:
+        return text, col, width
+    width = max(1, min(width, limit // 2))
+    start = max(0, min(col - 1 - (limit - width) // 2, len(text) - limit))
+    shown = text[start : start + limit]
+    lead = "…" if start > 0 else ""
+    tail = "…" if start + limit < len(text) else ""
+    return lead + shown + tail, col - start + len(lead), width
+
+
 def render(
     diagnostics: Iterable[Diagnostic],
     sources: Mapping[str, str] | None = None,
     *,
     colour: bool | None = None,
+    max_per_file: int = MAX_PER_FILE,
+    max_line: int = MAX_LINE,
 ) -> str:
-    """Render diagnostics like a compiler: location, message, source line, caret, help."""
+    """Render diagnostics like a compiler: location, message, source line, caret, help.
+
+    Only the first `max_per_file` diagnostics of each file are shown, then how many more
+    there are; quoted source lines are cut to `max_line` characters around the caret.
+    """
     sources = sources or {}
     colour = _use_colour(sys.stderr) if colour is None else colour
+    split: dict[str, list[str]] = {}  # each file's lines, split once, not per diagnostic
 
     def paint(text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if colour else text
 
     blocks = []
+    shown: dict[str, int] = {}
+    hidden: dict[str, int] = {}
     for diag in diagnostics:
+        key = diag.span.file if diag.span else ""
+        if shown.get(key, 0) >= max_per_file:
+            hidden[key] = hidden.get(key, 0) + 1
+            continue
+        shown[key] = shown.get(key, 0) + 1
         where = f"{diag.span}: " if diag.span else ""
         head = f"{where}{paint(diag.severity + '[' + diag.code + ']', '1;31')}: {diag.message}"
         lines = [head]
         if diag.span and diag.span.file in sources:
-            source_lines = sources[diag.span.file].splitlines()
+            if diag.span.file not in split:
+                split[diag.span.file] = sources[diag.span.file].splitlines()
+            source_lines = split[diag.span.file]
             if 1 <= diag.span.line <= len(source_lines):
                 text = source_lines[diag.span.line - 1].expandtabs(1)
                 gutter = str(diag.span.line)
@@ -218,14 +262,21 @@ def render(
                     if diag.span.end_line == diag.span.line
                     else len(text) - diag.span.col + 1
                 )
+                text, col, width = _window(text, diag.span.col, width, max_line)
                 caret = "^" + "~" * max(0, width - 1)
                 lines += [
                     f"{pad} |",
                     f"{gutter} | {text}",
-                    f"{pad} | {' ' * (diag.span.col - 1)}{paint(caret, '1;31')}",
+                    f"{pad} | {' ' * (col - 1)}{paint(caret, '1;31')}",
                 ]
         lines += [f"  note: {note}" for note in diag.notes]
         if diag.help:
             lines.append(f"  {paint('help', '1;36')}: {diag.help}")
         blocks.append("\n".join(lines))
+    for key, count in hidden.items():
+        where = f"in `{key}`" if key else "without a location"
+        blocks.append(
+            f"... and {count} more diagnostic{'s' if count != 1 else ''} {where}"
+            f" (the first {max_per_file} are shown)"
+        )
     return "\n\n".join(blocks)

@@ -6,6 +6,9 @@ and parsed once, however often it is imported.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,25 +36,60 @@ class Program:
         return self.modules[self.targets[id(decl)]]
 
 
-def read_text(path: Path, display: str, at: Span | None = None) -> str:
-    """A file's text, or a diagnostic saying why it cannot be read."""
+#: The largest spec file read (a sanity bound: the largest shipped spec is a few KB).
+MAX_SPEC_BYTES = 64 << 20
+
+
+def read_text(
+    path: Path, display: str, at: Span | None = None, *, regular_only: bool = True
+) -> str:
+    """A file's text, or a diagnostic saying why it cannot be read.
+
+    Only regular files are read: `import "/dev/zero"` would read until memory runs
+    out and a FIFO would block forever. The spec named on the command line may be a
+    pipe (`regular_only=False`, `circ check <(gen)`); its read is still bounded by
+    `MAX_SPEC_BYTES`. A UTF-8 byte-order mark at the start is dropped (editors on
+    Windows write one).
+    """
+
+    def fail(message: str, help: str | None = None) -> DiagnosticError:
+        return DiagnosticError([Diagnostic(d.E_FILE, message, at, help=help)])
+
+    if "\x00" in str(path):
+        raise fail(
+            f"cannot read `{_printable(display)}`: the path contains a NUL byte",
+            help="remove the NUL character from the path",
+        )
     try:
-        data = path.read_bytes()
+        info = path.stat()  # follows links: a loop raises ELOOP / RuntimeError
     except FileNotFoundError:
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    d.E_FILE,
-                    f"cannot find `{display}`",
-                    at,
-                    help="check the path; imports are relative to the importing file",
-                )
-            ]
+        raise fail(
+            f"cannot find `{display}`",
+            help="check the path; imports are relative to the importing file",
         ) from None
-    except OSError as err:
-        raise DiagnosticError(
-            [Diagnostic(d.E_FILE, f"cannot read `{display}`: {err.strerror}", at)]
-        ) from None
+    except (OSError, RuntimeError, ValueError) as err:
+        raise fail(f"cannot read `{display}`: {_reason(err)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise fail(f"cannot read `{display}`: it is a directory", help="name a .circ file")
+    if regular_only and not stat.S_ISREG(info.st_mode):
+        raise fail(
+            f"cannot read `{display}`: it is not a regular file (a device, FIFO or socket)",
+            help="specs and imports must be ordinary .circ files",
+        )
+    if info.st_size > MAX_SPEC_BYTES:
+        raise fail(
+            f"cannot read `{display}`: it is {info.st_size:,} bytes, more than the"
+            f" {MAX_SPEC_BYTES:,} a spec may have"
+        )
+    try:
+        with path.open("rb") as fh:  # bounded even if the file grows meanwhile
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise fail(f"cannot read `{display}`: {_reason(err)}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise fail(f"cannot read `{display}`: it is larger than {MAX_SPEC_BYTES:,} bytes")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -70,12 +108,26 @@ def read_text(path: Path, display: str, at: Span | None = None) -> str:
         ) from None
 
 
+def _reason(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno == errno.ELOOP:
+        return "the path is a loop of symbolic links"
+    if isinstance(err, RuntimeError) and "loop" in str(err).lower():
+        return "the path is a loop of symbolic links"
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    return str(err)
+
+
+def _printable(text: str) -> str:
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
 def load_program(path: str | Path) -> Program:
     """Read and parse `path` and, transitively, every file it imports."""
     root = Path(path)
-    main = parse(read_text(root, str(path)), str(path))
+    main = parse(read_text(root, str(path), regular_only=False), str(path))
     program = Program(main, {str(path): main})
-    _follow_imports(program, main, root, chain=[str(root.resolve())])
+    _follow_imports(program, main, root, chain=[_key(root)])
     return program
 
 
@@ -92,7 +144,9 @@ def _follow_imports(program: Program, spec: ast.Spec, path: Path, chain: list[st
         if not isinstance(stmt, ast.ImportDecl):
             continue
         target = path.parent / stmt.path
-        key = str(target.resolve())
+        if "\x00" in stmt.path:
+            read_text(target, stmt.path, stmt.span)  # raises the NUL-byte diagnostic
+        key = _key(target)
         display = _display(target)
         program.targets[id(stmt)] = display
         if key in chain:
@@ -114,11 +168,20 @@ def _follow_imports(program: Program, spec: ast.Spec, path: Path, chain: list[st
         _follow_imports(program, module, target, [*chain, key])
 
 
+def _key(path: Path) -> str:
+    """The file's identity for cycle detection; a path that cannot resolve (a link loop,
+    an odd name) keys by its absolute spelling and fails in `read_text` with a diagnostic."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return os.path.abspath(path)
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return _printable(os.path.normpath(str(path)))
 
 
 def _short(key: str) -> str:

@@ -199,7 +199,7 @@ class _Resolver:
     def selector(self, sel: ast.Selector, what: str) -> None:
         """Check a `top K of LAYER by S [over P]` declaration (chosen later, on a model)."""
         k = sel.count.value
-        if not isinstance(k, float) or k != int(k) or k < 1:
+        if not isinstance(k, float) or not math.isfinite(k) or k != int(k) or k < 1:
             self.error(
                 d.E_BAD_VALUE, f"`top {sel.count.raw}` needs a whole number >= 1", sel.count.span
             )

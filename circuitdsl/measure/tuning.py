@@ -525,8 +525,13 @@ def plot_tuning(result: TuningResult, path: Path, top: int | None = None, cols: 
                   fill=(220, 30, 30))  # fmt: skip
         label = f"{c}: {float(result.preferred[c]):.0f}° s={float(result.selectivity[c]):.2f}"
         draw.text((ox + 3, oy + 1), label, fill="black")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    import io
+
+    from circuitdsl.language.atomic import write_atomic
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_atomic(path, buf.getvalue())  # a failed write keeps an older plot whole
     return path
 
 
@@ -576,7 +581,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.measur
     if args.plot:
         print(f"wrote {plot_tuning(result, args.plot, args.top)}", file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        from circuitdsl.language.atomic import write_atomic
+
+        write_atomic(args.json, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
     if args.classify:
         print()
         print(calls_markdown(classify_channels(model, args.layer, size=entry.input_size[-1])))

@@ -8,6 +8,14 @@ or a `DiagnosticError` that says what is wrong and what to do -- never a traceba
 * A missing file is E210, an unreadable or truncated one E211, and a state dict that
   does not fit the model E212, listing missing, unexpected and mis-shaped keys by
   name in one paragraph, the way `load_state_dict` does.
+* "Would run code" (E213) is said only of a pickle that names a real Python object
+  outside torch's allow-list; a damaged file whose bytes merely decode to nonsense
+  (a truncated name, an unknown opcode) is E211.
+* Floating weights of another precision (float16, bfloat16, float64) are converted to
+  float32 with a note (a `WeightsNote` warning); integer or bool tensors where the model
+  has floating parameters are E221; NaN or Inf values are E222, naming the tensors.
+* BatchNorm's `num_batches_tracked` counters may be absent (torchvision's published
+  files lack them; torch's own strict loading accepts that).
 * Checkpoints as saved load too: nested under `state_dict`/`model`/`module`
   (`unwrap_checkpoint`), keys prefixed `module.`/`model.` or saved from a submodule
   (`normalise_keys`), and backbones without their head (`missing_head`): the missing
@@ -16,8 +24,11 @@ or a `DiagnosticError` that says what is wrong and what to do -- never a traceba
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
-import zipfile
+import re
+import sys
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,14 +39,21 @@ from torch import nn
 
 from circuitdsl.language.diagnostics import (
     E_WEIGHTS_CORRUPT,
+    E_WEIGHTS_DTYPE,
     E_WEIGHTS_MISMATCH,
     E_WEIGHTS_MISSING,
+    E_WEIGHTS_NONFINITE,
     E_WEIGHTS_UNSAFE,
     Diagnostic,
     DiagnosticError,
 )
 
 _LIST_LIMIT = 12
+
+
+class WeightsNote(UserWarning):
+    """Something about a weight file the user should know, though it loaded (a dtype
+    conversion). The CLI prints these as `note:` lines."""
 
 
 def _fail(code: str, message: str, help: str | None = None) -> DiagnosticError:
@@ -61,6 +79,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise _fail(E_WEIGHTS_MISSING, f"weight file `{p}` is not a file")
     with p.open("rb") as fh:
         head = fh.read(8)
+    return _checked(_read_any(p, head), p)
+
+
+def _read_any(p: Path, head: bytes) -> dict[str, torch.Tensor]:
     if p.suffix == ".safetensors" or (len(head) == 8 and not head.startswith((b"PK", b"\x80"))):
         return _read_safetensors(p)
     try:
@@ -74,6 +96,34 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return _read_safetensors(p)
         except DiagnosticError:
             raise err from None
+
+
+def _checked(state: dict[str, torch.Tensor], p: Path) -> dict[str, torch.Tensor]:
+    """Floating tensors as float32 (with a note), and none holding NaN or Inf (E222)."""
+    converted: dict[str, list[str]] = {}
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        if v.is_floating_point() and v.dtype != torch.float32:
+            converted.setdefault(str(v.dtype).removeprefix("torch."), []).append(k)
+            v = v.float()
+        out[k] = v
+    bad = [k for k, v in out.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:
+        raise _fail(
+            E_WEIGHTS_NONFINITE,
+            f"weight file `{p}` holds NaN or infinite values in {len(bad)} tensor(s):"
+            f" {_names(bad)}",
+            help="the training run diverged or the file is damaged; claims measured on"
+            " these weights would mean nothing. Use a checkpoint from before the divergence",
+        )
+    if converted:
+        kinds = ", ".join(f"{len(keys)} {dtype}" for dtype, keys in sorted(converted.items()))
+        warnings.warn(
+            f"weight file `{p}`: converted {kinds} tensor(s) to float32 for measuring",
+            WeightsNote,
+            stacklevel=3,
+        )
+    return _keep_metadata(out, state)  # module versions some modules need to load
 
 
 def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
@@ -96,24 +146,81 @@ def _short(exc: BaseException) -> str:
 
 def _read_torch(p: Path) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A damaged file can look like an odd pickle protocol; torch warns, then fails.
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses any global outside its allow-list before calling it.
-        raise _fail(
-            E_WEIGHTS_UNSAFE,
-            f"weight file `{p}` contains Python objects that would run code when loaded;"
-            " it was not loaded",
-            help="only plain tensors are accepted: save the weights with"
-            " `torch.save(model.state_dict(), path)` or as safetensors. Detail: " + _short(exc),
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _fail(
-            E_WEIGHTS_CORRUPT,
-            f"weight file `{p}` cannot be read: it is truncated or not a PyTorch/safetensors"
-            f" file ({_short(exc)})",
-            help="download or save the file again",
-        ) from None
+        # weights_only refuses any global outside its allow-list before calling it, but
+        # it also refuses bytes that are no valid pickle at all: tell the two apart.
+        name = _refused_global(exc)
+        if name is not None and _names_real_code(name):
+            raise _fail(
+                E_WEIGHTS_UNSAFE,
+                f"weight file `{p}` contains Python objects that would run code when loaded"
+                f" (`{name}`); it was not loaded",
+                help="only plain tensors are accepted: save the weights with"
+                " `torch.save(model.state_dict(), path)` or as safetensors",
+            ) from None
+        raise _damaged(p, exc) from None
+    except Exception as exc:  # a damaged pickle fails in many ways
+        # (RuntimeError, EOFError, BadZipFile, KeyError, IndexError, struct.error, ...)
+        raise _damaged(p, exc) from None
     return _as_state_dict(obj, p)
+
+
+def _damaged(p: Path, exc: BaseException) -> DiagnosticError:
+    return _fail(
+        E_WEIGHTS_CORRUPT,
+        f"weight file `{p}` cannot be read: it is truncated, damaged or not a"
+        f" PyTorch/safetensors file ({_detail(exc)})",
+        help="download or save the file again",
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch's message is a page of advice about weights_only; keep the error itself.
+        found: list[str] = re.findall(r"WeightsUnpickler error: (.*)", str(exc))
+        if found:
+            return found[-1].strip()[:200]
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        for ln in lines:
+            if ln.startswith("Unsupported operand"):
+                return ln[:200]
+    return f"{type(exc).__name__}: {_short(exc)}"
+
+
+_GLOBAL = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+?)(?: |$)")
+
+
+def _refused_global(exc: BaseException) -> str | None:
+    """The `module.name` torch's weights_only unpickler refused, if it refused a global."""
+    found = _GLOBAL.findall(str(exc))
+    return found[-1] if found else None
+
+
+def _names_real_code(name: str) -> bool:
+    """Whether `module.attr` could be a real object (not bytes damaged into a name).
+
+    Looked up without importing anything: a module already imported must have the
+    attribute; otherwise its top-level package must at least be installed. A name cut
+    short by truncation (`torch.`, `collections.OrderedDic`) is damage, not code.
+    """
+    module, _, attr = name.rpartition(".")
+    if (
+        not module
+        or not attr
+        or not all(part.isidentifier() for part in [*module.split("."), attr])
+    ):
+        return False
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return hasattr(loaded, attr)
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 #: Where training checkpoints keep the weights: Lightning `state_dict`, many
@@ -300,6 +407,22 @@ def check_state_dict(
     if head and len(head) == len(missing):
         return head
     if not (missing or unexpected or shapes):
+        integral = [
+            f"`{k}` ({str(state[k].dtype).removeprefix('torch.')})"
+            for k in own
+            if k in state and own[k].is_floating_point() and not state[k].is_floating_point()
+        ]
+        if integral:
+            shown = ", ".join(integral[:_LIST_LIMIT])
+            more = len(integral) - _LIST_LIMIT
+            raise _fail(
+                E_WEIGHTS_DTYPE,
+                f"`{source}` holds {len(integral)} non-floating tensor(s) where"
+                f" `{model_name}` has floating weights: {shown}"
+                + (f" and {more} more" if more > 0 else ""),
+                help="integer or bool weights are quantised or not weights at all; save the"
+                " float state dict (`model.float().state_dict()`)",
+            )
         return []
     parts = []
     common = len(own) - len(missing)
@@ -362,6 +485,9 @@ def load_state_dict_into(
         for k in own:
             if k not in state and own[k].is_meta:
                 state[k] = torch.zeros(own[k].shape, dtype=own[k].dtype)
+    for key, tensor in own.items():
+        if key in state and state[key].dtype != tensor.dtype:
+            state[key] = state[key].to(tensor.dtype)  # an int64 counter saved as float, etc.
     # every key was checked above; the ones left out are the head and BN step counters
     try:
         module.load_state_dict(state, strict=False, assign=assign)

@@ -20,6 +20,7 @@ Input: RGB in lucent's range, i.e. ``x * 255 - 117`` for an image x in [0, 1]
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,7 +162,14 @@ def download_weights(dest: str | Path) -> Path:
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    urllib.request.urlretrieve(WEIGHTS_URL, dest)
+    # Into a temporary file, renamed when complete: an interrupted download must not
+    # leave a truncated file in the cache, where the next run would find it.
+    partial = dest.with_name(f".{dest.name}.part")
+    try:
+        urllib.request.urlretrieve(WEIGHTS_URL, partial)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
     return dest
 
 

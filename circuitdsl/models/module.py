@@ -20,7 +20,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import ModuleType
 
@@ -29,6 +29,7 @@ from torch import nn
 
 from circuitdsl.language.diagnostics import (
     E_MODEL_FACTORY,
+    E_SPEC_FACTORY,
     E_WEIGHTS_MISSING,
     Diagnostic,
     DiagnosticError,
@@ -36,6 +37,41 @@ from circuitdsl.language.diagnostics import (
 from circuitdsl.models.base import ModelAdapter, TracedAdapter
 from circuitdsl.models.checkpoint import load_state_dict_into
 from circuitdsl.models.preprocess import Preprocess
+
+# `zoo:NAME` models are looked up in a library's registry by name: no code of the spec's runs.
+NAMED_ZOOS = ("torchvision:", "timm:")
+
+
+def is_factory_reference(name: str) -> bool:
+    """Whether model `name` is a Python factory (`package.module:function`), i.e. code."""
+    return ":" in name and not name.startswith(NAMED_ZOOS)
+
+
+def guard_spec_factory(name: str, allow: bool | Collection[str], spec_path: str | None) -> None:
+    """Refuse (E220) a factory named by a spec's `model` line unless the user allowed it.
+
+    Checking a spec must be as safe as loading a weight file: `model "os:abort"` would
+    otherwise import and call any function the spec names. Factories given by the user
+    (`--model`, `check_spec(circuit, "pkg.mod:fn")`) are not spec-named and never come
+    here. `allow` is True (`--trust-spec`) or the references allowed by `--allow-factory`.
+    """
+    if not is_factory_reference(name) or allow is True:
+        return
+    if not isinstance(allow, bool) and name in set(allow):
+        return
+    where = f"`{spec_path}`" if spec_path else "the spec"
+    raise DiagnosticError(
+        [
+            Diagnostic(
+                E_SPEC_FACTORY,
+                f"{where} names the Python factory `{name}` as its model; a spec cannot run"
+                " code unless you allow it, so it was not imported or called",
+                help=f"if you trust this code, pass `--allow-factory {name}` (Python:"
+                f" `allow_factories=[{name!r}]`) or `--trust-spec`; or give the model"
+                f" yourself with `--model {name}`",
+            )
+        ]
+    )
 
 
 def _fail(message: str, help: str | None = None) -> DiagnosticError:
@@ -90,7 +126,7 @@ def import_factory(spec: str, base_dir: str | Path | None = None) -> object:
     base = Path(base_dir) if base_dir is not None else None
     try:
         mod = _import(mod_name, base)
-    except Exception as exc:  # an import can fail in any way the imported code likes
+    except (Exception, SystemExit) as exc:  # an import can fail in any way it likes
         where = f" (looked in {base} first)" if base is not None else ""
         raise _fail(
             f"cannot import module `{mod_name}` for model `{spec}`{where}:"
@@ -126,7 +162,7 @@ def build(
     elif callable(factory):
         try:
             module = factory()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # `sys:exit` must not end circ with 0
             raise _fail(
                 f"calling the model factory `{spec}` failed: {type(exc).__name__}: {exc}",
                 help="the factory must take no arguments and return an `nn.Module`",

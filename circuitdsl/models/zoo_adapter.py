@@ -27,7 +27,16 @@ def build(name: str, weights: Path | None) -> ModelAdapter:
 
     entry = get_zoo_entry(name)
     try:
-        module = load_zoo_model(name, weights)
+        if weights is not None and Path(weights).suffix != ".safetensors":
+            # A user's own file (`.pth`, `.pt`): the one checked reader of weight files,
+            # pickle-free, with the same diagnostics as any other model's weights.
+            from circuitdsl.models.checkpoint import load_state_dict_into
+
+            module = entry.factory()
+            load_state_dict_into(module, weights, model_name=name, allow_missing_head=False)
+            module = module.eval()
+        else:
+            module = load_zoo_model(name, weights)
     except FileNotFoundError as exc:
         raise DiagnosticError([Diagnostic(E_WEIGHTS_MISSING, str(exc))]) from None
     except ValueError as exc:

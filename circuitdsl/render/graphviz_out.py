@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from circuitdsl.language.atomic import write_atomic
 from circuitdsl.language.diagnostics import (
     E_GRAPHVIZ,
     E_OUTPUT,
@@ -80,15 +81,6 @@ def run_dot(dot_text: str, fmt: str) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise DiagnosticError(
-            [
-                Diagnostic(
-                    E_OUTPUT,
-                    f"cannot write {path}: {exc.strerror or exc}",
-                    help="check that the folder exists and is writable",
-                )
-            ]
-        ) from exc
+    # Atomic: a failed write (full disk) leaves an existing diagram as it was (E301).
+    # A missing folder is an error here, as it always was for rendered files.
+    write_atomic(path, data, make_parents=False)

@@ -238,7 +238,7 @@ class Input:
 
 
 def _num(x: float | None) -> float | None:
-    if x is None or math.isnan(x):
+    if x is None or not math.isfinite(x):  # JSON has no NaN or Infinity
         return None
     return round(float(x), 6)
 
@@ -326,7 +326,7 @@ class InputsReport:
 
     def to_json(self) -> str:
         """Indented JSON with each list of numbers (a kernel row) on one line."""
-        text = json.dumps(self.to_dict(), indent=2)
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False)
         return _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
     def to_text(self) -> str:

@@ -159,6 +159,9 @@ def render(
         "# Strength = L2 norm of the expanded kernel; rank = among every channel of the",
         "# source layer; kernel row 0 = the input row above the unit. Name the features!",
     ]
+    if ":" in model and not model.startswith("torchvision:"):
+        # A spec's factory is code and is refused without an opt-in (E220).
+        lines.append(f"# The model is Python code: check with `--allow-factory {model}`.")
     lines += [f"# {n}" for n in notes]
     lines += [f'circuit {name} "{description}"', _model_line(model), ""]
     for fname, ref, comment in features:

@@ -3,15 +3,23 @@
 Runs on one CPU thread with deterministic algorithms, so a given (name, seed, steps) always
 produces the same weights on the same torch build. Writes ``NAME_seedS.safetensors`` and a
 JSON metadata file beside it (task, accuracy, seed, time, torch version, command).
+
+With ``--checkpoint-every N`` it also saves the weights before the first step and after every
+N-th (and the last) into ``OUT/NAME_seedS/step_XXXXXX.safetensors`` (XXXXXX = optimiser steps
+taken), each written atomically, for `circ check --checkpoints` (docs/training.md). Saving
+draws no random numbers, so the final weights are the same with or without checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,8 +91,51 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return correct / len(images)
 
 
-def train(name: str, seed: int, steps: int | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Train model ``name`` from ``seed``; returns the model and its metadata dict."""
+def checkpoint_filename(step: int) -> str:
+    """File name of the checkpoint after ``step`` optimiser steps: ``step_000500.safetensors``."""
+    return f"step_{step:06d}.safetensors"
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file so that a reader never sees half of it.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and the file
+    is renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows): a sweep that
+    globs the folder while training runs, or a crash mid-write, never meets a torn file.
+    """
+    from safetensors.torch import save as save_bytes
+
+    data = save_bytes(tensors, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def train(
+    name: str,
+    seed: int,
+    steps: int | None = None,
+    *,
+    checkpoint_every: int | None = None,
+    checkpoint_dir: Path | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train model ``name`` from ``seed``; returns the model and its metadata dict.
+
+    With ``checkpoint_every`` N (and ``checkpoint_dir``), the weights before training and
+    after every N-th step and the last step are saved there as ``step_XXXXXX.safetensors``.
+    """
+    if checkpoint_every is not None and (checkpoint_every < 1 or checkpoint_dir is None):
+        raise SystemExit("--checkpoint-every needs a whole number >= 1 and an output folder")
     if name not in RECIPES:
         raise SystemExit(f"unknown model {name!r}; choose from {', '.join(RECIPES)}")
     recipe = RECIPES[name]
@@ -110,8 +161,20 @@ def train(name: str, seed: int, steps: int | None = None) -> tuple[nn.Module, di
         def next_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
             return curve_task_batch(recipe.batch_size, g)
 
+    def checkpoint(done: int) -> None:
+        if checkpoint_every is None or checkpoint_dir is None:
+            return
+        tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        atomic_save(
+            tensors,
+            checkpoint_dir / checkpoint_filename(done),
+            # One entry, as in `save`: several would be written in hash order.
+            {"model": f"{name} seed {seed} step {done}"},
+        )
+
     start = time.perf_counter()
     cpu_start = time.process_time()
+    checkpoint(0)
     model.train()
     for step in range(steps):
         x, y = next_batch(step)
@@ -122,6 +185,10 @@ def train(name: str, seed: int, steps: int | None = None) -> tuple[nn.Module, di
         sched.step()
         if (step + 1) % 250 == 0:
             print(f"step {step + 1}/{steps} loss {loss.item():.4f}", flush=True)
+        if checkpoint_every is not None and (
+            (step + 1) % checkpoint_every == 0 or step + 1 == steps
+        ):
+            checkpoint(step + 1)
     train_time = time.perf_counter() - start
     # CPU time is the honest cost on a shared machine, where wall time depends on the load.
     cpu_time = time.process_time() - cpu_start
@@ -187,14 +254,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of init and data order")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: recipe)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also save the weights at step 0, every N steps and the last step, to "
+        "OUT/NAME_seedS/step_XXXXXX.safetensors",
+    )
     args = parser.parse_args(argv)
-    model, meta = train(args.name, args.seed, args.steps)
+    ckpt_dir = args.out / f"{args.name}_seed{args.seed}" if args.checkpoint_every else None
+    model, meta = train(
+        args.name,
+        args.seed,
+        args.steps,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=ckpt_dir,
+    )
     path = save(model, meta, args.out)
     print(
         f"{args.name} seed {args.seed}: accuracy {meta['accuracy']:.4f} on "
         f"{meta['eval_images']} held-out images; training {meta['training_time_s']:.1f} s"
     )
     print(f"wrote {path}", file=sys.stderr)
+    if ckpt_dir is not None:
+        print(f"checkpoints in {ckpt_dir}", file=sys.stderr)
     return 0
 
 

@@ -23,7 +23,7 @@ LAYERS = [
     ("circuitdsl.report",),  # the Report the checker fills in, and its text/JSON/HTML forms
     ("circuitdsl.check",),
     ("circuitdsl.render",),
-    ("circuitdsl.api",),
+    ("circuitdsl.api", "circuitdsl.sweep"),  # a sweep runs api-level checks in workers
     ("circuitdsl.tools",),  # `suggest` checks its draft through the pipeline
     ("circuitdsl.cli", "circuitdsl.__main__", "circuitdsl"),
 ]

@@ -17,6 +17,9 @@ from circuitdsl.language.syntax.parser import parse
 from circuitdsl.models.bind import bind
 from circuitdsl.tools.suggest import candidate_claims, feature_name, suggest
 
+# A draft's model is a factory: a spec may call it only when allowed (E220).
+ALLOW = ("--allow-factory", FACTORY)
+
 
 def _draft(tmp_path: Path, weights: Path, *extra: str, name: str = "draft.circ") -> str:
     out = tmp_path / name
@@ -73,7 +76,12 @@ def test_draft_passes_circ_check(
     _draft(tmp_path, planted_weights)
     err = capsys.readouterr().err
     assert "drafted 7 features and" in err and "left out" in err
-    assert main(["check", str(tmp_path / "draft.circ"), "--weights", str(planted_weights)]) == 0
+    assert main(["check", str(tmp_path / "draft.circ"), "--weights", str(planted_weights)]) == 2
+    assert "E220" in capsys.readouterr().err  # not without the opt-in
+    assert (
+        main(["check", str(tmp_path / "draft.circ"), *ALLOW, "--weights", str(planted_weights)])
+        == 0
+    )
     assert "0 failed, 0 errors" in capsys.readouterr().out
 
 
@@ -92,9 +100,9 @@ def test_changing_the_planted_kernel_changes_the_draft(
         "among top 1 inputs",
     ]
     assert before.replace(str(planted_weights), "W") != moved.replace(str(moved_weights), "W")
-    assert main(["check", str(tmp_path / "b.circ"), "--weights", str(moved_weights)]) == 0
+    assert main(["check", str(tmp_path / "b.circ"), *ALLOW, "--weights", str(moved_weights)]) == 0
     # and the first draft no longer holds on the moved weights
-    assert main(["check", str(tmp_path / "a.circ"), "--weights", str(moved_weights)]) == 1
+    assert main(["check", str(tmp_path / "a.circ"), *ALLOW, "--weights", str(moved_weights)]) == 1
 
 
 def test_depth_2_adds_the_inputs_of_the_inputs(tmp_path: Path, planted_weights: Path) -> None:
@@ -111,7 +119,10 @@ def test_depth_2_adds_the_inputs_of_the_inputs(tmp_path: Path, planted_weights: 
     feats = re.findall(r"^feature (\w+)", text, re.M)
     assert len(feats) == len(set(feats))
     assert any(f.startswith("relu1_") for f in feats)
-    assert main(["check", str(tmp_path / "draft.circ"), "--weights", str(planted_weights)]) == 0
+    assert (
+        main(["check", str(tmp_path / "draft.circ"), *ALLOW, "--weights", str(planted_weights)])
+        == 0
+    )
     assert main(["fmt", "--check", str(tmp_path / "draft.circ")]) == 0
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from circuitdsl.language import diagnostics as d
+from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 from circuitdsl.language.syntax import ast
 
 WIDTH = 100
@@ -208,6 +210,19 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         where = f" where {expr_text(stmt.where)}" if stmt.where is not None else ""
         return [f"{sources} -> {ref_text(stmt.target)} : {items}{where}"]
     if isinstance(stmt, ast.CompareStmt):
+        if stmt.grouped:
+            # The AST keeps one member of `{a, b}`: printing it would silently drop the
+            # other and turn an invalid spec into a valid one. Refuse, as `check` does.
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_SYNTAX,
+                        "a comparison is between two single connections",
+                        stmt.span,
+                        help="write `a -> c stronger than b -> c`; fmt leaves the file as it is",
+                    )
+                ]
+            )
         (a, c), (b, e) = stmt.stronger, stmt.weaker
         return [
             f"{ref_text(a)} -> {ref_text(c)} stronger than {ref_text(b)} -> {ref_text(e)}"

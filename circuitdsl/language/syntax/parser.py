@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import gc
+import math
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -111,7 +112,11 @@ def gc_paused() -> Iterator[None]:
 
 
 def parse(source: str, path: str = "<string>") -> ast.Spec:
-    """Parse one file's text. Raises `DiagnosticError` on the first syntax error."""
+    """Parse one file's text. Raises `DiagnosticError` on the first syntax error.
+
+    A leading byte-order mark (U+FEFF, which some editors write) is not part of the spec.
+    """
+    source = source.removeprefix("\ufeff")
     if not source.strip():
         raise DiagnosticError(
             [
@@ -160,10 +165,32 @@ def _literal(path: str, token: Token, negative: bool = False) -> ast.Literal:
     sign = -1.0 if negative else 1.0
     if token.type == "ANGLE":
         number = text.removesuffix("deg").removesuffix("°")
-        return ast.Literal(sign * float(number), "angle", span, ("-" if negative else "") + text)
+        value = _finite(sign * float(number), text, span)
+        return ast.Literal(value, "angle", span, ("-" if negative else "") + text)
     if token.type == "NUMBER":
-        return ast.Literal(sign * float(text), "number", span, ("-" if negative else "") + text)
+        value = _finite(sign * float(text), text, span)
+        return ast.Literal(value, "number", span, ("-" if negative else "") + text)
     return ast.Literal(_unquote(text), "string", span, text)
+
+
+def _finite(value: float, text: str, span: Span) -> float:
+    """A number too large for a float (a 400-digit `top K`) is E108, not `inf`.
+
+    Left as `inf`, it crashes `int()` later or is written as `Infinity`, which is not JSON.
+    """
+    if math.isfinite(value):
+        return value
+    shown = text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text)} characters)"
+    raise DiagnosticError(
+        [
+            Diagnostic(
+                d.E_BAD_VALUE,
+                f"the number `{shown}` is too large",
+                span,
+                help="numbers in a spec must be below about 1.8e308",
+            )
+        ]
+    )
 
 
 def _unquote(text: str) -> str:
