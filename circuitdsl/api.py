@@ -135,9 +135,12 @@ class Spec:
         from circuitdsl.render.html import circuit_svg
 
         try:
-            return circuit_svg(self.circuit)
+            svg = circuit_svg(self.circuit)
         except DiagnosticError:
             return None
+        # Graphviz sizes the SVG in points; a diagram wider than the notebook's output
+        # area was clipped there. Let it shrink to fit, keeping its aspect (viewBox).
+        return svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
 
 
 @contextmanager

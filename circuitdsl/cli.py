@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, render
+
+if TYPE_CHECKING:
+    from circuitdsl.api import Spec
+    from circuitdsl.language.ir import Circuit
+    from circuitdsl.report.model import Report
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -181,6 +188,149 @@ def _note(line: str) -> None:
     print(f"note: {line}", file=sys.stderr)
 
 
+# `[tool.circ]` in the nearest pyproject.toml: project defaults for `circ check` and
+# `circ render`. The command line wins; `model` is used for specs without a `model` line.
+TOOL_KEYS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "model": (str, ()),
+    "weights": (str, ()),
+    "device": (str, ("cpu", "cuda")),
+    "format": (str, ("text", "json", "junit", "frame")),
+    "junit_family": (str, ("xunit2", "xunit1")),
+    "kernels": (bool, ()),
+}
+
+
+def tool_config(start: Path | None = None) -> tuple[dict[str, object], Path | None]:
+    """The `[tool.circ]` table of the nearest pyproject.toml at or above `start` (default:
+    the working directory), checked, and that file; `({}, None)` when there is none."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: tomli, where installed; no defaults otherwise
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+        except ModuleNotFoundError:
+            return {}, None
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        path = folder / "pyproject.toml"
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise DiagnosticError(
+                [Diagnostic(d.E_USAGE, f"cannot read `{path}` for [tool.circ]: {err}")]
+            ) from None
+        table = data.get("tool", {}).get("circ", {})
+        problems = []
+        for key, value in table.items():
+            if key not in TOOL_KEYS:
+                problems.append(
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"`{path}`: [tool.circ] has no setting `{key}`",
+                        help="settings: " + ", ".join(TOOL_KEYS),
+                    )
+                )
+                continue
+            kind, choices = TOOL_KEYS[key]
+            if not isinstance(value, kind) or (choices and value not in choices):
+                want = " | ".join(f'"{c}"' for c in choices) if choices else kind.__name__
+                problems.append(
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"`{path}`: [tool.circ] {key} = {value!r} is not {want}",
+                    )
+                )
+        if problems:
+            raise DiagnosticError(problems)
+        return dict(table), path
+    return {}, None
+
+
+def _apply_tool_defaults(args: argparse.Namespace) -> None:
+    """Fill what the command line left out from [tool.circ], then the built-in defaults."""
+    config, path = tool_config()
+    args.default_model = config.get("model")
+    if getattr(args, "weights", None) is None and "weights" in config and path is not None:
+        args.weights = str(path.parent / str(config["weights"]))  # relative to the file
+    builtin = {"device": "cpu", "junit_family": "xunit2", "kernels": False, "format": None}
+    for key, fallback in builtin.items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, config.get(key, fallback))
+
+
+def _models_for(args: argparse.Namespace, spec: Spec) -> list[str | None]:
+    """--model, else the spec's `model` line, else [tool.circ] model."""
+    models = _model_arg(args)
+    fallback = getattr(args, "default_model", None)
+    if models == [None] and not spec.circuit.model and fallback:
+        return [str(fallback)]
+    return models
+
+
+def _claim_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | None:
+    """`-k PATTERN`: a claim is kept when its id contains PATTERN, or, when PATTERN has
+    `*` or `?`, matches it as a glob (`[` and `]` stay literal: ids contain them)."""
+    if not patterns:
+        return None
+
+    regexes = []
+    for pat in patterns:
+        if "*" in pat or "?" in pat:
+            body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pat)
+            regexes.append(re.compile(body + r"\Z", re.S))
+        else:
+            regexes.append(re.compile(re.escape(pat)))
+    return lambda claim_id: any(
+        (r.match(claim_id) if r.pattern.endswith(r"\Z") else r.search(claim_id)) for r in regexes
+    )
+
+
+_PLACEHOLDER = re.compile(r"\{(spec|circuit|model)\}")
+_FORMAT_OF_SUFFIX = {".json": "json", ".xml": "junit", ".csv": "frame", ".parquet": "frame"}
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    """--format, or what the -o file's suffix says (.json, .xml, .csv, .parquet), or text."""
+    suffix = Path(args.output).suffix.lower() if args.output not in (None, "-") else ""
+    if args.format is None:
+        return _FORMAT_OF_SUFFIX.get(suffix, "text")
+    if args.format == "frame" and suffix not in (".csv", ".parquet"):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    "--format frame writes a .csv or .parquet file",
+                    help="add -o results.csv or -o results.parquet",
+                )
+            ]
+        )
+    return str(args.format)
+
+
+def _render_targets(args: argparse.Namespace, specs: Sequence[Spec]) -> list[str] | None:
+    """Where `--render` draws each run: OUT itself for one run; for several, OUT must
+    name each one (`{circuit}`, `{model}`, `{spec}` placeholders) -- checked before any
+    model is loaded."""
+    if not args.render:
+        return None
+    runs = [(spec, model) for spec in specs for model in _model_arg(args)]
+    if len(runs) == 1:
+        return [args.render]
+    if not _PLACEHOLDER.search(args.render):
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"--render `{args.render}` would draw {len(runs)} runs into one file",
+                    help="name each with placeholders, e.g. --render '{spec}-{model}.html'",
+                )
+            ]
+        )
+    return []  # filled per run, once the model names are known
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
 
@@ -194,58 +344,160 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _check_checkpoints(args, specs)
     if len(_model_arg(args)) > 1 and (args.workers or args.executor or args.ray_address):
         return _check_models(args, specs)
+    fmt = _output_format(args)
+    targets = _render_targets(args, specs)
     from circuitdsl.check.api import check_spec
 
     device = _device(args.device)
-    reports = []
-    for spec in specs:
-        for value in _model_arg(args):
-            model, weights = _model_and_weights(value, args.weights)
-            progress = (
-                _progress_printer() if args.format == "text" and sys.stderr.isatty() else None
-            )
-            reports.append(
-                check_spec(
-                    spec.circuit,
-                    model,
-                    weights,
-                    progress=progress,
-                    device=device,
-                    program=spec.program,
-                    preprocess=args.preprocess,
-                    note=_note,
-                    allow_factories=_allowed_factories(args),
-                )
-            )
-    if args.format == "json":
-        import json
+    only = _claim_filter(args.keyword)
+    if only is not None and not any(only(c.id) for s in specs for c in s.claims):
+        from circuitdsl.measure.select import has_selectors
 
-        if len(reports) == 1:
-            text = reports[0].to_json()
-        else:
-            text = json.dumps([r.to_dict() for r in reports], indent=2, allow_nan=False) + "\n"
-    elif args.format == "junit":
-        if len(reports) == 1:
-            text = reports[0].to_junit()
-        else:
-            body = "".join(r.to_junit().split("\n", 1)[1] for r in reports)
-            text = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n{body}</testsuites>\n'
+        # claims over families chosen by behaviour exist only once a model chose them
+        if not any(has_selectors(s.program) for s in specs):
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"-k {' -k '.join(args.keyword)} selects none of the specs' claims",
+                        help="a pattern matches a claim id by substring, or as a glob with * ?",
+                    )
+                ]
+            )
+    reports = []
+    runs = []
+    for spec in specs:
+        for value in _models_for(args, spec):
+            model, weights = _model_and_weights(value, args.weights)
+            progress = _progress_printer() if fmt == "text" and sys.stderr.isatty() else None
+            report = check_spec(
+                spec.circuit,
+                model,
+                weights,
+                progress=progress,
+                device=device,
+                program=spec.program,
+                only=only,
+                preprocess=args.preprocess,
+                note=_note,
+                allow_factories=_allowed_factories(args),
+            )
+            reports.append(report)
+            runs.append(spec)
+            if args.exitfirst and not report.ok:
+                break  # -x: no further runs after the first with a failing claim
+        if args.exitfirst and reports and not reports[-1].ok:
+            break
+    if only is not None and not any(r.claims for r in reports):
+        # (specs with behaviour selectors: their claims exist only once chosen)
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"-k {' -k '.join(args.keyword)} selects none of the specs' claims",
+                    help="a pattern matches a claim id by substring, or as a glob with * ?",
+                )
+            ]
+        )
+    if args.full_grid:
+        reports = [_with_full_grid(spec, r) for spec, r in zip(runs, reports, strict=True)]
+    verbosity = (args.verbose or 0) - (args.quiet or 0)
+    text: str | bytes
+    if fmt == "json":
+        from circuitdsl.report.model import to_json
+
+        text = to_json(reports, with_kernels=args.kernels)
+    elif fmt == "junit":
+        from circuitdsl.report.junit import to_junit
+
+        text = to_junit(reports, family=args.junit_family)
+    elif fmt == "frame":
+        from circuitdsl.report.frames import write_frame
+
+        text = write_frame(reports, args.output)
     else:
-        text = "\n".join(r.to_text() for r in reports)
-        if len(_model_arg(args)) > 1:
+        from circuitdsl.report.text import format_reports, wants_colour
+
+        extra = ""
+        if len(_model_arg(args)) > 1 and len(reports) > 1:
             from circuitdsl.report.universality import universality_table
 
-            text += "\n" + universality_table(reports)
+            extra = universality_table(reports)
+        to_terminal = args.output in (None, "-")
+        colour = to_terminal and wants_colour(sys.stdout)
+        width = None
+        if colour:
+            import shutil
+
+            width = shutil.get_terminal_size().columns
+        text = format_reports(
+            reports,
+            verbosity=verbosity,
+            colour=colour,
+            width=width,
+            stop_at_first_failure=args.exitfirst,
+            extra=extra,
+        )
     _write(text, args.output)
-    if args.render:
+    if fmt != "text" and args.output not in (None, "-") and verbosity >= 0:
+        s = {k: sum(r.summary[k] for r in reports) for k in ("pass", "fail", "error")}
+        print(
+            f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors; "
+            f"{fmt} report written to {args.output}",
+            file=sys.stderr,
+        )
+    failed_render = False
+    if targets is not None:
         from circuitdsl.render.output import render as render_circuit
 
-        try:
-            render_circuit(specs[0].circuit, args.render, report=reports[0])
-        except DiagnosticError as err:
-            # The claims were checked; a missing Graphviz must not hide their verdict.
-            print(render(err.diagnostics, {}), file=sys.stderr)
+        for i, (spec, report) in enumerate(zip(runs, reports, strict=True)):
+            out = (
+                _render_name(args.render, report, i)
+                if _PLACEHOLDER.search(args.render)
+                else (args.render)
+            )
+            try:
+                render_circuit(report_circuit(spec, report), out, report=report)
+            except DiagnosticError as err:
+                # The claims were checked; a failed drawing must not hide their verdict,
+                # and must not pass unnoticed either (exit 2).
+                print(render(err.diagnostics, {}), file=sys.stderr)
+                failed_render = True
+    if failed_render:
+        return EXIT_ERROR
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAIL
+
+
+def _render_name(template: str, report: Report, index: int) -> str:
+    """`{spec}-{model}.html` -> `curve_circuit-curvenet.html` (path-safe names)."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^\w.+-]+", "_", text).strip("_") or str(index)
+
+    values = {
+        "spec": safe(Path(report.spec).stem),
+        "circuit": safe(report.circuit),
+        "model": safe(report.model),
+    }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _with_full_grid(spec: Spec, report: Report) -> Report:
+    """`--full-grid`: the kernels of every member pair of the report's family grids, read
+    from the model the report was measured on."""
+    from circuitdsl.models.registry import load_model
+    from circuitdsl.render.grids import with_full_grids
+
+    adapter = load_model(report.model, report.weights)
+    return with_full_grids(report, report_circuit(spec, report), adapter)
+
+
+def report_circuit(spec: Spec, report: Report | None) -> Circuit:
+    """The circuit a report was measured on: with behaviour selectors, the spec compiled
+    with the report's chosen members (the spec alone has empty families)."""
+    from circuitdsl.render.rerender import circuit_for_report
+
+    return circuit_for_report(spec, report)
 
 
 def _executor(args: argparse.Namespace) -> str:
@@ -341,12 +593,13 @@ def _check_models(args: argparse.Namespace, specs: Sequence[object]) -> int:
         )
         ok = ok and all(r.ok for r in reports)
         if args.format == "json":
-            import json
+            from circuitdsl.report.model import to_json
 
-            texts.append(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+            texts.append(to_json(reports))  # one document, every run in `runs`
         else:
-            texts.append("\n".join(r.to_text() for r in reports))
-            texts.append("\n" + universality_table(reports))
+            from circuitdsl.report.text import format_reports
+
+            texts.append(format_reports(reports, extra=universality_table(reports)))
     _write("".join(texts), args.output)
     return EXIT_OK if ok else EXIT_FAIL
 
@@ -391,21 +644,87 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     _not_an_input(args.output, args.spec, args.weights)
     spec = load(args.spec, max_instances=args.max_instances)
-    report = None
-    if args.model or args.weights:
+    report: Report | None = None
+    if args.report:
+        if args.weights:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        "--report draws a check made before; --weights would measure again",
+                        help="give one of them",
+                    )
+                ]
+            )
+        report = _report_from_file(args.report, spec, args.model)
+    elif args.model or args.weights:
         from circuitdsl.check.api import check_spec
 
-        model, weights = _model_and_weights(args.model[0] if args.model else None, args.weights)
+        model, weights = _model_and_weights(_models_for(args, spec)[0], args.weights)
         report = check_spec(
             spec.circuit,
             model,
             weights,
+            program=spec.program,
             preprocess=args.preprocess,
             note=_note,
             allow_factories=_allowed_factories(args),
         )
-    render_circuit(spec.circuit, args.output, report=report)
+    if args.full_grid:
+        if report is None:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        "--full-grid draws weights: it needs --model, --weights or --report",
+                    )
+                ]
+            )
+        report = _with_full_grid(spec, report)
+    render_circuit(report_circuit(spec, report), args.output, report=report)
     return EXIT_OK
+
+
+def _report_from_file(path: str, spec: Spec, models: Sequence[str] | None) -> Report:
+    """The run of a saved JSON report to draw: the one for `spec` (and `--model`)."""
+    import json
+
+    from circuitdsl.report.model import reports_from_dict
+
+    try:
+        runs = reports_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as err:
+        raise DiagnosticError(
+            [Diagnostic(d.E_USAGE, f"cannot read the report `{path}`: {err.strerror}")]
+        ) from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"`{path}` is not a circuitdsl JSON report ({type(err).__name__}: {err})",
+                    help="write one with `circ check SPEC -o report.json`",
+                )
+            ]
+        ) from None
+    name = spec.circuit.name
+    fits = [r for r in runs if r.circuit == name] or runs
+    if models:
+        fits = [r for r in fits if r.model in models]
+    if len(fits) != 1:
+        have = ", ".join(f"{r.circuit} on {r.model}" for r in runs) or "none"
+        raise DiagnosticError(
+            [
+                Diagnostic(
+                    d.E_USAGE,
+                    f"`{path}` has {len(fits)} runs that fit `{name}`"
+                    + (f" on {', '.join(models)}" if models else "")
+                    + f" (it has: {have})",
+                    help="choose one with --model NAME",
+                )
+            ]
+        )
+    return fits[0]
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -538,8 +857,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="M",
         help="inceptionv1, vgg16-hed, torchvision:NAME, timm:NAME, a shipped model, or"
-        " package.module:factory (default: the spec's `model` line); M=FILE gives it its own"
-        " weights; repeat for a universality table",
+        " package.module:factory (default: the spec's `model` line, else [tool.circ] model in"
+        " pyproject.toml); M=FILE gives it its own weights; repeat for a universality table",
     )
     p.add_argument(
         "--weights", metavar="FILE", help="state dict (.pth, .pt, .safetensors) for --model"
@@ -550,13 +869,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="the input transform, replacing the model's own and the spec's (the report"
         " states the one used)",
     )
-    p.add_argument("--format", choices=("text", "json", "junit"), default="text")
-    p.add_argument("-o", "--output", metavar="FILE", help="write the report here")
-    p.add_argument("--render", metavar="OUT", help="also render the diagram (.svg, .html, ...)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "junit", "frame"),
+        default=None,
+        help="default: from -o's suffix (.json, .xml, .csv/.parquet = frame), else text",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report here (.json .xml .csv .parquet)"
+    )
+    p.add_argument(
+        "--render",
+        metavar="OUT",
+        help="also render the diagram (.svg, .html, ...); several runs: '{spec}-{model}.html'",
+    )
+    p.add_argument("-v", "--verbose", action="count", help="text: the evidence of every claim")
+    p.add_argument(
+        "-q", "--quiet", action="count", help="text: only what fails (-qq: the summary line)"
+    )
+    p.add_argument(
+        "-x",
+        "--exitfirst",
+        action="store_true",
+        help="stop after the first run with a failing claim; text lists up to that claim",
+    )
+    p.add_argument(
+        "-k",
+        dest="keyword",
+        action="append",
+        metavar="PATTERN",
+        help="measure only claims whose id contains PATTERN (or matches it, with * ?)",
+    )
+    p.add_argument(
+        "--kernels", action="store_true", default=None, help="json: include the weight kernels"
+    )
+    p.add_argument(
+        "--full-grid",
+        action="store_true",
+        help="draw every member pair of a family grid, not only the claimed ones",
+    )
+    p.add_argument(
+        "--junit-family",
+        choices=("xunit2", "xunit1"),
+        default=None,
+        help="junit: xunit2 (schema-valid, default) or xunit1 (file and line on each case)",
+    )
     p.add_argument(
         "--device",
         choices=("cpu", "cuda"),
-        default="cpu",
+        default=None,
         help="where activation claims run the model (default cpu)",
     )
     sweep = p.add_argument_group(
@@ -599,6 +960,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", metavar="M")
     p.add_argument("--weights", metavar="FILE")
     p.add_argument("--preprocess", choices=("imagenet", "caffe", "lucent", "none"))
+    p.add_argument(
+        "--full-grid",
+        action="store_true",
+        help="draw every member pair of a family grid, not only the claimed ones",
+    )
+    p.add_argument(
+        "--report",
+        metavar="JSON",
+        help="draw a saved check (`circ check -o report.json`) without measuring again",
+    )
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT", help=".dot, .svg, .png, .pdf or .html"
     )
@@ -678,6 +1049,8 @@ def _main(argv: list[str]) -> int:
         if argv[:1] == ["tune"]:  # its own argument parser, `--help` included
             return cmd_tune(argparse.Namespace(rest=argv[1:]))
         args = build_parser().parse_args(argv)
+        if args.command in ("check", "render"):
+            _apply_tool_defaults(args)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except DiagnosticError as err:

@@ -114,3 +114,15 @@ def test_runaway_nesting_is_a_diagnostic(
     assert main(["compile", str(deep)]) == 2
     err = capsys.readouterr().err
     assert "too deeply" in err and "Traceback" not in err
+
+
+def test_hints_point_the_right_way(capsys: pytest.CaptureFixture[str]) -> None:
+    """`resnet18` is torchvision's, not `curvenet`; a wrong --weights path is a typo to
+    fix, not a reason to retrain the shipped model."""
+    spec = str(ROOT / "specs" / "curvenet" / "curve_circuit.circ")
+    assert main(["check", spec, "--model", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean `torchvision:resnet18`?" in err
+    assert main(["check", spec, "--weights", "no/such/file.safetensors"]) == 2
+    err = capsys.readouterr().err
+    assert "check the path given to --weights" in err and "zoo.train" not in err

@@ -331,12 +331,39 @@ def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, f
     return stats, detail
 
 
-def _implied_change(change: str) -> tuple[Threshold, ...]:
+def _implied_change(change: str, size: Mapping[str, Any] | None = None) -> tuple[Threshold, ...]:
+    """The verdict a predicted change implies (docs/claims.md, `predict`)."""
+    if size is not None:
+        kind, v = str(size["kind"]), float(size["value"])
+        if kind == "by_at_least":
+            sign = 1.0 if change == "increases" else -1.0
+            return (Threshold("relative_change", ">=" if sign > 0 else "<=", sign * v),)
+        if kind == "to_above":
+            return (Threshold("ratio", ">", v),)
+        if kind == "to_below":
+            return (Threshold("ratio", "<", v),)
+        return (Threshold("abs_relative_change", "<=", v),)
     if change == "increases":
         return (Threshold("change", ">", 0.0),)
     if change == "decreases":
         return (Threshold("change", "<", 0.0),)
     return (Threshold("abs_effect", "<=", UNCHANGED_EFFECT),)
+
+
+def _relative(before: float, after: float) -> tuple[float, float]:
+    """(relative change, ratio): ``(after - before) / |before|`` and ``after / before``.
+
+    From `before` = 0 (a unit silent before the edit, after its ReLU) the relative change
+    is 0 when nothing changed and infinite (with the change's sign) otherwise: any echo
+    appearing from nothing is an increase "by at least 20%". The ratio is undefined (NaN:
+    a claim on it fails) when `before` <= 0, where "below half of it" has no clear meaning.
+    """
+    if not (math.isfinite(before) and math.isfinite(after)):
+        return float("nan"), float("nan")
+    if before == 0:
+        return (0.0 if after == 0 else math.copysign(math.inf, after)), float("nan")
+    rel = (after - before) / abs(before)
+    return rel, (after / before if before > 0 else float("nan"))
 
 
 def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]) -> float:
@@ -465,19 +492,34 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
         change = after - before
         scale = _effect_scale(str(act["test"]), act, s0)
         effect = change / scale
+        rel, ratio = _relative(before, after)
         measured = {
             "before": before,
             "after": after,
             "change": change,
+            "relative_change": rel,
+            "abs_relative_change": abs(rel),
+            "ratio": ratio,
             "effect": effect,
             "abs_effect": abs(effect),
         }
+        size = c.args.get("size")
+        predicted = str(c.args["change"])
+        if size is not None:
+            v = float(size["value"])
+            predicted += {
+                "by_at_least": f" by at least {100 * v:g}%",
+                "to_above": f" to above {v:g} of before",
+                "to_below": f" to below {v:g} of before",
+                "within": f" within {100 * v:g}%",
+            }[str(size["kind"])]
         detail = (
-            f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g},"
-            f" {effect:+.3g} in units of {fmt(scale)}), predicted {c.args['change']};"
+            f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g}, relative"
+            f" {rel:+.1%}, {effect:+.3g} in units of {fmt(scale)}), predicted {predicted};"
             f" edit: {'; '.join(edit_notes)}"
         )
-        outs.append(Outcome(measured, detail, implied=_implied_change(str(c.args["change"]))))
+        implied = _implied_change(predicted.split()[0], size)
+        outs.append(Outcome(measured, detail, implied=implied))
     return outs
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
+import hashlib
+import time
 import warnings
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -32,6 +35,7 @@ def check_spec(
     progress: Callable[[int, int], None] | None = None,
     device: str = "cpu",
     program: Any = None,
+    only: Callable[[str], bool] | None = None,
     preprocess: Any = None,
     note: Callable[[str], None] | None = None,
     allow_factories: bool | Collection[str] = (),
@@ -56,10 +60,15 @@ def check_spec(
     LAYER by S`) are chosen on the model first (`circuitdsl.measure.select`) and the spec is
     compiled again with them; the report lists the choices.
 
+    `only(claim_id)` keeps the claims to measure (`circ check -k`); the others are not
+    bound or measured. The report's `provenance` records what produced it (versions,
+    the weights file's sha256, device, date, seconds).
+
     A spec cannot run code: a `model "pkg.mod:fn"` line is refused (E220) unless
     `allow_factories` is True or lists that reference. A factory passed as `model_name`
     is the caller's own choice and is always used.
     """
+    started = time.perf_counter()
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
 
@@ -109,6 +118,11 @@ def check_spec(
             circuit = compile_circuit(resolve(concrete))
             selections = tuple(c.text() for c in chosen)
             bound = None  # the circuit changed: bind it afresh
+    if only is not None:
+        kept = tuple(c for c in circuit.claims if only(c.id))
+        if len(kept) != len(circuit.claims):
+            # a circuit bound already covers a superset of the kept claims' weights
+            circuit = dataclasses.replace(circuit, claims=kept)
     if bound is None:
         bound = bind(circuit, adapter)
     if chosen:
@@ -126,8 +140,37 @@ def check_spec(
         weights=wpath,
         selections=selections,
         selection_data=tuple(e for c in chosen for e in c.to_dicts()),
+        provenance=provenance(wpath, device, time.perf_counter() - started),
         preprocess=adapter.preprocess.describe(),
     )
+
+
+def provenance(weights: str | None, device: str, seconds: float) -> dict[str, Any]:
+    """What produced a report: package, python and torch versions, the weights file's
+    sha256 (None when there is no file), device, UTC date, seconds taken."""
+    import platform
+
+    import torch
+
+    from circuitdsl.version import __version__
+
+    digest = None
+    if weights is not None and Path(weights).is_file():
+        h = hashlib.sha256()
+        with open(weights, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    return {
+        "package": f"circuitdsl {__version__}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+        "weights_sha256": digest,
+        "device": device,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 3),
+    }
 
 
 def _adapter_of(

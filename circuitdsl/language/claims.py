@@ -122,7 +122,21 @@ RULES: dict[str, Rule] = {
             (_t("fraction", ">=", 1.0),),
             "the share of the parameter's bins that some member prefers",
         ),
-        Rule("predict", ("change",), (), "the measured change has the predicted direction"),
+        Rule(
+            "predict",
+            (
+                "change",
+                "before",
+                "after",
+                "effect",
+                "abs_effect",
+                "relative_change",
+                "abs_relative_change",
+                "ratio",
+            ),
+            (),
+            "the measured change has the predicted direction (and size, when stated)",
+        ),
     )
 }
 

@@ -19,7 +19,7 @@ from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, effective_threshol
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
 from circuitdsl.language.resolve import ClaimStatement, Resolved
 from circuitdsl.language.syntax import ast
-from circuitdsl.language.syntax.fmt import activation_text, body_text, edit_text
+from circuitdsl.language.syntax.fmt import activation_text, body_text, change_text, edit_text
 
 Env = dict[str, ir.Feature]  # loop variable -> the member it is bound to
 
@@ -361,7 +361,7 @@ class _Compiler:
             kind="prediction",
             text=(
                 f"predict {', '.join(edit_text(e) for e in stmt.edits)}: {subject} "
-                f"{activation_text(act)} {stmt.change}"
+                f"{activation_text(act)} {change_text(stmt.change, stmt.size)}"
             ),
             subjects=(subject,),
             args={
@@ -369,6 +369,7 @@ class _Compiler:
                 "edits": edits,
                 "activation": activation,
                 "change": stmt.change,
+                "size": _size(stmt.size),
             },
             thresholds=self.thresholds("predict", stmt.options),
             span=stmt.span,
@@ -415,6 +416,14 @@ class _Compiler:
         if edit.factor is not None:
             data["factor"] = float(edit.factor.value)
         return data
+
+
+def _size(size: ast.ChangeSize | None) -> dict[str, Any] | None:
+    """A change's size as data: percentages become fractions (`20%` -> 0.2)."""
+    if size is None:
+        return None
+    value = float(size.value.value)
+    return {"kind": size.kind, "value": value / 100 if size.value.unit == "%" else value}
 
 
 def _finite(value: float, span: Span) -> float:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -153,6 +154,45 @@ class DiagnosticError(CircuitDSLError):
         )
         super().__init__("\n".join(d.message for d in self.diagnostics))
 
+    def rendered(self, *, colour: bool = False) -> str:
+        """Every diagnostic as the CLI prints it: location, source line and caret, help
+        (the source lines are read from the files the spans name, where they exist)."""
+        return render(self.diagnostics, _read_sources(self.diagnostics), colour=colour)
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython / Jupyter show a raised error with this instead of a traceback, so a
+        notebook keeps the location, the source line and the hint."""
+        return self.rendered().splitlines()
+
+    def _repr_html_(self) -> str:
+        """The error as a value in Jupyter: the rendered diagnostics, help highlighted."""
+        import html
+
+        blocks = []
+        for diag in self.diagnostics:
+            text = html.escape(render([diag], _read_sources([diag]), colour=False))
+            text = text.replace("  help:", '  <b style="color:#0969da">help</b>:')
+            head = html.escape(f"{diag.severity}[{diag.code}]")
+            text = text.replace(head, f'<b style="color:#c00020">{head}</b>', 1)
+            blocks.append(text)
+        body = "\n\n".join(blocks)
+        return (
+            '<pre class="circuitdsl-diagnostics" style="white-space:pre-wrap;'
+            f'background:#fff5f5;padding:8px;border-left:3px solid #c00020">{body}</pre>'
+        )
+
+
+def _read_sources(diagnostics: Iterable[Diagnostic]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for diag in diagnostics:
+        name = diag.span.file if diag.span else None
+        if name and name not in out:
+            try:
+                out[name] = Path(name).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+    return out
+
 
 class Unmeasurable(CircuitDSLError):
     """A claim that cannot be measured on this model (reported as status `error`)."""
@@ -172,12 +212,17 @@ class BadArgument(CircuitDSLError, ValueError):
 
 
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3) -> str | None:
-    """A `help:` text suggesting the closest candidates to `word`, or None."""
+    """A `help:` text suggesting the closest candidates to `word`, or None.
+
+    A namespaced candidate (`torchvision:resnet18`) is also compared by its last part, so
+    `resnet18` suggests it rather than whatever unrelated name is spelt most alike."""
     pool = sorted(set(candidates))
     scored = []
     for candidate in pool:
-        matcher = difflib.SequenceMatcher(None, word.lower(), candidate.lower())
-        score = matcher.ratio()
+        score = max(
+            difflib.SequenceMatcher(None, word.lower(), form.lower()).ratio()
+            for form in {candidate, candidate.rsplit(":", 1)[-1]}
+        )
         if score >= 0.6:
             scored.append((score, candidate))
     if not scored:

@@ -516,9 +516,40 @@ class _Resolver:
             )
             self.check_options(word, stmt.options)
             if isinstance(stmt, ast.PredictStmt):
+                self.check_size(stmt)
                 for edit in stmt.edits:
                     for ref in (edit.target,) if edit.target else edit.edge or ():
                         self.ref(ref, scope, variables)
+
+    def check_size(self, stmt: ast.PredictStmt) -> None:
+        """A change's size must be one that some measurement could meet."""
+        size = stmt.size
+        if size is None:
+            return
+        v = float(size.value.value)
+        if size.kind == "by_at_least" and v <= 0:
+            self.error(
+                d.E_BAD_VALUE,
+                f"a change by at least {v:g}% is no change",
+                size.span,
+                help="give a percentage above 0, or drop the size",
+            )
+        elif size.kind == "within" and v < 0:
+            self.error(d.E_BAD_VALUE, "a tolerance cannot be negative", size.span)
+        elif size.kind == "to_below" and not 0 < v < 1:
+            self.error(
+                d.E_BAD_VALUE,
+                f"`decreases to below {v:g} of` is not a decrease",
+                size.span,
+                help="give a ratio between 0 and 1 (0.5: to less than half the value before)",
+            )
+        elif size.kind == "to_above" and v <= 1:
+            self.error(
+                d.E_BAD_VALUE,
+                f"`increases to above {v:g} of` is not an increase",
+                size.span,
+                help="give a ratio above 1 (2: to more than twice the value before)",
+            )
 
     def check_claim(
         self, stmt: ast.ClaimStmt, scope: _Scope, variables: dict[str, str | None]

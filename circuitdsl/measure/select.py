@@ -378,3 +378,61 @@ def materialise(
         raise DiagnosticError(errors)
     main = modules.get(program.main.path, program.main)
     return Program(main, modules, dict(program.targets)), selections
+
+
+def selections_from_data(entries: list[dict[str, Any]]) -> list[Selection]:
+    """`Selection`s back from a report's numbers (`Report.selection_data`: one entry per
+    member, `Selection.to_dicts`), grouped by name in report order. Enough to rewrite the
+    program (`apply_selections`); the per-member scores come back, the sweep does not."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        groups.setdefault(str(e["name"]), []).append(e)
+    out = []
+    for name, members in groups.items():
+        values = [m.get("value") for m in members]
+        out.append(
+            Selection(
+                name=name,
+                selector=str(members[0]["selector"]),
+                layer=str(members[0]["layer"]),
+                channels=tuple(int(m["channel"]) for m in members),
+                scores=tuple(
+                    float("nan") if m.get("score") is None else float(m["score"]) for m in members
+                ),
+                values=None if any(v is None for v in values) else tuple(float(v) for v in values),
+            )
+        )
+    return out
+
+
+def apply_selections(program: Program, selections: list[Selection]) -> Program:
+    """The program with each selector replaced by a choice made before (by name), without
+    a model: how a report's circuit is drawn again (`circ render --report`). A selector
+    with no choice among `selections` is a diagnostic (E300)."""
+    by_name = {s.name: s for s in selections}
+    missing: list[Diagnostic] = []
+    modules: dict[str, ast.Spec] = {}
+    for path, spec in program.modules.items():
+        statements: list[ast.Statement] = []
+        for stmt in spec.statements:
+            if not isinstance(stmt, (ast.FeatureDecl, ast.FamilyDecl)) or stmt.select is None:
+                statements.append(stmt)
+                continue
+            chosen = by_name.get(stmt.name.text)
+            if chosen is None:
+                missing.append(
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"the report does not say which channels `{stmt.name.text}` chose",
+                        stmt.select.span,
+                        help="check the spec again (`circ check SPEC -o report.json`)",
+                    )
+                )
+                statements.append(stmt)
+                continue
+            statements.append(_concrete(stmt, stmt.select, chosen))
+        modules[path] = dataclasses.replace(spec, statements=tuple(statements))
+    if missing:
+        raise DiagnosticError(missing)
+    main = modules.get(program.main.path, program.main)
+    return Program(main, modules, dict(program.targets))

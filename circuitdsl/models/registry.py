@@ -77,6 +77,19 @@ def known_models() -> list[str]:
     return [*sorted(MODEL_REGISTRY), "torchvision:NAME", "timm:NAME"]
 
 
+def _suggest(name: str) -> str | None:
+    """`did you mean ...?` for an unknown model: a torchvision architecture of that name
+    first (`resnet18` is `torchvision:resnet18`, not the similarly spelt `curvenet`)."""
+    try:
+        from circuitdsl.models.torchvision_models import available
+
+        if name in available():
+            return f"did you mean `torchvision:{name}`?"
+    except Exception:  # torchvision's listing failed: fall back to spelling
+        pass
+    return did_you_mean(name, known_models())
+
+
 def load_model(
     name: str,
     weights: str | Path | None = None,
@@ -116,7 +129,7 @@ def load_model(
                 Diagnostic(
                     E_UNKNOWN_MODEL,
                     f"unknown model `{name}`",
-                    help=(did_you_mean(name, known_models()) or "")
+                    help=(_suggest(name) or "")
                     + " known models: "
                     + ", ".join(f"`{m}`" for m in known_models())
                     + "; or give a factory as `package.module:function`",

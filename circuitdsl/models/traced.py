@@ -256,9 +256,15 @@ class TracedGraph:
         aliases: Mapping[str, str] | None = None,
         hidden: frozenset[str] = frozenset(),
         fold_bn: bool = True,
+        retrace: bool = True,
     ) -> None:
         self.module = module
-        self.gm = fx.symbolic_trace(module)
+        # `retrace=False` keeps a GraphModule's own graph, so its node names (which the
+        # edits of `circuitdsl.models.edits` preserve) stay what the adapter calls them.
+        if not retrace and isinstance(module, fx.GraphModule):
+            self.gm = module
+        else:
+            self.gm = fx.symbolic_trace(module)
         self.nodes: dict[str, NodeInfo] = {}
         self.order: list[str] = []
         modules = dict(module.named_modules())

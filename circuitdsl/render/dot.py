@@ -59,6 +59,9 @@ __all__ = ["RANKDIRS", "layer_order", "to_dot"]
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 FONT = "Helvetica"
+# The smallest text on a diagram (weight-grid headers and marks): 8pt is 10.7 CSS px at
+# the HTML report's 100% zoom, readable; 7pt was 9.3 px and less once scaled to a page.
+GRID_PT = 8
 # Members per row of a family box: wider boxes push the whole figure off a page.
 FAMILY_ROW = 12
 
@@ -355,6 +358,9 @@ class _DotWriter:
             for r in report.claims:
                 for key, kernel in r.kernels.items():
                     self.kernels.setdefault(key.replace(" ", ""), kernel)
+            # the full grid of a family pair (`--full-grid`): unclaimed pairs too
+            for key, kernel in getattr(report, "grid_kernels", {}).items():
+                self.kernels.setdefault(key.replace(" ", ""), kernel)
         self.features = {f.name: f for f in circuit.features}
         self.families = {f.name: f for f in circuit.families}
         # member name -> (family, index); only families the circuit declares are boxed.
@@ -826,20 +832,21 @@ class _DotWriter:
         col_w = max(
             26,
             kernel_px + 6,
-            math.ceil(head_chars * 4.4 + 6),  # 7pt header text
+            math.ceil(head_chars * GRID_PT * 0.63 + 6),  # header text at GRID_PT
             math.ceil((len(plain_caption) * 5.0 - 30) / len(dst_members)),
         )
         kernel_h = kernel_px + (12 if results else 0) + 6
         rows = [f'<TR><TD COLSPAN="{width}"><FONT POINT-SIZE="10">{caption}</FONT></TD></TR>']
         heads = "".join(
-            f'<TD WIDTH="{col_w}"><FONT POINT-SIZE="7">{header(b)}</FONT></TD>' for b in dst_members
+            f'<TD WIDTH="{col_w}"><FONT POINT-SIZE="{GRID_PT}">{header(b)}</FONT></TD>'
+            for b in dst_members
         )
-        rows.append(f'<TR><TD><FONT POINT-SIZE="7">from \\ to</FONT></TD>{heads}</TR>')
+        rows.append(f'<TR><TD><FONT POINT-SIZE="{GRID_PT}">from \\ to</FONT></TD>{heads}</TR>')
         for a in src_members:
             # Rows without any kernel stay low: a sparse grid should not be mostly air.
             row_h = kernel_h if any((a, b) in pair_kernels for b in dst_members) else 18
             size = f' WIDTH="{col_w}" HEIGHT="{row_h}" FIXEDSIZE="TRUE"'
-            cells = [f'<TD ALIGN="RIGHT"><FONT POINT-SIZE="7">{header(a)}</FONT></TD>']
+            cells = [f'<TD ALIGN="RIGHT"><FONT POINT-SIZE="{GRID_PT}">{header(a)}</FONT></TD>']
             for b in dst_members:
                 cells.append(
                     self._grid_cell(
@@ -881,9 +888,8 @@ class _DotWriter:
         sign = _edge_sign(claims)
         mark = ""
         if worst:
-            mark = (
-                f'<FONT POINT-SIZE="7" COLOR="{STATUS_COLOR[worst]}">{STATUS_GLYPH[worst]}</FONT>'
-            )
+            colour, glyph = STATUS_COLOR[worst], STATUS_GLYPH[worst]
+            mark = f'<FONT POINT-SIZE="{GRID_PT}" COLOR="{colour}">{glyph}</FONT>'
         tip = "; ".join(c.text for c in claims)
         tip_attr = f' TOOLTIP="{_h(tip)}"' if tip else ""
         if kernel:
@@ -897,7 +903,7 @@ class _DotWriter:
             thick = "2" if worst in ("fail", "error") else "1"
             return f'<TD BORDER="{thick}" COLOR="{border}"{size}{tip_attr}>{body}</TD>'
         if not claims:
-            return f'<TD{size}><FONT POINT-SIZE="7" COLOR="#cccccc">·</FONT></TD>'
+            return f'<TD{size}><FONT POINT-SIZE="{GRID_PT}" COLOR="#cccccc">·</FONT></TD>'
         # No kernel (no report yet): the claimed sign as a tinted cell.
         bg = {EXCITES: "#fbd0c0", INHIBITS: "#c6dbef"}.get(sign or "", "#eeeeee")
         glyph = {EXCITES: "+", INHIBITS: "−"}.get(sign or "", "•")

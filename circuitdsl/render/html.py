@@ -120,9 +120,14 @@ h2 { margin: 28px 0 8px; font-size: 19px; border-bottom: 1px solid #ddd; padding
 .desc { font-size: 16px; margin: 2px 0; }
 .cite { color: #57606a; font-size: 13px; margin: 2px 0; }
 .summary { margin: 10px 0; font-size: 14px; }
-.diagram { overflow: auto; border: 1px solid #e5e5e5; border-radius: 6px; padding: 8px;
-           background: #fff; }
-.diagram svg { max-width: 100%; height: auto; }
+.diagram { overflow: auto; max-height: 85vh; border: 1px solid #e5e5e5; border-radius: 6px;
+           padding: 8px; background: #fff; cursor: grab; }
+.diagram.panning { cursor: grabbing; user-select: none; }
+/* Graphviz's own size (100%): its smallest text, 8pt, is 10.7 px. A wide diagram scrolls
+   (or is dragged) instead of shrinking its labels to a few pixels; `fit` shrinks it. */
+.diagram svg { max-width: none; height: auto; }
+.zoom { font-size: 13px; margin: 4px 0; }
+.zoom button { font-size: 13px; min-width: 2.2em; }
 .notice { background: #fff8e5; border: 1px solid #e6c96b; padding: 8px 12px; border-radius: 6px; }
 .filters { font-size: 13px; margin: 4px 0 8px; }
 table.claims tr:target { outline: 2px solid #0969da; }
@@ -156,14 +161,54 @@ footer { margin-top: 32px; color: #8c959f; font-size: 12px; }
 _JS = """
 (function () {
   var box = document.getElementById("only-failing");
-  if (!box) { return; }
-  box.addEventListener("change", function () {
-    var rows = document.querySelectorAll("table.claims tr.claim");
-    for (var i = 0; i < rows.length; i++) {
-      var bad = rows[i].classList.contains("st-fail") || rows[i].classList.contains("st-error");
-      rows[i].style.display = (box.checked && !bad) ? "none" : "";
+  if (box) {
+    box.addEventListener("change", function () {
+      var rows = document.querySelectorAll("table.claims tr.claim");
+      for (var i = 0; i < rows.length; i++) {
+        var bad = rows[i].classList.contains("st-fail") || rows[i].classList.contains("st-error");
+        rows[i].style.display = (box.checked && !bad) ? "none" : "";
+      }
+    });
+  }
+  // Zoom and pan the diagram: buttons set the scale (1 = Graphviz's size), dragging
+  // scrolls the box.
+  var pane = document.querySelector(".diagram");
+  var svg = pane && pane.querySelector("svg");
+  if (svg) {
+    var w = svg.width.baseVal.value, h = svg.height.baseVal.value, zoom = 1;
+    var label = document.getElementById("zoom-level");
+    var set = function (z) {
+      zoom = Math.max(0.1, Math.min(4, z));
+      svg.style.width = (w * zoom) + "px";
+      svg.style.height = (h * zoom) + "px";
+      if (label) { label.textContent = Math.round(zoom * 100) + "%"; }
+    };
+    var buttons = document.querySelectorAll(".zoom button");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].addEventListener("click", function (ev) {
+        var how = ev.currentTarget.getAttribute("data-zoom");
+        if (how === "in") { set(zoom * 1.25); }
+        else if (how === "out") { set(zoom / 1.25); }
+        else if (how === "fit") { set((pane.clientWidth - 16) / w); }
+        else { set(1); }
+      });
     }
-  });
+    var drag = null;
+    pane.addEventListener("mousedown", function (ev) {
+      drag = [ev.clientX, ev.clientY, pane.scrollLeft, pane.scrollTop];
+      pane.classList.add("panning");
+    });
+    window.addEventListener("mouseup", function () {
+      drag = null;
+      pane.classList.remove("panning");
+    });
+    pane.addEventListener("mousemove", function (ev) {
+      if (!drag) { return; }
+      pane.scrollLeft = drag[2] - (ev.clientX - drag[0]);
+      pane.scrollTop = drag[3] - (ev.clientY - drag[1]);
+    });
+    set(1);
+  }
   document.body.setAttribute("data-ready", "1");
 })();
 """
@@ -182,6 +227,42 @@ def _worst(statuses: Sequence[str | None]) -> str:
         if s in statuses:
             return s
     return "none"
+
+
+# Source colours by token class (Pygments' names), inline so the page needs no stylesheet
+# beyond its own; GitHub-like.
+_TOKEN_COLOURS = (
+    ("Comment", "color:#6e7781;font-style:italic"),
+    ("Literal.String", "color:#0a3069"),
+    ("Literal.Number", "color:#0550ae"),
+    ("Keyword.Declaration", "color:#8250df;font-weight:600"),
+    ("Keyword", "color:#cf222e"),
+    ("Name.Function", "color:#6639ba"),
+    ("Name.Variable", "color:#953800"),
+    ("Operator", "color:#cf222e"),
+)
+
+
+def _highlighted_lines(source: str) -> list[str] | None:
+    """Each line of `source` as HTML with the `.circ` lexer's colours, or None without
+    Pygments (an optional extra: the page is then plain)."""
+    try:
+        from pygments import lex
+
+        from circuitdsl.render.lexer import CircLexer
+    except ImportError:
+        return None
+    lines: list[str] = [""]
+    for token, value in lex(source, CircLexer()):
+        name = str(token).removeprefix("Token.")
+        style = next((css for cls, css in _TOKEN_COLOURS if name.startswith(cls)), None)
+        for i, part in enumerate(value.split("\n")):
+            if i:
+                lines.append("")
+            if part:
+                lines[-1] += f'<span style="{style}">{_e(part)}</span>' if style else _e(part)
+    n = len(source.splitlines())
+    return (lines + [""] * n)[:n]
 
 
 def _source_block(
@@ -203,6 +284,7 @@ def _source_block(
         for line in sorted(lines):
             marks.setdefault(line, []).append((i, cid, status))
     out = []
+    painted = _highlighted_lines(source)
     for n, text in enumerate(source.splitlines(), start=1):
         here = marks.get(n, [])
         cls = "ln"
@@ -222,7 +304,7 @@ def _source_block(
             tail = f'<span class="marks">{"".join(links)}</span>'
         out.append(
             f'<span class="{cls}" id="L{n}"><a class="no" href="#L{n}">{n}</a>'
-            f"{_e(text)}{tail}</span>"
+            f"{painted[n - 1] if painted else _e(text)}{tail}</span>"
         )
     return '<pre class="source">' + "".join(out) + "</pre>", link_line
 
@@ -331,6 +413,22 @@ def to_html(
     head += [f'<p class="cite">{_e(c)}</p>' for c in circuit.citations]
     if report is not None:
         head.append(f'<p class="summary">{_summary_line(report)}</p>')
+        prov = report.provenance
+        if prov:
+            digest = prov.get("weights_sha256")
+            parts = [
+                str(prov.get("package", "")),
+                f"torch {prov['torch']}" if prov.get("torch") else "",
+                f"python {prov['python']}" if prov.get("python") else "",
+                f"device {prov['device']}" if prov.get("device") else "",
+                f"weights sha256 {str(digest)[:12]}…" if digest else "",
+                str(prov.get("date", "")),
+            ]
+            head.append(
+                '<p class="cite" title="provenance (the JSON report has it in full)">'
+                + _e(" · ".join(x for x in parts if x))
+                + "</p>"
+            )
     else:
         model = f" for model {_e(circuit.model)}" if circuit.model else ""
         head.append(f'<p class="summary">Not checked yet{model}: no verdicts.</p>')
@@ -352,6 +450,15 @@ def to_html(
     sections = [
         "<h2>Diagram</h2>",
         legend,
+        (
+            '<p class="zoom">Zoom: <button type="button" data-zoom="out">−</button> '
+            '<button type="button" data-zoom="1">100%</button> '
+            '<button type="button" data-zoom="in">+</button> '
+            '<button type="button" data-zoom="fit">fit width</button> '
+            '<span id="zoom-level">100%</span> · drag to pan</p>'
+            if "<svg" in diagram
+            else ""
+        ),
         f'<div class="diagram">{diagram}</div>',
         f"<h2>Claims ({len(rows)})</h2>",
         filters,

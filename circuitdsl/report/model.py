@@ -1,20 +1,30 @@
 """The result of checking a circuit: one verdict per claim, with the evidence.
 
-The checker produces a `Report`; the CLI prints it (text / JSON / JUnit), the
-renderer draws it. The JSON form is an interface other tools rely on (see
-README.md, "JSON report"); its keys are stable.
+The checker produces a `Report`; the CLI prints it (text, JSON, JUnit, a data frame),
+the renderer draws it. The JSON form is an interface other tools rely on: its shape is
+the JSON Schema shipped next to this module (`report.schema.json`, `SCHEMA_VERSION`),
+described in docs/reports.md. One document holds one or many runs (a run = one spec
+checked on one model): `runs` always lists them, and a document of one run also carries
+that run's keys (`spec`, `model`, `claims`, ...) at the top level.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
-STATUSES = ("pass", "fail", "error")
+from circuitdsl.report.evidence import HEADLINE, STATUSES, evidence_text
+
+__all__ = ["HEADLINE", "STATUSES", "ClaimResult", "Report", "evidence_text"]
+
+SCHEMA_VERSION = "2.0"
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +34,9 @@ class ClaimResult:
     `measured` maps statistic names to numbers; `expected` maps the same names to
     the threshold text (`">= 1"`). `kernels` maps `"source->target"` to the 2-D
     weight kernel (nested lists, row 0 = top) the claim was measured on, for
-    rendering; it is left out of the JSON report unless asked for.
+    rendering; it is left out of the JSON report unless asked for. `evidence` holds
+    structured data beyond single numbers (e.g. an edit's values before and after),
+    written to the JSON report as is.
     """
 
     id: str
@@ -37,18 +49,43 @@ class ClaimResult:
     kind: str = ""
     edges: tuple[tuple[str, str], ...] = ()
     kernels: dict[str, list[list[float]]] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def file(self) -> str:
+        """The spec file of `source`, without the line number."""
+        return _split_source(self.source)[0]
+
+    @property
+    def line(self) -> int | None:
+        """The line of `source`, or None when the claim has no position."""
+        return _split_source(self.source)[1]
+
+    def headline(self) -> tuple[str, float] | None:
+        """The claim's key number: the first statistic it has a threshold on (else the
+        first of `HEADLINE`, else the first measured), with its value."""
+        for stat in (*self.expected, *HEADLINE, *self.measured):
+            if stat in self.measured:
+                return stat, self.measured[stat]
+        return None
 
     def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
+        """The claim's JSON object (see report.schema.json, `claim`)."""
         data: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
+            "file": self.file,
+            "line": self.line,
             "text": self.text,
             "kind": self.kind,
             "status": self.status,
             "measured": {k: _finite(v) for k, v in self.measured.items()},
             "expected": self.expected,
             "detail": self.detail,
+            "edges": [list(e) for e in self.edges],
         }
+        if self.evidence:
+            data["evidence"] = _jsonable(self.evidence)
         if with_kernels:
             data["kernels"] = self.kernels
         return data
@@ -67,14 +104,26 @@ class ClaimResult:
             expected=dict(data["expected"]),
             detail=data.get("detail", ""),
             kind=data.get("kind", ""),
-            edges=tuple(tuple(e) for e in data.get("edges", ())),  # type: ignore[misc]
+            edges=tuple((str(e[0]), str(e[1])) for e in data.get("edges", ())),
             kernels=dict(data.get("kernels", {})),
+            evidence=dict(data.get("evidence", {})),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """Every claim's verdict for one spec checked against one model."""
+    """Every claim's verdict for one spec checked against one model (one run).
+
+    `selections` are the choices of features declared by behaviour as text;
+    `selection_data` holds the same choices as numbers, one entry per chosen member
+    (`name`, `selector`, `rank`, `unit`, `layer`, `channel`, `score`, `selectivity`,
+    `response`, `value`, `bin`). `aggregates` are verdicts over groups of claims (entries with
+    `source`, `text`, `status`, `passed`, `of`, `base_rate`, `p_value`: dicts, or
+    objects with `to_dict()`, or dataclasses). `provenance` says what produced the run
+    (package, python and torch versions, weights sha256, device, date, seconds).
+    `grid_kernels` holds the kernels of every member pair of the family grids
+    (`circuitdsl.render.grids`), for drawing the full grid.
+    """
 
     spec: str
     model: str
@@ -86,6 +135,11 @@ class Report:
     # the same choices as numbers: one dict per member (name, unit, score, selectivity,
     # response, value, bin, ...; `circuitdsl.measure.select.Selection.to_dicts`)
     selection_data: tuple[dict[str, Any], ...] = ()
+    aggregates: tuple[Any, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict)
+    # `"source->target"` -> kernel for every member pair of the family grids drawn, claimed
+    # or not (`--full-grid`); written to JSON only with the kernels
+    grid_kernels: dict[str, list[list[float]]] = field(default_factory=dict)
     # the input transform the model's images went through (`Preprocess.describe()`)
     preprocess: str | None = None
 
@@ -104,40 +158,57 @@ class Report:
                 return c
         raise KeyError(claim_id)
 
-    def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
-        return self._selection_dict(
-            {
-                "spec": self.spec,
-                "circuit": self.circuit,
-                "model": {"name": self.model, "weights": self.weights}
-                | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
-                "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
-                "summary": self.summary,
-            }
-            | ({"selected": list(self.selections)} if self.selections else {})
-        )
+    def aggregate_dicts(self) -> list[dict[str, Any]]:
+        """The aggregates as plain JSON objects."""
+        return [_aggregate_dict(a) for a in self.aggregates]
 
-    def _selection_dict(self, out: dict[str, Any]) -> dict[str, Any]:
-        """`out` with the selections as numbers (`"selections"`), when there are any."""
-        if self.selection_data:
-            out["selections"] = [_finite_entry(e) for e in self.selection_data]
-        return out
+    def to_run_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
+        """This run as one entry of a document's `runs`."""
+        run = {
+            "spec": self.spec,
+            "circuit": self.circuit,
+            "model": {"name": self.model, "weights": self.weights}
+            | ({"preprocess": self.preprocess} if self.preprocess is not None else {}),
+            "claims": [c.to_dict(with_kernels=with_kernels) for c in self.claims],
+            "aggregates": self.aggregate_dicts(),
+            "selected": list(self.selections),
+            "selections": [_jsonable(e) for e in self.selection_data],
+            "summary": self.summary,
+            "provenance": _jsonable(self.provenance),
+        }
+        if with_kernels and self.grid_kernels:
+            run["grid_kernels"] = _jsonable(self.grid_kernels)
+        return run
+
+    def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
+        """The JSON report of this run (a document of one run; see `document`)."""
+        return document([self], with_kernels=with_kernels)
 
     def to_json(self, *, with_kernels: bool = False) -> str:
         """Strict JSON (an undefined measurement is `null`, never `NaN`)."""
-        return json.dumps(self.to_dict(with_kernels=with_kernels), indent=2, allow_nan=False) + "\n"
+        return to_json([self], with_kernels=with_kernels)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
-        """Read back a report saved with `to_json` / `to_dict`."""
+        """Read back one run: a run object, or a document holding exactly one run."""
+        if "runs" in data:
+            runs = data["runs"]
+            if len(runs) != 1:
+                raise ValueError(
+                    f"the document holds {len(runs)} runs; read it with reports_from_dict"
+                )
+            data = runs[0]
         return cls(
             spec=data["spec"],
             model=data["model"]["name"],
             weights=data["model"].get("weights"),
             claims=tuple(ClaimResult.from_dict(c) for c in data["claims"]),
             circuit=data.get("circuit", ""),
-            selections=tuple(data.get("selected", ())),
+            selections=tuple(str(t) for t in data.get("selected", ())),
             selection_data=tuple(dict(e) for e in data.get("selections", ())),
+            aggregates=tuple(data.get("aggregates", ())),
+            provenance=dict(data.get("provenance", {})),
+            grid_kernels=dict(data.get("grid_kernels", {})),
             preprocess=data["model"].get("preprocess"),
         )
 
@@ -146,54 +217,30 @@ class Report:
         """Read back a report saved with `to_json`."""
         return cls.from_dict(json.loads(text))
 
-    def to_junit(self) -> str:
+    def to_junit(self, *, family: str = "xunit2") -> str:
         """JUnit XML: one test case per claim, so a circuit can be a CI regression test."""
-        s = self.summary
-        cases = []
-        for c in self.claims:
-            attrs = f"classname={quoteattr(self.circuit or self.spec)} name={quoteattr(c.id)}"
-            body = ""
-            if c.status == "fail":
-                body = f"<failure message={quoteattr(c.detail or 'claim does not hold')}>"
-                body += escape(_evidence(c)) + "</failure>"
-            elif c.status == "error":
-                body = f"<error message={quoteattr(c.detail or 'claim could not be measured')}/>"
-            props = "".join(
-                f"<property name={quoteattr(k)} value={quoteattr(f'{v:.6g}')}/>"
-                for k, v in c.measured.items()
-            )
-            if props:
-                body = f"<properties>{props}</properties>" + body
-            cases.append(f"  <testcase {attrs} file={quoteattr(c.source)}>{body}</testcase>")
-        head = (
-            f'<testsuite name={quoteattr(self.circuit or self.spec)} tests="{len(self.claims)}" '
-            f'failures="{s["fail"]}" errors="{s["error"]}">'
-        )
-        return (
-            '<?xml version="1.0" encoding="utf-8"?>\n'
-            + "\n".join([head, *cases, "</testsuite>"])
-            + "\n"
-        )
+        from circuitdsl.report.junit import to_junit
 
-    def to_text(self) -> str:
-        """A readable table: verdict, claim, measured vs expected, source line."""
-        rows = []
-        for c in self.claims:
-            rows.append(
-                f"{c.status.upper():5}  {c.id}\n       {c.text}    [{c.source}]\n       "
-                + _evidence(c)
-                + (f"\n       {c.detail}" if c.detail else "")
-            )
+        return to_junit([self], family=family)
+
+    def to_text(self, *, verbosity: int = 0) -> str:
+        """The pytest-like summary (`circuitdsl.report.text`), without colour."""
+        from circuitdsl.report.text import format_reports
+
+        return format_reports([self], verbosity=verbosity)
+
+    def to_pandas(self) -> Any:
+        """One row per claim, numbers as columns (`circuitdsl.report.frames`; needs pandas)."""
+        from circuitdsl.report.frames import to_pandas
+
+        return to_pandas([self])
+
+    def __repr__(self) -> str:
         s = self.summary
-        tail = f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors"
-        head = (
-            f"{self.spec}  (model {self.model}"
-            + (f", weights {self.weights}" if self.weights else "")
-            + (f", preprocess {self.preprocess}" if self.preprocess else "")
-            + ")"
+        return (
+            f"<Report {self.circuit or self.spec} on {self.model}: {len(self.claims)} claims, "
+            f"{s['pass']} passed, {s['fail']} failed, {s['error']} errors>"
         )
-        chosen = [f"selected: {t}" for t in self.selections]
-        return "\n".join([head, *chosen, "", *rows, "", tail]) + "\n"
 
     def _repr_html_(self) -> str:
         from circuitdsl.report.html import report_table_html
@@ -201,19 +248,69 @@ class Report:
         return report_table_html(self)
 
 
-def _finite_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """A selection entry with non-finite numbers written as null."""
-    return {k: _finite(v) if isinstance(v, float) else v for k, v in entry.items()}
+def document(reports: Sequence[Report], *, with_kernels: bool = False) -> dict[str, Any]:
+    """The JSON report of one or many runs: `schema_version`, `runs`, `summary` (totals);
+    with exactly one run, that run's keys at the top level as well."""
+    runs = [r.to_run_dict(with_kernels=with_kernels) for r in reports]
+    totals = {s: sum(r.summary[s] for r in reports) for s in STATUSES}
+    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+    if len(runs) == 1:
+        doc |= {k: v for k, v in runs[0].items() if k != "summary"}
+    doc |= {"runs": runs, "summary": totals}
+    return doc
+
+
+def to_json(reports: Sequence[Report], *, with_kernels: bool = False) -> str:
+    """`document` as strict JSON text."""
+    doc = document(reports, with_kernels=with_kernels)
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def reports_from_dict(data: dict[str, Any] | list[Any]) -> list[Report]:
+    """Every run of a JSON report (also reads the older forms: one object, or an array)."""
+    if isinstance(data, list):
+        return [Report.from_dict(d) for d in data]
+    if "runs" in data:
+        return [Report.from_dict(run) for run in data["runs"]]
+    return [Report.from_dict(data)]
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of the report (shipped in the package)."""
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+def _split_source(source: str) -> tuple[str, int | None]:
+    path, sep, line = source.rpartition(":")
+    if sep and line.isdigit():
+        return path, int(line)
+    return source, None
+
+
+def _aggregate_dict(a: Any) -> dict[str, Any]:
+    if isinstance(a, dict):
+        data = a
+    elif callable(getattr(a, "to_dict", None)):
+        data = a.to_dict()
+    elif dataclasses.is_dataclass(a) and not isinstance(a, type):
+        data = dataclasses.asdict(a)
+    else:
+        raise TypeError(f"an aggregate must be a dict or have to_dict(), not {type(a).__name__}")
+    return dict(_jsonable(data))
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: tuples as lists, NaN / infinity as null (JSON has neither)."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _finite(v: float) -> float | None:
     """JSON has no NaN / infinity: an undefined statistic is written as null."""
     return v if math.isfinite(v) else None
-
-
-def _evidence(c: ClaimResult) -> str:
-    parts = []
-    for stat, value in c.measured.items():
-        want = c.expected.get(stat)
-        parts.append(f"{stat} = {value:.3g}" + (f" (want {want})" if want else ""))
-    return ", ".join(parts) if parts else "(no measurement)"

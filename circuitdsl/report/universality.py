@@ -81,7 +81,16 @@ def _columns(reports: Sequence[Report]) -> list[str]:
 
 
 def universality_table(reports: Sequence[Report]) -> str:
-    """A plain-text table, claims down and models across, plus a holds-everywhere count."""
+    """A plain-text table, claims down and models across, plus a holds-everywhere count.
+
+    Laid out by `rich` (no box, one line per claim, never wrapped: it goes to files too).
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     ids: list[str] = []
     by_model: list[dict[str, ClaimResult]] = []
     for r in reports:
@@ -89,12 +98,17 @@ def universality_table(reports: Sequence[Report]) -> str:
         keyed = {_row_key(c.id, ranks): c for c in r.claims}
         by_model.append(keyed)
         ids.extend(k for k in keyed if k not in ids)
-    head = ["claim", *_columns(reports)]
-    rows = [[cid, *(_cell(m.get(cid), _member(m.get(cid), cid)) for m in by_model)] for cid in ids]
-    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
-    out = ["universality: claims x models", line, "-" * len(line)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    table = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, pad_edge=False)
+    for head in ["claim", *_columns(reports)]:
+        table.add_column(head, no_wrap=True, header_style="")
+    for cid in ids:
+        cells = [_cell(m.get(cid), _member(m.get(cid), cid)) for m in by_model]
+        table.add_row(*(Text(c) for c in (cid, *cells)))
+    out = io.StringIO()
+    Console(file=out, width=10_000, no_color=True, highlight=False, markup=False).print(table)
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+    rule = "-" * max(len(line) for line in lines)
     everywhere = sum(all(m.get(cid) and m[cid].status == "pass" for m in by_model) for cid in ids)
-    out.append(f"{everywhere}/{len(ids)} claims hold on all {len(reports)} models")
-    return "\n".join(out) + "\n"
+    body = ["universality: claims x models", lines[0], rule, *lines[1:]]
+    body.append(f"{everywhere}/{len(ids)} claims hold on all {len(reports)} models")
+    return "\n".join(body) + "\n"

@@ -113,9 +113,15 @@ def load_zoo_model(name: str, weights: str | Path | None = None) -> nn.Module:
     entry = get_zoo_entry(name)
     path = Path(weights) if weights is not None else entry.weights_path()
     if not path.is_file():
+        if weights is not None:  # the user's path is wrong: retraining would not help
+            raise FileNotFoundError(
+                f"weights file {path} for zoo model {name!r} does not exist; check the path "
+                "given to --weights (without it the shipped weights are used)"
+            )
         raise FileNotFoundError(
-            f"weights file {path} for zoo model {name!r} not found; recreate it with "
-            f"`python -m circuitdsl.zoo.train {entry.factory.__name__} --seed N`"
+            f"the shipped weights file {path} for zoo model {name!r} is missing; reinstall "
+            f"circuitdsl, or recreate it with `python -m circuitdsl.zoo.train "
+            f"{entry.factory.__name__} --seed N`"
         )
     try:
         state = load_file(str(path))

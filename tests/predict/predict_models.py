@@ -87,3 +87,24 @@ def tuned_adapter() -> TracedAdapter:
     return TracedAdapter(
         "tuned", Tuned(), weights_path=None, example_input=torch.zeros(1, 3, 32, 32)
     )
+
+
+def random_inceptionv1(size: int = 96, seed: int = 0) -> TracedAdapter:
+    """Lucent's InceptionV1 with random weights; stimuli rendered at `size` x `size`.
+
+    The graph is traced at 224 (its classifier head needs that); the layers that claims
+    read are convolutional and run at any size, so a small canvas keeps tests fast.
+    """
+    from circuitdsl.models.inceptionv1 import InceptionV1, layer_aliases, preprocess
+
+    torch.manual_seed(seed)
+    adapter = TracedAdapter(
+        "inceptionv1",
+        InceptionV1().eval(),
+        weights_path=None,
+        example_input=torch.zeros(1, 3, 224, 224),
+        aliases=layer_aliases(),
+        preprocess=preprocess,
+    )
+    adapter._input_shape = (3, size, size)
+    return adapter

@@ -97,3 +97,58 @@ def test_family_report_page_renders(
     shot, console = _screenshot(page, tmp_path, "1200,1400")
     assert console == []
     assert _non_white(shot) > 20_000
+
+
+# Appended to a copy of the page: measure every text of the diagram as drawn on screen
+# (its font size in the SVG's units times the SVG's scale to CSS pixels) and whether the
+# page itself stays within the window (a wide diagram scrolls inside its box).
+_MEASURE = """<script>
+(function () {
+  var sizes = [];
+  var texts = document.querySelectorAll(".diagram svg text");
+  for (var i = 0; i < texts.length; i++) {
+    var t = texts[i];
+    if (!t.textContent.trim()) { continue; }
+    var m = t.getScreenCTM();
+    var scale = Math.sqrt(m.a * m.a + m.b * m.b);
+    sizes.push(parseFloat(getComputedStyle(t).fontSize) * scale);
+  }
+  sizes.sort(function (a, b) { return a - b; });
+  document.body.setAttribute("data-texts", String(sizes.length));
+  document.body.setAttribute("data-min-px", sizes.length ? sizes[0].toFixed(2) : "0");
+  document.body.setAttribute("data-page-width", String(document.documentElement.scrollWidth));
+})();
+</script></body>"""
+
+
+def _text_sizes(page: Path, tmp_path: Path, width: int = 1400) -> dict[str, float]:
+    probe = tmp_path / f"probe-{page.name}"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", _MEASURE), "utf-8")
+    dom = _chromium(probe, f"--window-size={width},900", "--dump-dom")
+    assert _console(dom.stderr) == []
+    found = dict(re.findall(r'data-(texts|min-px|page-width)="([\d.]+)"', dom.stdout))
+    assert found, f"the measuring script did not run:\n{dom.stderr[-2000:]}"
+    return {k: float(v) for k, v in found.items()}
+
+
+def test_diagram_text_is_readable_at_1400px(
+    curves: Circuit, curves_checked: Report, tmp_path: Path
+) -> None:
+    page = render(curves, tmp_path / "curves.html", curves_checked)
+    got = _text_sizes(page, tmp_path)
+    assert got["texts"] > 20  # a family grid: member headers, marks, captions
+    assert got["min-px"] >= 10, got
+    assert got["page-width"] <= 1400  # the page does not grow sideways with the diagram
+
+
+def test_readme_main_job_page_is_readable_at_1400px(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from circuitdsl.cli import main
+
+    monkeypatch.chdir(Path(__file__).parents[2])
+    page = tmp_path / "curve_circuit.html"
+    assert main(["check", "specs/curvenet/curve_circuit.circ", "-qq", "--render", str(page)]) == 0
+    got = _text_sizes(page, tmp_path)
+    assert got["texts"] > 100 and got["min-px"] >= 10, got
+    assert got["page-width"] <= 1400

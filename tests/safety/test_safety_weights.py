@@ -203,5 +203,8 @@ def test_a_shipped_model_accepts_a_pth_file(tmp_path: Path) -> None:
     own = circ("check", str(spec), "--format", "json")
     given = circ("check", str(spec), "--format", "json", "--weights", str(pth))
     assert own.code == given.code and own.code in (0, 1)
-    strip = [ln for ln in own.out.splitlines() if "weights" not in ln]
-    assert strip == [ln for ln in given.out.splitlines() if "weights" not in ln]
+    # the verdicts agree; the provenance (weights file and its hash, date, seconds) differs
+    import json
+
+    a, b = json.loads(own.out), json.loads(given.out)
+    assert a["claims"] == b["claims"] and a["summary"] == b["summary"]

@@ -358,6 +358,15 @@ class Edit:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeSize:
+    """How large a predicted change is: `by at least 20%`, `to below 0.5 of`, `within 5%`."""
+
+    kind: str  # "by_at_least" | "to_above" | "to_below" | "within"
+    value: Literal  # a percentage (`20%` -> raw "20", value 20) or a ratio of the value before
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class ExpectStmt:
     subject: Ref
     activation: Activation
@@ -375,6 +384,7 @@ class PredictStmt:
     options: tuple[ThresholdOption, ...]
     claim_id: Name | None
     span: Span
+    size: ChangeSize | None = None
 
 
 Statement = (

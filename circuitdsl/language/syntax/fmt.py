@@ -162,6 +162,20 @@ def _test_text(act: ast.Activation) -> str:
     return f"prefers {act.param.text} {expr_text(act.value)} ± {expr_text(act.tolerance)} on {stim}"
 
 
+def change_text(change: str, size: ast.ChangeSize | None) -> str:
+    """`increases`, `increases by at least 20%`, `decreases to below 0.5 of`, ..."""
+    if size is None:
+        return change
+    raw = size.value.raw or f"{size.value.value:g}"
+    phrase = {
+        "by_at_least": f"by at least {raw}",
+        "to_above": f"to above {raw} of",
+        "to_below": f"to below {raw} of",
+        "within": f"within {raw}",
+    }[size.kind]
+    return f"{change} {phrase}"
+
+
 def edit_text(edit: ast.Edit) -> str:
     if edit.kind == "ablate":
         assert edit.target is not None
@@ -247,7 +261,7 @@ def statement_lines(stmt: ast.Statement) -> list[str]:
         edits = ", ".join(edit_text(e) for e in stmt.edits)
         return [
             f"predict {edits}: {ref_text(stmt.subject)} {activation_text(stmt.activation)} "
-            f"{stmt.change}" + options_text(stmt.options, stmt.claim_id)
+            f"{change_text(stmt.change, stmt.size)}" + options_text(stmt.options, stmt.claim_id)
         ]
     assert isinstance(stmt, ast.ForStmt)
     bindings = ", ".join(f"{b.var.text} in {b.family.text}" for b in stmt.bindings)

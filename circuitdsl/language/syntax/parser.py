@@ -470,7 +470,7 @@ class _Builder:
     def sign(self, meta: Meta, ch: list[Any]) -> str:
         return str(ch[0])
 
-    polarity = part = shape = change = sign
+    polarity = part = shape = sign
 
     def sign_claim(self, meta: Meta, ch: list[Any]) -> ast.SignBody:
         return ast.SignBody(ch[0], self._span(meta))
@@ -553,11 +553,38 @@ class _Builder:
         colon = next(i for i, c in enumerate(ch) if isinstance(c, Token) and c.type == "COLON")
         subject = ch[colon + 1]
         activation, rest = self._read(ch[colon + 2 :])
-        change, rest = rest[0], rest[1:]
+        (change, size), rest = rest[0], rest[1:]
         options, claim_id = self._trailer(rest)
         return ast.PredictStmt(
-            edits, subject, activation, change, options, claim_id, self._span(meta)
+            edits, subject, activation, change, options, claim_id, self._span(meta), size
         )
+
+    # the predicted change and its size: (direction, ChangeSize | None)
+    def _change(self, meta: Meta, ch: list[Any], kind: str) -> tuple[str, ast.ChangeSize | None]:
+        value = next((c for c in ch if isinstance(c, ast.Literal)), None)
+        if value is None:
+            number = next((c for c in ch if isinstance(c, Token) and c.type == "NUMBER"), None)
+            value = _literal(self.path, number) if number is not None else None
+        size = ast.ChangeSize(kind, value, self._span(meta)) if value is not None else None
+        return str(ch[0]), size
+
+    def change_increases(self, meta: Meta, ch: list[Any]) -> tuple[str, ast.ChangeSize | None]:
+        return self._change(meta, ch, "by_at_least")
+
+    change_decreases = change_increases
+
+    def change_increases_to(self, meta: Meta, ch: list[Any]) -> tuple[str, ast.ChangeSize | None]:
+        return self._change(meta, ch, "to_above")
+
+    def change_decreases_to(self, meta: Meta, ch: list[Any]) -> tuple[str, ast.ChangeSize | None]:
+        return self._change(meta, ch, "to_below")
+
+    def change_unchanged(self, meta: Meta, ch: list[Any]) -> tuple[str, ast.ChangeSize | None]:
+        return self._change(meta, ch, "within")
+
+    def percent(self, meta: Meta, ch: list[Any]) -> ast.Literal:
+        lit = _literal(self.path, ch[0])
+        return ast.Literal(lit.value, "%", self._span(meta), lit.raw + "%")
 
     def responds(self, meta: Meta, ch: list[Any]) -> ast.Activation:
         return ast.Activation("responds", ch[2], None, None, None, self._span(meta))
