@@ -65,14 +65,21 @@ class Spec:
         *,
         weights: str | Path | None = None,
         preprocess: Any = None,
+        progress: Any = None,
+        device: str = "cpu",
         allow_factories: bool | Collection[str] = (),
+        **options: Any,
     ) -> Report:
         """Bind to `model` and measure every claim.
 
         `model` is a name (default: the spec's `model` line), a loaded adapter, or an
         `nn.Module` object (`spec.check(my_net, preprocess="imagenet")`). `preprocess`
         (a preset name, a `circuitdsl.models.Preprocess` or a callable on images in
-        [0, 1]) replaces the model's own input transform and the spec's. A spec's own
+        [0, 1]) replaces the model's own input transform and the spec's. `progress`:
+        True / False / None (on when stderr is a terminal) / a
+        `circuitdsl.models.progress.Progress` / a callable ``(done, total)``; `options`:
+        ``max_memory``, ``cache``, ``precision`` (see
+        `circuitdsl.check.api.check_spec`). A spec's own
         `model "pkg.mod:fn"` line runs code, so it is refused (E220) unless
         `allow_factories` is True or names it; `model=` is always used.
         """
@@ -85,6 +92,9 @@ class Spec:
             program=self.program,
             preprocess=preprocess,
             allow_factories=allow_factories,
+            progress=progress,
+            device=device,
+            **options,
         )
 
     def check_checkpoints(

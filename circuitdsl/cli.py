@@ -15,7 +15,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, render
@@ -331,6 +331,30 @@ def _render_targets(args: argparse.Namespace, specs: Sequence[Spec]) -> list[str
     return []  # filled per run, once the model names are known
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """check_spec's execution options from `--no-cache`, `--max-memory`, `--precision`."""
+    from circuitdsl.models.probe import parse_memory
+
+    budget = None
+    if getattr(args, "max_memory", None):
+        try:
+            budget = parse_memory(args.max_memory)
+        except ValueError:
+            raise DiagnosticError(
+                [
+                    Diagnostic(
+                        d.E_USAGE,
+                        f"--max-memory takes a size such as 2G or 512M, not `{args.max_memory}`",
+                    )
+                ]
+            ) from None
+    return {
+        "max_memory": budget,
+        "cache": False if getattr(args, "no_cache", False) else None,
+        "precision": getattr(args, "precision", None),
+    }
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from circuitdsl.api import load
 
@@ -346,9 +370,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _check_models(args, specs)
     fmt = _output_format(args)
     targets = _render_targets(args, specs)
-    from circuitdsl.check.api import check_spec
+    from circuitdsl.check.api import check_spec, sharing_models
+    from circuitdsl.models.progress import Progress
+    from circuitdsl.models.threads import default_threads
 
     device = _device(args.device)
+    default_threads()
+    options = _run_options(args)
+    # progress bars on a terminal, none with -q or when the report is not text
     only = _claim_filter(args.keyword)
     if only is not None and not any(only(c.id) for s in specs for c in s.claims):
         from circuitdsl.measure.select import has_selectors
@@ -366,28 +395,30 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
     reports = []
     runs = []
-    for spec in specs:
-        for value in _models_for(args, spec):
-            model, weights = _model_and_weights(value, args.weights)
-            progress = _progress_printer() if fmt == "text" and sys.stderr.isatty() else None
-            report = check_spec(
-                spec.circuit,
-                model,
-                weights,
-                progress=progress,
-                device=device,
-                program=spec.program,
-                only=only,
-                preprocess=args.preprocess,
-                note=_note,
-                allow_factories=_allowed_factories(args),
-            )
-            reports.append(report)
-            runs.append(spec)
-            if args.exitfirst and not report.ok:
-                break  # -x: no further runs after the first with a failing claim
-        if args.exitfirst and reports and not reports[-1].ok:
-            break
+    progress = Progress(enabled=False if (args.quiet or fmt != "text") else None)
+    with sharing_models():  # each model is loaded and traced once per run
+        for spec in specs:
+            for value in _models_for(args, spec):
+                model, weights = _model_and_weights(value, args.weights)
+                report = check_spec(
+                    spec.circuit,
+                    model,
+                    weights,
+                    progress=progress,
+                    device=device,
+                    program=spec.program,
+                    only=only,
+                    preprocess=args.preprocess,
+                    note=_note,
+                    allow_factories=_allowed_factories(args),
+                    **options,
+                )
+                reports.append(report)
+                runs.append(spec)
+                if args.exitfirst and not report.ok:
+                    break  # -x: no further runs after the first with a failing claim
+            if args.exitfirst and reports and not reports[-1].ok:
+                break
     if only is not None and not any(r.claims for r in reports):
         # (specs with behaviour selectors: their claims exist only once chosen)
         raise DiagnosticError(
@@ -626,16 +657,6 @@ def _device(name: str) -> str:
                 ]
             )
     return name
-
-
-def _progress_printer() -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        sys.stderr.write(f"\rchecking claims: {done}/{total}")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-    return show
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -920,6 +941,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where activation claims run the model (default cpu)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="forward passes in fp32 (default) or bf16 autocast (docs/claims.md: when safe)",
+    )
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory for one batch of activations, e.g. 2G (default: 1/4 of free memory)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the activation cache ($CIRCUITDSL_CACHE)",
+    )
     sweep = p.add_argument_group(
         "sweeps", "one spec over many checkpoints or models, in parallel (circuitdsl.sweep)"
     )
@@ -983,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tune",
-        help="measure every channel's orientation tuning to generated stimuli (shipped models)",
+        help="measure every channel's orientation tuning to generated stimuli",
         add_help=False,
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="see `circ tune --help`")

@@ -20,3 +20,8 @@ def check_golden(path: Path, actual: str) -> None:
         return
     expected = path.read_text(encoding="utf-8")
     assert actual == expected, f"{path} differs (CIRCUITDSL_UPDATE_GOLDEN=1 to regenerate)"
+
+
+# Tests measure; they do not read activations cached by an earlier run (tests of the
+# cache switch it on explicitly, in a temporary folder).
+os.environ.setdefault("CIRCUITDSL_NO_CACHE", "1")

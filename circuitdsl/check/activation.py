@@ -47,7 +47,7 @@ from circuitdsl.measure.responses import (
 )
 from circuitdsl.measure.stimuli import get_stimulus
 from circuitdsl.models.edits import edited_copy
-from circuitdsl.models.probe import input_size, runner_for
+from circuitdsl.models.probe import runner_for
 
 if TYPE_CHECKING:
     from circuitdsl.check.context import Context
@@ -391,7 +391,7 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
         msg = "activation claims need a model that can be run (a traced model adapter)"
         return [Outcome({}, msg, status="error") for _ in claims]
     device = ctx.device
-    plan = Plan(input_size(adapter))
+    plan = Plan.of(adapter)
     post, pre = reader(adapter)
 
     def notes(layer: str, pre: bool) -> str:
@@ -424,9 +424,10 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             planned[i] = exc
         src.nodes |= mine.nodes if isinstance(mine, Source) else set()
 
-    images = plan.images()
+    # 2. one run of the model: images already pushed (by a selector, or with the cache by
+    # an earlier run) are not pushed again (`Runner.responses`)
     runner = runner_for(adapter, device=device)
-    base = src.view(runner.centres(images, sorted(src.nodes))) if len(images) else src
+    base = src.view(plan.run(runner)) if plan.count else src
 
     # 2. one edited copy (and one run) per distinct edit set
     edited: dict[str, tuple[Source, list[str]] | Exception] = {}
@@ -450,14 +451,8 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
         try:
             model = edited_copy(adapter, ctx.bound, c.args["edits"])
             r = runner_for(adapter, model.gm, device=device, ablate=model.ablate)
-            sub = r.centres(images[rows], sorted(src.nodes))
-            full = {
-                n: torch.full((len(images), v.shape[1]), float("nan")).index_copy_(
-                    0, torch.tensor(rows), v
-                )
-                for n, v in sub.items()
-            }
-            edited[key] = (src.view(full), model.notes)
+            # only the images its claims read
+            edited[key] = (src.view(plan.run(r, rows)), model.notes)
         except Exception as exc:  # reported on each claim of this edit set
             edited[key] = exc
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import dataclasses
 import datetime
 import hashlib
 import time
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +34,15 @@ def check_spec(
     model_name: Any = None,
     weights: str | Path | None = None,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Any = None,
     device: str = "cpu",
     program: Any = None,
     only: Callable[[str], bool] | None = None,
     preprocess: Any = None,
     note: Callable[[str], None] | None = None,
+    max_memory: int | None = None,
+    cache: bool | None = None,
+    precision: str | None = None,
     allow_factories: bool | Collection[str] = (),
 ) -> Report:
     """Load the model, bind `circuit` to it and measure every claim.
@@ -67,7 +72,44 @@ def check_spec(
     A spec cannot run code: a `model "pkg.mod:fn"` line is refused (E220) unless
     `allow_factories` is True or lists that reference. A factory passed as `model_name`
     is the caller's own choice and is always used.
+
+    Execution (`circuitdsl.models.probe.Settings`): `max_memory` bytes per batch (default
+    a quarter of the free memory), `cache` the on-disk activation cache (default on),
+    `precision` "fp32" (default) or "bf16". `progress`: True / False / None (on when
+    stderr is a terminal) / a `circuitdsl.models.progress.Progress` / a callable
+    ``(done, total)`` for the claims counter.
     """
+    from circuitdsl.models.probe import using
+    from circuitdsl.models.progress import make, use
+
+    p = make(progress)
+    with use(p), using(device=device, max_memory=max_memory, cache=cache, precision=precision):
+        return _check_spec(
+            circuit,
+            model_name,
+            weights,
+            p,
+            device,
+            program,
+            only,
+            preprocess,
+            note,
+            allow_factories,
+        )
+
+
+def _check_spec(
+    circuit: Circuit,
+    model_name: Any,
+    weights: str | Path | None,
+    p: Any,
+    device: str,
+    program: Any,
+    only: Callable[[str], bool] | None,
+    preprocess: Any,
+    note: Callable[[str], None] | None,
+    allow_factories: bool | Collection[str],
+) -> Report:
     started = time.perf_counter()
     from circuitdsl.check.engine import check
     from circuitdsl.models.bind import bind
@@ -87,7 +129,8 @@ def check_spec(
         from circuitdsl.models.module import guard_spec_factory
 
         guard_spec_factory(model, allow_factories, circuit.path)
-    adapter, bound = _adapter_of(model, weights, circuit)
+    with p.phase(f"loading {model}" if isinstance(model, str) else "binding"):
+        adapter, bound = _adapter_of(model, weights, circuit)
     # The spec's word belongs to the spec's model: another model keeps its own.
     spec_word = circuit.preprocess if model_name is None or model_name == circuit.model else None
     override = preprocess if preprocess is not None else spec_word
@@ -114,7 +157,7 @@ def check_spec(
             from circuitdsl.language.compile import compile_circuit
             from circuitdsl.language.resolve import resolve
 
-            concrete, chosen = materialise(program, adapter, device=device)
+            concrete, chosen = materialise(program, adapter, device=device, progress=p)
             circuit = compile_circuit(resolve(concrete))
             selections = tuple(c.text() for c in chosen)
             bound = None  # the circuit changed: bind it afresh
@@ -129,7 +172,7 @@ def check_spec(
         # activation claims need to know which members a selector assigned (circularity,
         # `covers` without a stimulus)
         bound.selections = {c.name: c for c in chosen}
-    report = check(circuit, bound, progress=progress, device=device)
+    report = check(circuit, bound, progress=p.claims(), device=device)
     name = model if isinstance(model, str) else adapter.name
     wpath = adapter.weights_path
     if weights is not None:
@@ -173,6 +216,22 @@ def provenance(weights: str | None, device: str, seconds: float) -> dict[str, An
     }
 
 
+_SHARED: contextvars.ContextVar[dict[Any, ModelAdapter] | None] = contextvars.ContextVar(
+    "shared_models", default=None
+)
+
+
+@contextlib.contextmanager
+def sharing_models() -> Iterator[None]:
+    """Inside the block, each (model name, weights) is loaded and traced once and shared
+    by every `check_spec` call (the CLI's several specs and `--model`s)."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 def _adapter_of(
     model: Any, weights: str | Path | None, circuit: Circuit
 ) -> tuple[ModelAdapter, BoundCircuit | None]:
@@ -187,7 +246,14 @@ def _adapter_of(
         base_dir = None
         if circuit.path and not circuit.path.startswith("<"):
             base_dir = Path(circuit.path).parent  # factories next to the spec
-        return load_model(model, weights, base_dir=base_dir), None
+        shared = _SHARED.get()
+        key = (model, str(weights), str(base_dir))
+        if shared is not None and key in shared:
+            return shared[key], None
+        adapter = load_model(model, weights, base_dir=base_dir)
+        if shared is not None:
+            shared[key] = adapter
+        return adapter, None
     if isinstance(model, BoundCircuit):
         return model.adapter, model
     if isinstance(model, ModelAdapter):

@@ -299,7 +299,8 @@ class PairData:
         keys = [("rms", *self._key(m)) for m in masks]
         todo = [m for m, k in zip(masks, keys, strict=True) if k not in self._cache]
         for m, tot in zip(todo, self.masked_totals_many(todo), strict=True):
-            self._cache[("rms", *self._key(m))] = tot.pow(2).mean(dim=1).sqrt()
+            key = ("rms", *self._key(m))
+            self._cache[key] = tot.pow(2).mean(dim=1).sqrt()
         return [self._cache[k] for k in keys]
 
     def masked_rms(self, mask: torch.Tensor) -> torch.Tensor:

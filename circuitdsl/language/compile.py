@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, cast
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
@@ -42,11 +42,12 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
         return env[expr.var.text].param(expr.attr.text)
     if isinstance(expr, ast.Call):
         args = [evaluate(a, env) for a in expr.args]
-        return {
+        functions: dict[str, Callable[..., float]] = {
             "angle_between": angle_between,
             "orientation_between": orientation_between,
             "abs": abs,
-        }[expr.func.text](*args)
+        }
+        return functions[expr.func.text](*args)
     if isinstance(expr, ast.Unary):
         value = evaluate(expr.operand, env)
         return -value if expr.op == "-" else not value
@@ -65,7 +66,7 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
             else math.isclose(left, right, abs_tol=1e-9)
         )
         return same if expr.op == "==" else not same
-    return {
+    operations: dict[str, Callable[[], Any]] = {
         "+": lambda: left + right,
         "-": lambda: left - right,
         "*": lambda: left * right,
@@ -74,7 +75,8 @@ def evaluate(expr: ast.Expr, env: Env) -> Any:
         "<=": lambda: left <= right,
         ">": lambda: left > right,
         ">=": lambda: left >= right,
-    }[expr.op]()
+    }
+    return operations[expr.op]()
 
 
 #: The most quantifier instances (combinations a `for` visits) one spec may expand to.
@@ -138,7 +140,7 @@ class _Compiler:
         if isinstance(stmt, ast.ForStmt):
             for bound in self.bindings(stmt, env):
                 for body in stmt.body:
-                    self.statement(body, bound, origin or stmt.span)
+                    self.statement(cast(ClaimStatement, body), bound, origin or stmt.span)
         elif isinstance(stmt, ast.ClaimStmt):
             if stmt.where is None or evaluate(stmt.where, env):
                 self.claim_stmt(stmt, env, origin)
@@ -253,7 +255,7 @@ class _Compiler:
                 return
             kind, args, slug = self.body(item.body, env)
             word = rule_word(kind, args)
-            extra = ()
+            extra: tuple[ir.Threshold, ...] = ()
             if kind == "rank":
                 extra = (ir.Threshold("rank", "<=", float(args["k"])),)
             if stmt.union:

@@ -39,7 +39,14 @@ class Span:
     @classmethod
     def from_json(cls, data: Sequence[object]) -> Span:
         file, line, col, end_line, end_col = data
-        return cls(str(file), int(line), int(col), int(end_line), int(end_col))  # type: ignore[arg-type]
+        return cls(str(file), _int(line), _int(col), _int(end_line), _int(end_col))
+
+
+def _int(value: object) -> int:
+    """A position read back from JSON (an int, or its text)."""
+    if isinstance(value, (int, str)):
+        return int(value)
+    raise TypeError(f"a span position must be a number, not {value!r}")
 
 
 @dataclass(frozen=True, slots=True)

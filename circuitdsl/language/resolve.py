@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
@@ -492,7 +493,7 @@ class _Resolver:
             if stmt.where is not None:
                 self.expect_type(stmt.where, "bool", scope, inner)
             for body in stmt.body:
-                self.check_statement(body, scope, inner)
+                self.check_statement(cast(ClaimStatement, body), scope, inner)
         elif isinstance(stmt, (ast.ExpectStmt, ast.PredictStmt)):
             self.ref(stmt.subject, scope, variables)
             self_family = self.family_of(stmt.subject, scope, variables)
@@ -839,10 +840,10 @@ class _Resolver:
             return result
         if isinstance(expr, ast.Unary):
             inner = self.type_of(expr.operand, scope, variables)
-            want = "bool" if expr.op == "not" else None
+            want_unary: str | None = "bool" if expr.op == "not" else None
             if inner is None:
                 return None
-            if want and inner != want:
+            if want_unary and inner != want_unary:
                 self.error(d.E_TYPE, "`not` needs a condition", expr.span)
                 return None
             if expr.op == "-" and inner not in ("number", "angle"):

@@ -10,7 +10,8 @@ asked otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,8 @@ import torch
 
 from circuitdsl.language.diagnostics import Unmeasurable
 from circuitdsl.measure.stimuli import STIMULI, check_params, get_stimulus
+from circuitdsl.measure.stimuli.registry import draw
+from circuitdsl.models.geometry import Canvas
 
 REFERENCE_STIMULI = ("line", "edge", "curve", "angle")
 REFERENCE_STEPS = 24  # orientations per reference family
@@ -36,29 +39,87 @@ BRIGHTNESS = (0.4, 0.55, 0.7, 0.85, 1.0)
 
 @dataclass
 class Plan:
-    """Every image some claim needs, rendered once: key -> row of `images`."""
+    """Every image some claim needs, drawn once: (canvas, key) -> a row.
 
-    size: tuple[int, int]
-    index: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    chunks: list[torch.Tensor] = field(default_factory=list)
-    count: int = 0
+    Each node read has its own canvas (`circuitdsl.models.probe.canvas_for`: the smallest
+    one holding its centre unit's receptive field); nodes with the same canvas share
+    images. Nothing is drawn while planning: `run` draws only the images no earlier run
+    of the model has pushed (`circuitdsl.models.probe.Runner.responses`). Rows are
+    numbered across canvases; a node's activations on rows of other canvases are NaN.
+    """
 
-    def add(self, keys: Sequence[tuple[Any, ...]], render: Callable[[], torch.Tensor]) -> list[int]:
-        """Rows of `keys`, rendering all of them with one call when any is new."""
-        if any(k not in self.index for k in keys):
-            imgs = render()
-            for k, img in zip(keys, imgs, strict=True):
-                if k not in self.index:
-                    self.index[k] = self.count
-                    self.chunks.append(img[None])
-                    self.count += 1
-        return [self.index[k] for k in keys]
+    canvas_of: Callable[[str], Canvas]
+    index: dict[tuple[Canvas, tuple[Any, ...]], int] = field(default_factory=dict)
+    draws: list[tuple[Canvas, tuple[Any, ...], Callable[[], torch.Tensor], int]] = field(
+        default_factory=list
+    )
+    nodes: dict[Canvas, set[str]] = field(default_factory=dict)
 
-    def images(self) -> torch.Tensor:
-        """All planned images ``[N, 3, H, W]``."""
-        if len(self.chunks) > 1:
-            self.chunks = [torch.cat(self.chunks)]
-        return self.chunks[0] if self.chunks else torch.zeros(0, 3, *self.size)
+    @classmethod
+    def of(cls, adapter: Any) -> Plan:
+        """The plan for `adapter`: each node on its receptive-field canvas."""
+        from circuitdsl.models.probe import canvas_for
+
+        return cls(lambda node: canvas_for(adapter, node))
+
+    @property
+    def count(self) -> int:
+        """How many distinct images the plan holds."""
+        return len(self.draws)
+
+    def add(
+        self, cv: Canvas, keys: Sequence[tuple[Any, ...]], render: Callable[[], torch.Tensor]
+    ) -> list[int]:
+        """Rows of `keys` on `cv` (drawn together by `render()`, in order, when needed)."""
+        rows = []
+        for i, k in enumerate(keys):
+            row = self.index.get((cv, k))
+            if row is None:
+                row = self.index[(cv, k)] = len(self.draws)
+                self.draws.append((cv, k, render, i))
+            rows.append(row)
+        return rows
+
+    def draw(self, rows: Sequence[int]) -> torch.Tensor:
+        """The images of `rows` (one canvas), each render call made once."""
+        drawn: dict[int, torch.Tensor] = {}
+        out = []
+        for r in rows:
+            _, _, render, i = self.draws[r]
+            if id(render) not in drawn:
+                drawn[id(render)] = render()
+            out.append(drawn[id(render)][i])
+        return torch.stack(out)
+
+    def run(self, runner: Any, rows: Iterable[int] | None = None) -> dict[str, torch.Tensor]:
+        """``{node: [count, C]}``: centre activations of the planned images (`rows`: only
+        these) at every node that reads their canvas; NaN elsewhere."""
+        from circuitdsl.measure.stimuli.registry import version
+
+        wanted = None if rows is None else set(rows)
+        by_canvas: dict[Canvas, list[int]] = {}
+        for r, (cv, _, _, _) in enumerate(self.draws):
+            if wanted is None or r in wanted:
+                by_canvas.setdefault(cv, []).append(r)
+        out: dict[str, torch.Tensor] = {}
+        for cv, cv_rows in by_canvas.items():
+            nodes = sorted(self.nodes.get(cv, ()))
+            if not nodes:
+                continue
+            keys = [self.draws[r][1] for r in cv_rows]
+            row_of = dict(zip(keys, cv_rows, strict=True))
+            acts = runner.responses(
+                cv,
+                nodes,
+                keys,
+                lambda ks, row_of=row_of: self.draw([row_of[k] for k in ks]),
+                salt=version(),
+            )
+            for n in nodes:
+                v = acts[n]
+                t = out.setdefault(n, torch.full((self.count, v.shape[1]), float("nan")))
+                t[torch.tensor(cv_rows)] = v
+        return out
 
 
 def read_node(adapter: Any, layer: str, *, pre: bool = False) -> tuple[str, str]:
@@ -146,6 +207,14 @@ def _freeze(v: Any) -> Any:
     return float(v) if isinstance(v, (int, float)) else v
 
 
+def _key(name: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The canonical key of one image: every parameter (defaults filled in), sorted, so
+    that one image asked for in two ways (a sweep value and a stated stimulus; a
+    parameter left at its default and one stated) is drawn and pushed once."""
+    full = {**get_stimulus(name).defaults(), **params}
+    return tuple(sorted((k, _freeze(v)) for k, v in full.items()))
+
+
 def _stim_args(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
     try:
         check_params(get_stimulus(name).spec, args)
@@ -207,21 +276,33 @@ class Source:
         """How `layer` is read by this source ("after the nonlinearity (relu3)", ...)."""
         return self.notes(layer, self.pre) if self.notes is not None else ""
 
-    def _resp(self, feature: Any, rows: list[int]) -> torch.Tensor:
+    def _resp(
+        self,
+        feature: Any,
+        keys: Sequence[tuple[Any, ...]],
+        render_on: Callable[[Canvas], torch.Tensor],
+    ) -> torch.Tensor:
         if self.pre and self.pre_units is not None:
             units = self.pre_units(feature.layer, feature.channels)
         else:
             node = (self.pre_node if self.pre else self.layer_node)(feature.layer)
             units = [(node, c) for c in feature.channels]
-        self.nodes.update(n for n, _ in units)
-        self.rows.update(rows)
+        # each node reads the images drawn on its own canvas
+        rows_of: dict[str, list[int]] = {}
+        for n in dict.fromkeys(n for n, _ in units):
+            cv = self.plan.canvas_of(n)
+            rows_of[n] = self.plan.add(cv, keys, functools.partial(render_on, cv))
+            self.plan.nodes.setdefault(cv, set()).add(n)
+            self.rows.update(rows_of[n])
+        self.nodes.update(rows_of)
+        rows = rows_of[units[0][0]] if units else []
         self.log.append(rows)
         if self.centres is None:
-            return torch.zeros(len(rows))
-        if len({n for n, _ in units}) == 1:
+            return torch.zeros(len(keys))
+        if len(rows_of) == 1:
             c = self.centres[units[0][0]][rows][:, [i for _, i in units]]
         else:
-            c = torch.stack([self.centres[n][rows][:, i] for n, i in units], dim=1)
+            c = torch.stack([self.centres[n][rows_of[n]][:, i] for n, i in units], dim=1)
         coef = torch.tensor(feature.coefficients, dtype=c.dtype)
         return c @ coef
 
@@ -235,20 +316,15 @@ class Source:
     ) -> torch.Tensor:
         """Responses to `name(**args)` with `param` set to each of `values`."""
         fixed = {k: v for k, v in _stim_args(name, args).items() if k != param}
-        base = tuple(sorted((k, _freeze(v)) for k, v in fixed.items()))
-        keys = [(name, (*base, (param, float(v))), None) for v in values]
+        keys = [(name, _key(name, {**fixed, param: float(v)}), None) for v in values]
         vals = torch.tensor([float(v) for v in values])
-        rows = self.plan.add(
-            keys, lambda: get_stimulus(name)(size=self.plan.size, **fixed, **{param: vals})
-        )
-        return self._resp(feature, rows)
+        return self._resp(feature, keys, lambda cv: draw(name, cv, **fixed, **{param: vals}))
 
     def one(self, feature: Any, name: str, args: Mapping[str, Any]) -> torch.Tensor:
         """The response to one stimulus (a tensor of one value)."""
         full = _stim_args(name, args)
-        key = (name, tuple(sorted((k, _freeze(v)) for k, v in full.items())), None)
-        rows = self.plan.add([key], lambda: get_stimulus(name)(size=self.plan.size, **full))
-        return self._resp(feature, rows)
+        key = (name, _key(name, full), None)
+        return self._resp(feature, [key], lambda cv: draw(name, cv, **full))
 
     def variants(
         self, feature: Any, name: str, args: Mapping[str, Any], aspect: str
@@ -266,17 +342,16 @@ class Source:
             fgs = [torch.tensor(c) for c in COLOURS]
         else:
             fgs = [torch.tensor((b, b, b)) for b in BRIGHTNESS]
-        base = tuple(sorted((k, _freeze(v)) for k, v in full.items()))
+        base = _key(name, full)
         keys = [(name, base, (aspect, tuple(fg.tolist()))) for fg in fgs]
 
-        def render() -> torch.Tensor:
+        def render(cv: Canvas) -> torch.Tensor:
             shape = {k: v for k, v in full.items() if k not in ("foreground", "background")}
-            mask = spec(size=self.plan.size, **shape, foreground=1.0, background=0.0)[:, :1]
+            mask = draw(name, cv, **shape, foreground=1.0, background=0.0)[:, :1]
             fg = torch.stack(fgs)[:, :, None, None]
             return mask * fg + (1 - mask) * bg
 
-        rows = self.plan.add(keys, render)
-        return self._resp(feature, rows)
+        return self._resp(feature, keys, render)
 
 
 # ---- sweeps and the reference set ----------------------------------------------------------

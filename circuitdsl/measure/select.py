@@ -56,7 +56,7 @@ from circuitdsl.measure.responses import (
 )
 from circuitdsl.measure.stimuli import STIMULI, get_stimulus
 from circuitdsl.models.base import ModelAdapter, unknown_layer
-from circuitdsl.models.probe import input_size, runner_for
+from circuitdsl.models.probe import runner_for
 
 SELECT_STEPS = 36  # sweep values of `over orientation`
 PHASES = (0.0, 90.0, 180.0, 270.0)  # high-low patches and gratings are averaged over these
@@ -232,7 +232,7 @@ def choose(adapter: ModelAdapter, sel: ast.Selector, *, device: str = "cpu") -> 
         )
     name = sel.stimulus.name.text
     args = {a.text: e.value for a, e in sel.stimulus.args if isinstance(e, ast.Literal)}
-    plan = Plan(input_size(adapter))
+    plan = Plan.of(adapter)
     node, how = read_node(adapter, layer)
     src = Source(plan, lambda _layer: node)
     feat = _AllChannels(layer, info.channels)
@@ -262,7 +262,9 @@ def choose(adapter: ModelAdapter, sel: ast.Selector, *, device: str = "cpu") -> 
     except Unmeasurable as exc:
         raise DiagnosticError([Diagnostic(d.E_BAD_VALUE, str(exc), sel.stimulus.span)]) from None
     runner = runner_for(adapter, device=device)
-    acts = runner.centres(plan.images(), [node])[node]  # [N, C]
+    # through the one runner: images another selector or claim of this run (or, with the
+    # cache, an earlier run) already pushed are not pushed again
+    acts = plan.run(runner)[node]  # [N, C]
     resp = torch.stack([acts[rows] for rows in target]).mean(0)  # [n, C]
     best, where = resp.max(0)  # [C]
     if controls:
@@ -350,9 +352,12 @@ def _concrete(
 
 
 def materialise(
-    program: Program, adapter: ModelAdapter, *, device: str = "cpu"
+    program: Program, adapter: ModelAdapter, *, device: str = "cpu", progress: Any = None
 ) -> tuple[Program, list[Selection]]:
     """The program with every selector replaced by the channels chosen on `adapter`."""
+    from circuitdsl.models.progress import current
+
+    p = progress if progress is not None else current()
     selections: list[Selection] = []
     errors: list[Diagnostic] = []
     modules: dict[str, ast.Spec] = {}
@@ -363,6 +368,7 @@ def materialise(
                 statements.append(stmt)
                 continue
             sel = stmt.select
+            p.note(f"selecting {stmt.name.text} = {selector_text(sel)}")
             try:
                 chosen = dataclasses.replace(
                     choose(adapter, sel, device=device), name=stmt.name.text

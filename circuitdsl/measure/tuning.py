@@ -2,16 +2,17 @@
 
 ``orientation_tuning(model, layer, stimulus="curve", ...)`` renders one stimulus per
 orientation (optionally crossed with several values of other parameters, which are averaged),
-runs the model with a forward hook on the module at the dotted path ``layer``, and reads each
-channel's response at *the centre unit* of the layer's map, ``(h // 2, w // 2)``, with the
-stimulus anchored at that unit's receptive-field centre. For "same"-padded nets with
-stride ``s = H / h`` that centre lies ``s / 2`` pixels right of and below the image centre
-when the map size is even and on it when odd (see :func:`centre_unit`), so every unit is
-probed where it looks rather than between four units.
+runs the model through the one runner (`circuitdsl.models.probe`) and reads each channel's
+response at the layer's *centre* (`circuitdsl.models.geometry`: the middle unit along an
+odd side, the mean of the middle two along an even one, with the stimulus anchored at the
+centre of their receptive fields -- the same definition activation claims and selectors
+use). Stimuli are drawn on the smallest canvas that holds those receptive fields.
+``model`` is any model adapter (``load_model``) or a plain ``nn.Module`` (traced once
+into one).
 
 Command line::
 
-    python -m circuitdsl.measure.tuning MODEL LAYER [--stimulus curve] [--plot OUT.png] [--classify]
+    circ tune MODEL LAYER [--weights F] [--stimulus curve] [--plot OUT.png] [--classify]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import itertools
 import json
 import math
 import sys
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,32 +186,48 @@ def input_channels(model: nn.Module) -> int:
     return 3
 
 
-@torch.no_grad()
+def as_adapter(model: Any, size: int | None = None) -> Any:
+    """The model adapter of `model`: itself if it is one; a plain ``nn.Module`` is traced
+    once per input `size` (default 32) into one (`adapter_from_module`)."""
+    from circuitdsl.models.base import ModelAdapter, adapter_from_module
+
+    if isinstance(model, ModelAdapter):
+        return model
+    side = 32 if size is None else int(size)
+    per_size = _ADAPTERS.setdefault(model, {})
+    if side not in per_size:
+        per_size[side] = adapter_from_module(
+            type(model).__name__, model.eval(), input_shape=(input_channels(model), side, side)
+        )
+    return per_size[side]
+
+
+_ADAPTERS: weakref.WeakKeyDictionary[nn.Module, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _node(adapter: Any, model: Any, layer: str) -> str:
+    if isinstance(model, nn.Module):
+        get_module(model, layer)  # a ValueError naming close module paths
+    return str(adapter.node(layer))
+
+
 def layer_activations(
-    model: nn.Module, layer: str, images: torch.Tensor, batch_size: int = 256
+    model: Any, layer: str, images: torch.Tensor, batch_size: int | None = None
 ) -> torch.Tensor:
-    """Output of module ``layer`` for ``images`` (``[N, 3, H, W]``), captured by a forward hook.
+    """Centre-unit activations ``[N, C]`` of ``layer`` for full-size ``images``.
 
-    RGB stimuli are averaged to grey when the model's first convolution takes one channel.
+    Runs the one runner (`circuitdsl.models.probe.Runner`); RGB stimuli are averaged to
+    grey when the model takes one channel. ``batch_size`` caps the batch (default: from
+    the memory budget).
     """
-    module = get_module(model, layer)
-    if input_channels(model) == 1 and images.shape[1] == 3:
-        images = images.mean(1, keepdim=True)
-    captured: list[torch.Tensor] = []
+    from circuitdsl.models.probe import runner_for
 
-    def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> None:
-        captured.append(out.detach())
-
-    handle = module.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, len(images), batch_size):
-            model(images[i : i + batch_size])
-    finally:
-        handle.remove()
-        model.train(was_training)
-    return torch.cat(captured)
+    adapter = as_adapter(model, int(images.shape[-1]))
+    node = _node(adapter, model, layer)
+    runner = runner_for(adapter, max_memory=None)
+    if batch_size is not None:
+        runner.max_batch = batch_size
+    return runner.centres(images, [node])[node]
 
 
 def centre_unit(map_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[float, float]:
@@ -246,38 +264,21 @@ def centre_response(acts: torch.Tensor) -> torch.Tensor:
     return acts[:, :, rows, cols].mean((-2, -1))
 
 
-def receptive_field(model: nn.Module, layer: str, size: int = 32, trials: int = 8) -> int:
-    """Width in pixels of the centre unit's receptive field in ``layer``, measured empirically.
+def receptive_field(model: Any, layer: str, size: int = 32) -> int:
+    """Width in pixels of the centre unit's receptive field in ``layer`` (the larger of
+    height and width, clipped by the image of side ``size``).
 
-    The support of the input gradient of the centre unit (summed over channels) is taken
-    for ``trials`` random inputs and united, so a ReLU that happens to be off, or a max-pool
-    that routes to one pixel, does not hide part of the field. Returns the larger of the
-    support's height and width (clipped by the image border).
+    From the conv arithmetic of the traced graph (`circuitdsl.models.geometry`); a layer
+    behind a global operation sees the whole image.
     """
-    module = get_module(model, layer)
-    captured: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
-    g = torch.Generator().manual_seed(0)
-    support = torch.zeros(size, size, dtype=torch.bool)
-    was_training = model.training
-    model.eval()
-    try:
-        for _ in range(trials):
-            captured.clear()
-            x = torch.rand(1, input_channels(model), size, size, generator=g, requires_grad=True)
-            model(x)
-            out = captured[0]
-            centre = out[0, :, out.shape[-2] // 2, out.shape[-1] // 2] if out.dim() == 4 else out
-            (grad,) = torch.autograd.grad(centre.sum(), x)
-            support |= grad[0].abs().sum(0) > 0
-    finally:
-        handle.remove()
-        model.train(was_training)
-    rows = support.any(1).nonzero()
-    cols = support.any(0).nonzero()
-    if len(rows) == 0:
-        return 0
-    return int(max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1))
+    from circuitdsl.models.geometry import geometries
+
+    adapter = as_adapter(model, size)
+    geom = geometries(adapter.graph).get(_node(adapter, model, layer))
+    side = max(adapter.input_shape[1], adapter.input_shape[2])
+    if geom is None:
+        return int(side)
+    return int(min(max(geom.field), side))
 
 
 def sagitta(radius: float, chord: float) -> float:
@@ -287,20 +288,21 @@ def sagitta(radius: float, chord: float) -> float:
 
 
 def orientation_tuning(
-    model: nn.Module,
+    model: Any,
     layer: str,
     stimulus: str = "curve",
     orientations: Sequence[float] | torch.Tensor | None = None,
     *,
-    size: int = 32,
+    size: int | None = None,
     rectify: bool = True,
     offsets: Sequence[float] | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     **params: Any,
 ) -> TuningResult:
     """Centre response of every channel of ``layer`` to ``stimulus`` at each orientation.
 
-    ``orientations`` defaults to 0, 5, ... degrees over the stimulus's period. Extra
+    ``model``: a model adapter, or an ``nn.Module`` taking ``size`` x ``size`` images
+    (default 32). ``orientations`` defaults to 0, 5, ... degrees over the stimulus's period. Extra
     ``params`` go to the generator; a parameter given as a list/tuple/1-D tensor of several
     values is crossed with the orientations and the responses are averaged over its values
     (e.g. ``radius=[5, 8, 11]``). ``rectify`` applies ReLU to the hooked output, since these
@@ -324,14 +326,14 @@ def orientation_tuning(
     fixed = {k: v for k, v in params.items() if k not in crossed}
     if "x" in crossed or "y" in crossed:
         raise ValueError("x and y take one value each in a tuning sweep")
-    # Probe the map size with a blank image to anchor the stimulus on the centre unit.
-    probe = layer_activations(model, layer, torch.zeros(1, 3, size, size))
-    if probe.dim() == 4:
-        dx, dy = centre_unit((probe.shape[-2], probe.shape[-1]), (size, size))
-    else:
-        dx = dy = 0.0
-    fixed["x"] = float(fixed.get("x", 0.0)) + dx
-    fixed["y"] = float(fixed.get("y", 0.0)) + dy
+    from circuitdsl.measure.stimuli.registry import draw
+    from circuitdsl.models.probe import canvas_for, runner_for
+
+    adapter = as_adapter(model, size)
+    node = _node(adapter, model, layer)
+    cv = canvas_for(adapter, node)  # anchored on the centre unit's receptive field
+    fixed["x"] = float(fixed.get("x", 0.0))
+    fixed["y"] = float(fixed.get("y", 0.0))
     shifts = torch.as_tensor([0.0] if offsets is None else offsets, dtype=torch.float32)
     combos = list(itertools.product(*[v.tolist() for v in crossed.values()])) or [()]
     m, d, k = len(combos), len(shifts), len(theta)
@@ -344,8 +346,11 @@ def orientation_tuning(
         shift = shifts.repeat_interleave(k).repeat(m)
         sweep["x"] = fixed.pop("x") + shift * torch.cos(normal).repeat(m * d)
         sweep["y"] = fixed.pop("y") - shift * torch.sin(normal).repeat(m * d)
-    images = spec(size=size, **fixed, **sweep)
-    acts = layer_activations(model, layer, images, batch_size)
+    images = draw(stimulus, cv, **fixed, **sweep)
+    runner = runner_for(adapter)
+    if batch_size is not None:
+        runner.max_batch = batch_size
+    acts = runner.centres(images, [node], cv)[node]
     if rectify:
         acts = acts.clamp_min(0.0)
     resp = unit_response(acts).reshape(m, d, k, -1).amax(1).mean(0).T.contiguous()
@@ -384,10 +389,10 @@ class FeatureCall:
 
 
 def classify_channels(
-    model: nn.Module,
+    model: Any,
     layer: str,
     *,
-    size: int = 32,
+    size: int | None = None,
     min_line_selectivity: float = 0.3,
     min_curve_selectivity: float = 0.1,
     max_curve_echo: float = 0.5,
@@ -439,7 +444,7 @@ def classify_channels(
                                      size=size, offsets=offsets,
                                      **(curve_params or CURVE_PARAMS))  # fmt: skip
     radii = torch.as_tensor((curve_params or CURVE_PARAMS).get("radius", 8.0)).reshape(-1)
-    bend = sagitta(float(radii.min()), receptive_field(model, layer, size))
+    bend = sagitta(float(radii.min()), receptive_field(model, layer, size or 32))
     calls = []
     l_sel, c_sel = lines.selectivity.tolist(), curves.selectivity.tolist()
     c_echo = curves.echo.tolist()
@@ -544,15 +549,24 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.measure.tuning") -> int:
-    """Command-line entry point (also `circ tune`): print a tuning table, plot, classify."""
-    from circuitdsl.zoo import get_zoo_entry, load_zoo_model
+    """Command-line entry point (also `circ tune`): print a tuning table, plot, classify.
+
+    Works on every model `load_model` knows (the adapters); a bad model, weights file or
+    layer is a diagnostic (exit 2).
+    """
+    from circuitdsl.language.diagnostics import DiagnosticError, render
+    from circuitdsl.models.progress import Progress, use
+    from circuitdsl.models.registry import load_model
+    from circuitdsl.models.threads import default_threads
 
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Measure every channel's orientation tuning to a stimulus.",
     )
-    parser.add_argument("model", help="zoo model name (curvenet, curvenet-seed1, fashionnet, ...)")
-    parser.add_argument("layer", help="dotted module path, e.g. conv2")
+    parser.add_argument(
+        "model", help="any model name (curvenet, torchvision:vgg16, vgg16-hed, ...)"
+    )
+    parser.add_argument("layer", help="a layer name (`circ layers MODEL`), e.g. conv2")
     parser.add_argument("--stimulus", default="curve", help="stimulus name (default: curve)")
     parser.add_argument("--weights", type=Path, default=None, help="weights file to load instead")
     parser.add_argument("--step", type=float, default=5.0, help="orientation step in degrees")
@@ -564,16 +578,32 @@ def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.measur
     parser.add_argument("--json", type=Path, default=None, help="write the result as JSON")
     parser.add_argument("--classify", action="store_true",
                         help="also call line/curve detectors, print a Markdown table")  # fmt: skip
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the activation cache")
+    parser.add_argument("--max-memory", default=None, metavar="BYTES",
+                        help="memory for one batch, e.g. 2G (default: 1/4 of free)")  # fmt: skip
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
+    from circuitdsl.models.probe import parse_memory, using
+
+    default_threads()
+    progress = Progress(enabled=False if args.quiet else None)
     try:
-        entry = get_zoo_entry(args.model)
-        model = load_zoo_model(args.model, args.weights)
-        spec = get_stimulus(args.stimulus)
-        period = spec.orientation_period or 360.0
-        result = orientation_tuning(
-            model, args.layer, args.stimulus, torch.arange(0.0, period, args.step),
-            size=entry.input_size[-1], **dict(args.param),
-        )  # fmt: skip
+        budget = parse_memory(args.max_memory) if args.max_memory else None
+        with use(progress), using(device=args.device, max_memory=budget,
+                                  cache=False if args.no_cache else None):  # fmt: skip
+            progress.note(f"loading {args.model}")
+            adapter = load_model(args.model, args.weights)
+            spec = get_stimulus(args.stimulus)
+            period = spec.orientation_period or 360.0
+            result = orientation_tuning(
+                adapter, args.layer, args.stimulus, torch.arange(0.0, period, args.step),
+                **dict(args.param),
+            )  # fmt: skip
+            calls = classify_channels(adapter, args.layer) if args.classify else None
+    except DiagnosticError as err:
+        print(render(err.diagnostics, {}), file=sys.stderr)
+        return 2
     except (KeyError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
@@ -584,9 +614,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m circuitdsl.measur
         from circuitdsl.language.atomic import write_atomic
 
         write_atomic(args.json, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
-    if args.classify:
+    if calls is not None:
         print()
-        print(calls_markdown(classify_channels(model, args.layer, size=entry.input_size[-1])))
+        print(calls_markdown(calls))
     return 0
 
 

@@ -74,14 +74,34 @@ _H5_MAGIC = b"\x89HDF\r\n\x1a\n"
 preprocess = Preprocess("caffe", 255.0, tuple(reversed(HED_MEAN_BGR)))
 
 
+#: torchvision's VGG16 configuration "D": channels of each 3x3 conv, "M" a 2x2 max-pool.
+VGG16_CFG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
+)  # fmt: skip
+
+
+def vgg16_features() -> nn.Sequential:
+    """``torchvision.models.vgg16().features``, built here: the same modules at the same
+    indices (``features.0`` ... ``features.30``), without importing torchvision, whose
+    import (it pulls in torch._dynamo) cost more than everything else in loading the
+    model (issue 18, start-up)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for v in VGG16_CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = int(v)
+    return nn.Sequential(*layers)
+
+
 class VGG16HED(nn.Module):
     """torchvision's VGG16 ``features`` (layers ``features.N``); RGB input, Caffe range."""
 
     def __init__(self) -> None:
         super().__init__()
-        import torchvision  # type: ignore[import-untyped]
-
-        self.features = torchvision.models.vgg16(weights=None).features
+        self.features = vgg16_features()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.features(x)

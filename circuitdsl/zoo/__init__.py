@@ -39,7 +39,7 @@ class ZooEntry:
 
     def weights_path(self) -> Path:
         """Path of the shipped safetensors file (resolved through ``importlib.resources``)."""
-        ref = resources.files("circuitdsl.zoo").joinpath("weights", self.weights)
+        ref = resources.files("circuitdsl.zoo").joinpath("weights").joinpath(self.weights)
         return Path(str(ref))
 
     def metadata(self) -> dict[str, Any]:

@@ -179,3 +179,29 @@ def test_family_edges_expand_to_member_pairs(adapter) -> None:  # type: ignore[n
     assert bound.pairs("f", "t") == [("f[0]", "t"), ("f[1]", "t")]
     acts = bound.activations(torch.randn(1, 1, 28, 28), ["features.0", "features.3"])
     assert acts["features.3"].shape == (1, 16, 14, 14)
+
+
+def test_binding_asks_the_model_once_per_layer_pair(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Binding is linear in the claims: names come from indexes, and the model is asked
+    whether a source feeds a target once per layer pair, not once per claim."""
+    import circuitdsl
+    from circuitdsl.models.registry import load_model
+
+    adapter = load_model("curvenet")
+    calls: list[tuple[str, str]] = []
+    orig = type(adapter).is_upstream
+
+    def counting(self, a: str, b: str) -> bool:  # type: ignore[no-untyped-def]
+        calls.append((a, b))
+        return orig(self, a, b)
+
+    monkeypatch.setattr(type(adapter), "is_upstream", counting)
+    lines = ["circuit b"]
+    for i in range(300):
+        lines += [f"feature f{i} = conv1:{i % 16}", f"feature g{i} = conv2:{i % 32}"]
+        lines.append(f"f{i} -> g{i} : excites")
+    lines.append("feature h = conv3:0")
+    lines.append("g0 -> h : excites")
+    bound = bind(circuitdsl.loads("\n".join(lines)).circuit, adapter)
+    assert len(bound.features) == 601
+    assert sorted(set(calls)) == sorted(calls) == [("conv1", "conv2"), ("conv2", "conv3")]

@@ -92,9 +92,9 @@ def test_stimuli_are_shared_and_the_model_runs_once() -> None:
     calls = []
     orig = Runner.centres
 
-    def counting(self, images, nodes):  # type: ignore[no-untyped-def]
+    def counting(self, images, nodes, canvas=None):  # type: ignore[no-untyped-def]
         calls.append(len(images))
-        return orig(self, images, nodes)
+        return orig(self, images, nodes, canvas)
 
     Runner.centres = counting  # type: ignore[method-assign]
     try:
@@ -116,10 +116,14 @@ def test_centre_of_even_and_odd_maps() -> None:
     assert centre(t).item() == pytest.approx((5 + 6 + 9 + 10) / 4)
     t = torch.arange(9.0).reshape(1, 1, 3, 3)
     assert centre(t).item() == 4.0
+    # the units the geometry names on a canvas: (row, column, rows, columns)
+    assert centre(torch.arange(16.0).reshape(1, 1, 4, 4), (1, 2, 1, 1)).item() == 6.0
 
 
 def test_plan_deduplicates() -> None:
-    plan = Plan((16, 16))
+    from circuitdsl.models.geometry import Canvas
+
+    plan = Plan(lambda node: Canvas((16, 16), (0.0, 0.0)))
     src = Source(plan, lambda layer: layer)
 
     class F:
@@ -130,6 +134,11 @@ def test_plan_deduplicates() -> None:
     assert plan.count == 2  # the sweep's 45deg image is the stated stimulus: one key
     src.sweep(F, "line", {}, "orientation", [0, 45, 90])
     assert plan.count == 3
+    # a sweep value with other parameters set is the same image as `one` of it (the keys
+    # once listed the swept parameter last, so it was drawn and pushed twice)
+    src.sweep(F, "line", {"length": 9}, "orientation", [0, 45])
+    src.one(F, "line", {"orientation": 45, "length": 9})
+    assert plan.count == 5
 
 
 def test_model_preprocess_is_applied_to_stimuli() -> None:

@@ -622,7 +622,7 @@ class _Builder:
 
     # expressions
     def _binary_chain(self, meta: Meta, ch: list[Any]) -> ast.Expr:
-        expr = ch[0]
+        expr: ast.Expr = ch[0]
         for i in range(1, len(ch), 2):
             right = ch[i + 1]
             span = Span(
@@ -657,7 +657,8 @@ class _Builder:
         return ast.Call(self._name(ch[0]), args, self._span(meta))
 
     def atom(self, meta: Meta, ch: list[Any]) -> ast.Expr:
-        return next(c for c in ch if not isinstance(c, Token))
+        found: ast.Expr = next(c for c in ch if not isinstance(c, Token))
+        return found
 
     simple_expr = atom  # `( expr )` where only a simple expression may stand
 
@@ -733,7 +734,8 @@ def _syntax_diagnostic(err: UnexpectedInput, source: str, path: str) -> Diagnost
     line = err.line if err.line and err.line > 0 else max(1, source.count("\n") + 1)
     col = err.column if err.column and err.column > 0 else 1
     if isinstance(err, UnexpectedCharacters):
-        char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
+        pos = err.pos_in_stream or 0
+        char = source[pos] if pos < len(source) else ""
         span = Span(path, line, col, line, col + 1)
         if char == '"':
             return Diagnostic(

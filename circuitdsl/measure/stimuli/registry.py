@@ -59,3 +59,41 @@ def get_stimulus(name: str) -> Stimulus:
 def make_stimulus(name: str, size: int | tuple[int, int] = 32, **params: Any) -> torch.Tensor:
     """Render the stimulus ``name`` with ``params`` (numbers or 1-D tensors) as ``[N, 3, H, W]``."""
     return get_stimulus(name)(size=size, **params)
+
+
+def draw(name: str, canvas: Any, **params: Any) -> torch.Tensor:
+    """Render `name` on `canvas` (`circuitdsl.models.geometry.Canvas`): its ``size``, with
+    the stimulus's ``x``/``y`` taken from the canvas's anchor (the centre unit's
+    receptive-field centre) instead of the image centre."""
+    ax, ay = canvas.anchor
+    if ax or ay:
+        params = dict(params)
+        params["x"] = _shift(params.get("x", 0.0), ax)
+        params["y"] = _shift(params.get("y", 0.0), ay)
+    return get_stimulus(name)(size=canvas.size, **params)
+
+
+def _shift(value: Any, by: float) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value + by
+    if isinstance(value, (list, tuple)):
+        return [float(v) + by for v in value]
+    return float(value) + by
+
+
+_VERSION: list[str] = []
+
+
+def version() -> str:
+    """A hash of the drawing code (generators and geometry): part of every cache key, so
+    that changed drawing code never reads activations cached from the old one."""
+    if not _VERSION:
+        import hashlib
+        from pathlib import Path
+
+        h = hashlib.sha256()
+        here = Path(__file__).resolve().parent
+        for name in ("generators.py", "_geometry.py"):
+            h.update((here / name).read_bytes())
+        _VERSION.append(h.hexdigest()[:16])
+    return _VERSION[0]
