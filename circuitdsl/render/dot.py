@@ -625,7 +625,10 @@ class _DotWriter:
     def _feature_node(self, feat: Feature) -> str:
         rows = [self._image_cell(feat.name, 64)] if feat.name in self.images else []
         rows.append(f"<TR><TD><B>{_h(feat.name)}</B></TD></TR>")
-        rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="#444444">{_h(feat.ref)}</FONT></TD></TR>')
+        # A feature declared by behaviour has no channels until a model is bound; an empty
+        # <FONT></FONT> is a syntax error for graphviz, so name its layer instead.
+        ref = feat.ref or f"{feat.layer} (chosen by behaviour)"
+        rows.append(f'<TR><TD><FONT POINT-SIZE="9" COLOR="#444444">{_h(ref)}</FONT></TD></TR>')
         if feat.params:
             rows.append(f'<TR><TD><FONT POINT-SIZE="9">{_h(feature_params(feat))}</FONT></TD></TR>')
         if feat.label:
