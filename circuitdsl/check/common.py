@@ -90,7 +90,7 @@ _NP_OPS = {
 def _holds_all(t: Threshold, values: np.ndarray) -> np.ndarray:
     """`t.holds` elementwise over an array of null values (NaN never holds)."""
     with np.errstate(invalid="ignore"):
-        out = _NP_OPS[t.op](values, t.value)
+        out: np.ndarray = _NP_OPS[t.op](values, t.value)
     return out & ~np.isnan(values) if t.op == "!=" else out
 
 
@@ -420,9 +420,9 @@ class PairData:
             if c is not None:
                 out[i] = self.inputs[t, c]
             else:
-                ch = torch.tensor(s.channels, dtype=torch.long)
+                chans = torch.tensor(s.channels, dtype=torch.long)
                 co = torch.tensor(s.coefficients, dtype=torch.float32)
-                out[i] = torch.einsum("c,chw->hw", co, self.inputs[t, ch])
+                out[i] = torch.einsum("c,chw->hw", co, self.inputs[t, chans])
         return out
 
 

@@ -41,7 +41,7 @@ def _z(g: Group, i: int) -> float:
     rms = g.stat("rms_total")[i]
     if rms <= 0:
         raise Unmeasurable(f"every input into {g.edges[i][1].name} sums to zero; z is undefined")
-    return float(g.stat("total")[i]) / rms
+    return float(g.stat("total")[i]) / float(rms)
 
 
 def _one(c: Claim, ctx: Context) -> Outcome:

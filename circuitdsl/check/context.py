@@ -58,7 +58,7 @@ class Group(PairData):
         self.t_idx = torch.tensor([self.target_index[d.name] for _, d in self.edges])
         self.kern = self.kernels([(self.target_index[d.name], s) for s, d in self.edges])
         self._stats: dict[str, list[Any]] = {}
-        self._rank_cache: dict[str, dict[int, int]] = {}
+        self._rank_cache: dict[str, dict[int, tuple[int, float]]] = {}
         self._klists: list[list[list[float]]] | None = None
         self._null_draws: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -111,11 +111,11 @@ class Group(PairData):
     def _compute(self, name: str) -> list[Any]:
         k = self.kern
         if name == "total":
-            return k.sum(dim=(1, 2)).tolist()
+            return list(k.sum(dim=(1, 2)).tolist())
         if name == "rms_total":
-            return self.totals().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist()
+            return list(self.totals().pow(2).mean(dim=1).sqrt()[self.t_idx].tolist())
         if name == "norm":
-            return k.flatten(1).norm(dim=1).tolist()
+            return list(k.flatten(1).norm(dim=1).tolist())
         if name == "eff":
             return [self.eff_size[t] for t in self.t_idx.tolist()]
         raise KeyError(name)
@@ -152,7 +152,8 @@ class Group(PairData):
             rank = (row > val[:, None]).sum(dim=1) + 1
             rms = row.pow(2).mean(dim=1).sqrt()
             strength = torch.where(rms > 0, val / rms, torch.nan)
-            cache.update(zip(todo, zip(rank.tolist(), strength.tolist(), strict=True), strict=True))
+            for p, r, s in zip(todo, rank.tolist(), strength.tolist(), strict=True):
+                cache[p] = (int(r), float(s))
         return cache
 
     def kernel_lists(self) -> list[list[list[float]]]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -405,7 +405,9 @@ def selections_from_data(entries: list[dict[str, Any]]) -> list[Selection]:
                 scores=tuple(
                     float("nan") if m.get("score") is None else float(m["score"]) for m in members
                 ),
-                values=None if any(v is None for v in values) else tuple(float(v) for v in values),
+                values=None
+                if any(v is None for v in values)
+                else tuple(float(cast(float, v)) for v in values),
             )
         )
     return out

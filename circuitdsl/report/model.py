@@ -190,7 +190,7 @@ class Report:
     # features declared by behaviour: which channels were chosen on this model
     selections: tuple[str, ...] = ()
     # one verdict per quantified line, against the null (docs/claims.md)
-    aggregates: tuple = ()  # tuple[AggregateResult, ...]
+    aggregates: tuple[AggregateResult, ...] = ()
     # `circ check --control KIND`: the control the spec was re-run on (None: the model)
     control: str | None = None
     # the same choices as numbers: one dict per member (name, unit, score, selectivity,

@@ -191,6 +191,17 @@ def _run(
     console.print(_header(report), no_wrap=True, overflow="ellipsis")
     for sel in report.selections:
         console.print(Text(f"selected: {sel}", style="dim"))
+    if report.control:
+        f = report.false_pass_rate
+        rate = f"{100 * f['rate']:.1f} %" if f["rate"] is not None else "n/a"
+        console.print(
+            Text(
+                f"control: {report.control} -- every pass below is a false pass: "
+                f"{f['claims']} of {f['of']} claims ({rate}), "
+                f"{f['aggregates']} of {f['aggregates_of']} quantified lines",
+                style="bold",
+            )
+        )
     aggregates = report.aggregate_dicts()
     if aggregates:
         grid = Table.grid(padding=(0, 2))

@@ -145,7 +145,7 @@ def test_cli_json_of_a_real_check(tmp_path: Path, capsys: pytest.CaptureFixture[
     import torch
 
     assert prov["torch"] == torch.__version__
-    kernel = doc["claims"][0]["kernels"]["line[20]->curve[11]"]
+    kernel = doc["claims"][0]["kernels"]["line[22]->curve[7]"]
     assert len(kernel) >= 3 and all(isinstance(v, float) for row in kernel for v in row)
 
 

@@ -117,10 +117,10 @@ def test_readme_main_job_fits_a_screen(capsys: pytest.CaptureFixture[str]) -> No
 def test_k_selects_claims_before_measuring(capsys: pytest.CaptureFixture[str]) -> None:
     spec = "specs/curvenet/curve_circuit.circ"
     assert main(["check", spec, "-k", "line[22]", "-q"]) == 0
-    assert "2 passed, 0 failed" in capsys.readouterr().out  # line[22] -> curve[11], curve[7]
+    assert "1 passed, 0 failed" in capsys.readouterr().out  # line[22] -> curve[7]
     # a glob: * and ? are wildcards, the brackets stay literal
-    assert main(["check", spec, "-k", "line[2?]->curve[7].*", "-q"]) == 0
-    assert "3 passed, 0 failed" in capsys.readouterr().out  # line[21], [22], [24] -> curve[7]
+    assert main(["check", spec, "-k", "line[1?]->curve[7].*", "-q"]) == 0
+    assert "2 passed, 0 failed" in capsys.readouterr().out  # line[14], [17] -> curve[7]
     assert main(["check", spec, "-k", "no-such-claim"]) == 2
     assert "selects none" in capsys.readouterr().err
 
@@ -129,7 +129,8 @@ def test_k_selects_claims_before_measuring(capsys: pytest.CaptureFixture[str]) -
 def test_exitfirst_and_quiet_on_the_hypotheses(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "specs/curvenet/curve_hypotheses.circ", "-x"]) == 1
     out = capsys.readouterr().out
-    listed = [line for line in out.split("====")[0].splitlines() if line[:4] in ("PASS", "FAIL")]
+    claims = out.split("====")[0].split("\nclaims:\n")[-1]  # the aggregates come first
+    listed = [line for line in claims.splitlines() if line[:4] in ("PASS", "FAIL")]
     assert listed[-1].startswith("FAIL") and sum(x.startswith("FAIL") for x in listed) == 1
 
 
