@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from circuitdsl.language import diagnostics as d
+from circuitdsl.language.atomic import write_atomic
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 from circuitdsl.language.ir import Circuit
 
@@ -795,7 +796,7 @@ class SweepTable:
     def write(self, path: str | Path) -> None:
         """Write the table to `path` (format from the suffix), atomically."""
         data = self.encode(str(path))
-        _atomic_write(Path(path), data.encode() if isinstance(data, str) else data)
+        write_atomic(path, data)
 
     def to_text(self) -> str:
         """Claims down, checkpoints across, one character a cell: ``+`` pass, ``-`` fail,
@@ -842,34 +843,6 @@ def _json_cell(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it over `path`."""
-    import contextlib
-    import tempfile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise DiagnosticError(
-            [Diagnostic(d.E_OUTPUT, f"cannot write `{path}`: {err.strerror}")]
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise DiagnosticError(
-            [Diagnostic(d.E_OUTPUT, f"cannot write `{path}`: {err.strerror}")]
-        ) from None
-
-
-# ---- the two sweeps -----------------------------------------------------------------------
 
 
 def _model_name(spec: Any, model: str | None, allow_factories: bool | Collection[str] = ()) -> str:

@@ -59,6 +59,8 @@ def write_atomic(path: str | Path, data: str | bytes, *, make_parents: bool = Tr
                 )
         except FileNotFoundError:
             mode = None
+        # mkstemp makes its file 0600; a new file gets what open() would have given it
+        chmod_to = mode if mode is not None else 0o666 & ~_umask()
         fd, tmp_name = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or Path(".")
         )
@@ -74,8 +76,7 @@ def write_atomic(path: str | Path, data: str | bytes, *, make_parents: bool = Tr
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, chmod_to)
         os.replace(tmp, target)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -90,6 +91,13 @@ def write_atomic(path: str | Path, data: str | bytes, *, make_parents: bool = Tr
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, so set it straight back)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def _fsync_dir(folder: Path) -> None:

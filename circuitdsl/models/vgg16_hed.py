@@ -35,12 +35,12 @@ import contextlib
 import hashlib
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from circuitdsl.language.atomic import write_atomic
 from circuitdsl.language.diagnostics import (
     E_WEIGHTS_CORRUPT,
     E_WEIGHTS_MISMATCH,
@@ -279,23 +279,10 @@ def _write_cache(path: Path, state: dict[str, torch.Tensor], metadata: dict[str,
     A cache that cannot be written (read-only home, full disk) is skipped: the
     conversion is still used, it is only redone next time.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        save_file(state, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from others
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    with contextlib.suppress(DiagnosticError):
+        write_atomic(path, save(state, metadata=metadata))
 
 
 def converted_state(h5: Path) -> tuple[dict[str, torch.Tensor], Path]:

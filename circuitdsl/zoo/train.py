@@ -13,13 +13,10 @@ draws no random numbers, so the final weights are the same with or without check
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from circuitdsl.language.atomic import write_atomic
 from circuitdsl.zoo import nets
 from circuitdsl.zoo.data import (
     EVAL_SEED,
@@ -105,20 +103,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
     """
     from safetensors.torch import save as save_bytes
 
-    data = save_bytes(tensors, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, save_bytes(tensors, metadata=metadata))
 
 
 def train(

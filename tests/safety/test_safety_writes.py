@@ -182,3 +182,16 @@ def test_broken_pipe_on_stdout_ends_quietly(
     monkeypatch.setattr("sys.stdout", ClosedPipe())
     assert main(["compile", str(spec)]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_new_file_gets_the_mode_open_would_give(tmp_path: Path) -> None:
+    """The temporary file is mkstemp's 0600; a new output must not stay private to its
+    writer (a shared cache, a report for colleagues): it gets 0666 minus the umask."""
+    from circuitdsl.language.atomic import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
