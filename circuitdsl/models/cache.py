@@ -18,24 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from circuitdsl.language.cachedir import cache_dir
+
 FORMAT = "circuitdsl.activations/1"  # bump when what an entry means changes
-ENV = "CIRCUITDSL_CACHE"
-
-
-def cache_dir() -> Path:
-    """``$CIRCUITDSL_CACHE`` or ``$XDG_CACHE_HOME/circuitdsl`` (``~/.cache/circuitdsl``)."""
-    env = os.environ.get(ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "circuitdsl"
 
 
 def atomic_write(path: Path, data: bytes) -> None:

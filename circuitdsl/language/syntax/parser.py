@@ -22,6 +22,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.tree import Meta
 
 from circuitdsl.language import diagnostics as d
+from circuitdsl.language.cachedir import cache_dir
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
 from circuitdsl.language.syntax import ast
 
@@ -66,7 +67,7 @@ def _cache_file() -> str | bool:
 
     import lark
 
-    root = Path(os.environ.get("CIRCUITDSL_CACHE") or Path.home() / ".cache" / "circuitdsl")
+    root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
