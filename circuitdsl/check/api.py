@@ -7,7 +7,6 @@ import contextvars
 import copy
 import dataclasses
 import datetime
-import hashlib
 import time
 import warnings
 from collections.abc import Callable, Collection, Iterator
@@ -205,11 +204,9 @@ def provenance(weights: str | None, device: str, seconds: float) -> dict[str, An
 
     digest = None
     if weights is not None and Path(weights).is_file():
-        h = hashlib.sha256()
-        with open(weights, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
+        from circuitdsl.models.checkpoint import file_sha256
+
+        digest = file_sha256(Path(weights))
     return {
         "package": f"circuitdsl {__version__}",
         "python": platform.python_version(),

@@ -24,6 +24,7 @@ or a `DiagnosticError` that says what is wrong and what to do -- never a traceba
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import pickle
 import re
@@ -54,6 +55,15 @@ _LIST_LIMIT = 12
 class WeightsNote(UserWarning):
     """Something about a weight file the user should know, though it loaded (a dtype
     conversion). The CLI prints these as `note:` lines."""
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex (weights files are named by it in reports and caches)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fail(code: str, message: str, help: str | None = None) -> DiagnosticError:

