@@ -1,8 +1,11 @@
 """The registry of claim kinds: which statistics each one measures and its default verdict.
 
-Resolve uses it to validate `threshold` lines and per-claim `( ... )` options; compile
-uses it to give every claim its effective thresholds; the checker computes the
-statistics named here. docs/claims.md documents the formulas.
+`RULES` (keyed by the word a spec's `threshold` lines use) holds each rule's statistics
+and default thresholds; `KINDS` holds one `ClaimKind` per claim kind: its grammar words,
+its typed payload class (`circuitdsl.language.kinds`), the rules its claims use and the
+module that measures it. Resolve uses the rules to validate `threshold` lines and
+per-claim `( ... )` options; compile gives every claim its effective thresholds; the
+checker dispatches each kind to its handler. docs/claims.md documents the formulas.
 
 A threshold line names the claim by the word a spec uses for it (`threshold excites
 z >= 1.5`), so a researcher never needs to know the internal kind names.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from circuitdsl.language import kinds as k
 from circuitdsl.language.ir import Threshold
 
 
@@ -185,34 +189,201 @@ NAMED_REGIONS = (
     "bottom_right",
 )
 TRANSFORMS = ("rotation", "reflection", "scale")
-ACTIVATION_RULE_WORDS = {
-    "responds": "responds",
-    "prefers": "prefers",
-    "no_echo": "echo",
-    "invariant": "invariant",
-    "covers": "covers",
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimKind:
+    """Everything about one claim kind, declared once.
+
+    Adding a kind means: its payload class and handler module, one `ClaimKind` here (or
+    `register_kind`), and its grammar (syntax, resolve, compile). Nothing else reads
+    kind names: the checker imports `handler` and calls its `measure(claims, ctx)` and
+    `edges(claim, circuit)`; rendering asks the payload (`drawn_sign`, `subject_name`).
+    """
+
+    name: str  # `Claim.kind`, in the IR and the report
+    payload: type[k.Payload]
+    grammar: tuple[str, ...]  # the spec keywords that introduce such a claim
+    words: tuple[str, ...]  # its `RULES` words (what `threshold WORD ...` lines name)
+    handler: str  # the module (dotted path) that measures it
+    summary: str
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The statistics and default thresholds of each of its rule words."""
+        return tuple(RULES[w] for w in self.words)
+
+
+_CHECK = "circuitdsl.check."
+KINDS: dict[str, ClaimKind] = {
+    c.name: c
+    for c in (
+        ClaimKind(
+            "sign",
+            k.SignClaim,
+            ("excites", "inhibits", "weak"),
+            ("excites", "inhibits", "weak"),
+            _CHECK + "sign",
+            "`a -> b : excites`: the sign of the summed weight",
+        ),
+        ClaimKind(
+            "region",
+            k.RegionClaim,
+            ("excites", "inhibits", "weak", "at", "rows", "cols"),
+            ("excites", "inhibits", "weak"),
+            _CHECK + "region",
+            "`a -> b : excites at top`: the sign of the weights in a kernel region",
+        ),
+        ClaimKind(
+            "strongest",
+            k.StrongestClaim,
+            ("strongest", "excitation", "inhibition", "at"),
+            ("strongest",),
+            _CHECK + "region",
+            "`a -> b : strongest at bottom`: the region's mean weight beats every other's",
+        ),
+        ClaimKind(
+            "rank",
+            k.RankClaim,
+            ("among", "top", "excitatory", "inhibitory", "inputs"),
+            ("among",),
+            _CHECK + "rank",
+            "`a -> b : among top 5 inputs`: the source's rank among the target's inputs",
+        ),
+        ClaimKind(
+            "compare",
+            k.CompareClaim,
+            ("stronger", "more", "than", "similar", "opposite", "to"),
+            ("stronger", "more", "similar", "opposite"),
+            _CHECK + "compare",
+            "`a -> c stronger than b -> c`: two connections compared",
+        ),
+        ClaimKind(
+            "shape",
+            k.ShapeClaim,
+            ("along", "line", "arc"),
+            ("along",),
+            _CHECK + "shape",
+            "`a -> b : excites along arc 45deg`: the kernel matches an oriented template",
+        ),
+        ClaimKind(
+            "union",
+            k.UnionClaim,
+            ("excites", "inhibits", "weak"),
+            ("excites", "inhibits", "weak"),
+            _CHECK + "union",
+            "`{a, b} -> t : excites`: every member's edge has the sign",
+        ),
+        ClaimKind(
+            "equivariance",
+            k.EquivarianceClaim,
+            ("equivariant", "under", "mod"),
+            ("equivariant",),
+            _CHECK + "equivariance",
+            "`a -> b : equivariant under rotation(orientation)`: kernels transform together",
+        ),
+        ClaimKind(
+            "within",
+            k.WithinClaim,
+            ("within", "not"),
+            ("within",),
+            _CHECK + "within",
+            "`f within mixed3b_5x5`: the feature's channels lie in that branch",
+        ),
+        ClaimKind(
+            "banding",
+            k.BandingClaim,
+            ("weights", "into", "banded", "not", "more", "than"),
+            ("banded", "banded_more"),
+            _CHECK + "banding",
+            "`weights into L : banded horizontal`: kernel variance explained by row means",
+        ),
+        ClaimKind(
+            "proportion",
+            k.ProportionClaim,
+            ("most", "of", "the", "top", "inputs", "from", "excite", "inhibit"),
+            ("most",),
+            _CHECK + "proportion",
+            "`most of the top 16 inputs of t from L inhibit`: a proportion over all inputs",
+        ),
+        ClaimKind(
+            "activation",
+            k.ActivationClaim,
+            ("expect", "pre", "responds", "to", "prefers", "on", "no", "echo", "invariant"),
+            ("responds", "prefers", "echo", "invariant"),
+            _CHECK + "activation",
+            "`expect f responds to S`: one unit's response to stimuli",
+        ),
+        ClaimKind(
+            "prediction",
+            k.PredictionClaim,
+            (
+                "predict",
+                "ablate",
+                "remove",
+                "scale",
+                "positive",
+                "negative",
+                "by",
+                "increases",
+                "decreases",
+                "unchanged",
+                "at",
+                "least",
+                "above",
+                "below",
+                "within",
+                "of",
+            ),
+            ("predict",),
+            _CHECK + "activation",
+            "`predict ablate a: f responds to S decreases`: an edit's effect on a response",
+        ),
+        ClaimKind(
+            "coverage",
+            k.CoverageClaim,
+            ("expect", "covers", "in", "bins", "on"),
+            ("covers",),
+            _CHECK + "activation",
+            "`expect fam covers orientation in 45deg bins`: members' preferences fill bins",
+        ),
+    )
 }
 
 
-def rule_word(kind: str, args: dict[str, object]) -> str:
-    """The registry word governing a claim of `kind` with `args`."""
-    if kind in ("sign", "region", "union"):
-        return str(args["sign"])
-    if kind == "compare":
-        m = str(args.get("measure", "norm"))
-        return {"norm": "stronger", "excites": "more", "inhibits": "more"}.get(m, m)
-    return {
-        "shape": "along",
-        "strongest": "strongest",
-        "rank": "among",
-        "compare": "stronger",
-        "equivariance": "equivariant",
-        "within": "within",
-        "banding": "banded_more" if "than" in args else "banded",
-        "prediction": "predict",
-        "proportion": "most",
-        "coverage": "covers",
-    }.get(kind) or ACTIVATION_RULE_WORDS[str(args["test"])]
+def register_kind(kind: ClaimKind, rules: tuple[Rule, ...] = ()) -> None:
+    """Add a claim kind (and any rules of its own) to the registry.
+
+    Its claims then serialise, check and render like the built-in kinds; a spec can
+    state them once the grammar, resolve and compile know its syntax.
+    """
+    for rule in rules:
+        RULES[rule.word] = rule
+    missing = [w for w in kind.words if w not in RULES]
+    if missing:
+        raise ValueError(f"claim kind `{kind.name}` names unknown rules: {', '.join(missing)}")
+    if kind.payload.kind != kind.name:
+        raise ValueError(f"payload {kind.payload.__name__} is of kind `{kind.payload.kind}`")
+    KINDS[kind.name] = kind
+
+
+def unregister_kind(name: str) -> None:
+    """Forget a kind added with `register_kind` (and rules no other kind uses)."""
+    gone = KINDS.pop(name, None)
+    if gone is None:
+        return
+    used = {w for c in KINDS.values() for w in c.words}
+    for w in gone.words:
+        if w not in used:
+            RULES.pop(w, None)
+
+
+def payload_from_dict(kind: str, args: dict[str, object]) -> k.Payload:
+    """The payload of a claim of `kind` from the IR JSON's `args` object."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise ValueError(f"unknown claim kind `{kind}`; known: {', '.join(KINDS)}")
+    return spec.payload.from_dict(args)
 
 
 def effective_thresholds(

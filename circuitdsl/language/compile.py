@@ -16,9 +16,10 @@ from typing import Any, NoReturn, cast
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
-from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, effective_thresholds, rule_word
+from circuitdsl.language import kinds as k
+from circuitdsl.language.claims import effective_thresholds
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span
-from circuitdsl.language.resolve import ClaimStatement, Resolved, compare_word
+from circuitdsl.language.resolve import ClaimStatement, Resolved
 from circuitdsl.language.syntax import ast
 from circuitdsl.language.syntax.fmt import (
     activation_text,
@@ -153,7 +154,8 @@ class _Compiler:
             return
         self.ids[claim_id] = fields["span"]
         line, alpha = self.line_of(fields)
-        self.claims.append(ir.Claim(id=claim_id, line=line, alpha=alpha, **fields))
+        kind = fields["payload"].kind
+        self.claims.append(ir.Claim(id=claim_id, kind=kind, line=line, alpha=alpha, **fields))
 
     def line_of(self, fields: dict[str, Any]) -> tuple[str | None, float | None]:
         """The quantified line a claim belongs to (None if it is a single claim) and its alpha."""
@@ -178,14 +180,14 @@ class _Compiler:
 
     def thresholds(
         self,
-        word: str,
+        payload: k.Payload,
         options: tuple[ast.ThresholdOption, ...],
         extra: tuple[ir.Threshold, ...] = (),
     ) -> tuple[ir.Threshold, ...]:
         own = tuple(
             ir.Threshold(o.stat.text, o.op, float(o.value.value)) for o in options if o.op != "="
         )
-        return effective_thresholds(word, self.r.thresholds, own, extra)
+        return effective_thresholds(payload.rule_word(), self.r.thresholds, own, extra)
 
     def statement(self, stmt: ClaimStatement, env: Env, origin: Span | None) -> None:
         if isinstance(stmt, ast.ForStmt):
@@ -208,30 +210,30 @@ class _Compiler:
             a, c = (self.node(r, env) for r in stmt.stronger)
             b, e = (self.node(r, env) for r in stmt.weaker)
             words = comparison_text(stmt.measure)
+            compare = k.CompareClaim(stmt.measure)
             self.add(
                 f"{a}->{c}.{words.replace(' ', '_')}.{b}->{e}",
                 stmt.claim_id,
                 env,
-                kind="compare",
                 text=f"{a} -> {c} {words} {b} -> {e}",
                 edges=((a, c), (b, e)),
-                args={"measure": stmt.measure},
-                thresholds=self.thresholds(compare_word(stmt.measure), stmt.options),
+                payload=compare,
+                thresholds=self.thresholds(compare, stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
         elif isinstance(stmt, ast.WithinStmt):
             s = self.node(stmt.subject, env)
             neg = "not " if stmt.negated else ""
+            within = k.WithinClaim(stmt.layer.text, negated=bool(stmt.negated))
             self.add(
                 f"{s}.{neg.strip() + '_' if neg else ''}within_{stmt.layer.text}",
                 stmt.claim_id,
                 env,
-                kind="within",
                 text=f"{neg}{s} within {stmt.layer.text}",
                 subjects=(s,),
-                args={"branch": stmt.layer.text} | ({"negated": True} if neg else {}),
-                thresholds=self.thresholds("within", stmt.options),
+                payload=within,
+                thresholds=self.thresholds(within, stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
@@ -240,38 +242,33 @@ class _Compiler:
             neg = "not " if stmt.negated else ""
             than = stmt.than.text if stmt.than is not None else None
             more = f" more than {than}" if than else ""
-            args: dict[str, Any] = {"layer": layer, "direction": direction}
-            if than:
-                args["than"] = than
-            if neg:
-                args["negated"] = True
+            banding = k.BandingClaim(layer, direction, than or None, negated=bool(neg))
             self.add(
                 f"{layer}.{'not_' if neg else ''}banded_{direction}"
                 + (f"_more_than_{than}" if than else ""),
                 stmt.claim_id,
                 env,
-                kind="banding",
                 text=f"weights into {layer} : {neg}banded {direction}{more}",
-                args=args,
-                thresholds=self.thresholds("banded_more" if than else "banded", stmt.options),
+                payload=banding,
+                thresholds=self.thresholds(banding, stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
         elif isinstance(stmt, ast.ProportionStmt):
-            target, k, layer = (
+            target, n, layer = (
                 self.node(stmt.target, env),
                 int(float(stmt.k.value)),
                 stmt.layer.text,
             )
+            proportion = k.ProportionClaim(layer, k=n, sign=stmt.sign)
             self.add(
-                f"{target}.most_of_top{k}_from_{layer}_{stmt.sign}",
+                f"{target}.most_of_top{n}_from_{layer}_{stmt.sign}",
                 stmt.claim_id,
                 env,
-                kind="proportion",
-                text=f"most of the top {k} inputs of {target} from {layer} {stmt.sign}",
+                text=f"most of the top {n} inputs of {target} from {layer} {stmt.sign}",
                 subjects=(target,),
-                args={"layer": layer, "k": k, "sign": stmt.sign},
-                thresholds=self.thresholds("most", stmt.options),
+                payload=proportion,
+                thresholds=self.thresholds(proportion, stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
@@ -345,58 +342,49 @@ class _Compiler:
                 return
             if len(stmt.items) > 1:
                 self.stmt_text = statement_lines(dataclasses.replace(stmt, items=(item,)))[0]
-            kind, args, slug = self.body(item.body, env)
+            payload, slug = self.body(item.body, env)
             settings = {o.stat.text: float(o.value.value) for o in item.options if o.op == "="}
-            if settings:
-                args = {**args, **settings}  # `(radius = 3)`: a parameter, not a threshold
-            word = rule_word(kind, args)
+            if settings and isinstance(payload, k.ShapeClaim):
+                # `(radius = 3)`: a parameter, not a threshold (resolve allows only this one)
+                payload = dataclasses.replace(payload, radius=settings["radius"])
             extra: tuple[ir.Threshold, ...] = ()
-            if kind == "rank":
-                extra = (ir.Threshold("rank", "<=", float(args["k"])),)
+            if isinstance(payload, k.RankClaim):
+                extra = (ir.Threshold("rank", "<=", float(payload.k)),)
             if stmt.union:
-                kind = "union"
+                assert isinstance(payload, k.SignClaim)  # resolve allows only signs
+                payload = k.UnionClaim(payload.sign)
             edges = tuple((s, target) for s in sources)
             self.add(
                 f"{id_lhs}->{target}.{slug}",
                 item.claim_id,
                 env,
-                kind=kind,
                 text=f"{lhs} -> {target} : {self.body_text(item.body, env)}",
                 edges=edges,
-                args=args,
-                thresholds=self.thresholds(word, item.options, extra),
+                payload=payload,
+                thresholds=self.thresholds(payload, item.options, extra),
                 span=item.span if len(stmt.items) > 1 else stmt.span,
                 origin=origin,
             )
 
-    def body(self, body: ast.ClaimBody, env: Env) -> tuple[str, dict[str, Any], str]:
-        """(kind, args, id slug) of one claim item."""
+    def body(self, body: ast.ClaimBody, env: Env) -> tuple[k.Payload, str]:
+        """(payload, id slug) of one claim item."""
         if isinstance(body, ast.SignBody):
-            return "sign", {"sign": body.sign}, body.sign
+            return k.SignClaim(body.sign), body.sign
         if isinstance(body, ast.RegionBody):
             region = _region(body.region)
-            return (
-                "region",
-                {"sign": body.sign, "region": region},
-                f"{body.sign}_at_{_region_slug(region)}",
-            )
+            return k.RegionClaim(body.sign, region), f"{body.sign}_at_{region.slug}"
         if isinstance(body, ast.StrongestBody):
             region = _region(body.region)
             which = "_inhibition" if body.sign == "inhibits" else ""
-            return (
-                "strongest",
-                {"sign": body.sign, "region": region},
-                f"strongest{which}_at_{_region_slug(region)}",
-            )
+            return k.StrongestClaim(body.sign, region), f"strongest{which}_at_{region.slug}"
         if isinstance(body, ast.RankBody):
-            k = int(float(body.k.value))
+            n = int(float(body.k.value))
             suffix = "" if body.polarity == "any" else f"_{body.polarity}"
-            return "rank", {"k": k, "polarity": body.polarity}, f"top{k}{suffix}"
+            return k.RankClaim(n, body.polarity), f"top{n}{suffix}"
         if isinstance(body, ast.ShapeBody):
             orientation = _finite(float(evaluate(body.orientation, env)), body.span)
             return (
-                "shape",
-                {"sign": body.sign, "shape": body.shape, "orientation": orientation},
+                k.ShapeClaim(body.sign, body.shape, orientation),
                 f"{body.sign}_along_{body.shape}",
             )
         assert isinstance(body, ast.EquivarianceBody)
@@ -406,8 +394,7 @@ class _Compiler:
             else None
         )
         return (
-            "equivariance",
-            {"transform": body.transform.text, "param": body.param.text, "period": period},
+            k.EquivarianceClaim(body.transform.text, body.param.text, period),
             f"equivariant_{body.transform.text}",
         )
 
@@ -422,56 +409,50 @@ class _Compiler:
         subject = env["self"].name if "self" in env else self.node(stmt.subject, env)
         act = stmt.activation
         assert act.stimulus is not None  # only `covers` may leave it out
-        activation = {
-            "test": act.test,
-            "stimulus": {
-                "name": act.stimulus.name.text,
-                "args": {n.text: evaluate(e, env) for n, e in act.stimulus.args},
-            },
-            "param": act.param.text if act.param else None,
-            "value": evaluate(act.value, env) if act.value is not None else None,
-            "tolerance": evaluate(act.tolerance, env) if act.tolerance is not None else None,
-        }
-        if act.read == "pre":  # absent: after the nonlinearity, the default
-            activation["read"] = "pre"
+        activation = k.ActivationTest(
+            act.test,
+            self.stimulus(act.stimulus, env),
+            act.param.text if act.param else None,
+            evaluate(act.value, env) if act.value is not None else None,
+            evaluate(act.tolerance, env) if act.tolerance is not None else None,
+            "pre" if act.read == "pre" else None,  # absent: after the nonlinearity
+        )
         stim_slug = act.stimulus.name.text + ("_pre" if act.read == "pre" else "")
         if isinstance(stmt, ast.ExpectStmt):
-            word = ACTIVATION_RULE_WORDS[act.test]
+            expect = k.ActivationClaim.of(subject, activation)
             self.add(
                 f"{subject}.{act.test}_{stim_slug}",
                 stmt.claim_id,
                 env,
-                kind="activation",
                 text=f"expect {subject} {activation_text(act)}",
                 subjects=(subject,),
-                args={"subject": subject, **activation},
-                thresholds=self.thresholds(word, stmt.options),
+                payload=expect,
+                thresholds=self.thresholds(expect, stmt.options),
                 span=stmt.span,
                 origin=origin,
             )
             return
         edits = tuple(self.edit(e, env) for e in stmt.edits)
-        edit_slug = "+".join(_edit_slug(e) for e in edits)
+        edit_slug = "+".join(e.slug for e in edits)
+        prediction = k.PredictionClaim(subject, edits, activation, stmt.change, _size(stmt.size))
         self.add(
             f"{subject}.{act.test}_{stim_slug}.after.{edit_slug}",
             stmt.claim_id,
             env,
-            kind="prediction",
             text=(
                 f"predict {', '.join(edit_text(e) for e in stmt.edits)}: {subject} "
                 f"{activation_text(act)} {change_text(stmt.change, stmt.size)}"
             ),
             subjects=(subject,),
-            args={
-                "subject": subject,
-                "edits": edits,
-                "activation": activation,
-                "change": stmt.change,
-                "size": _size(stmt.size),
-            },
-            thresholds=self.thresholds("predict", stmt.options),
+            payload=prediction,
+            thresholds=self.thresholds(prediction, stmt.options),
             span=stmt.span,
             origin=origin,
+        )
+
+    def stimulus(self, stim: ast.Stimulus, env: Env) -> k.StimulusRef:
+        return k.StimulusRef(
+            stim.name.text, tuple((n.text, evaluate(e, env)) for n, e in stim.args)
         )
 
     def covers_stmt(self, stmt: ast.ExpectStmt, env: Env, origin: Span | None) -> None:
@@ -479,49 +460,40 @@ class _Compiler:
         family = self.node(stmt.subject, env)
         act = stmt.activation
         assert act.param is not None and act.value is not None
-        stimulus = None
-        if act.stimulus is not None:
-            stimulus = {
-                "name": act.stimulus.name.text,
-                "args": {n.text: evaluate(e, env) for n, e in act.stimulus.args},
-            }
+        stimulus = self.stimulus(act.stimulus, env) if act.stimulus is not None else None
+        covers = k.CoverageClaim(
+            family, "covers", act.param.text, float(evaluate(act.value, env)), stimulus, act.read
+        )
         self.add(
-            f"{family}.covers_{act.param.text}_{float(evaluate(act.value, env)):g}",
+            f"{family}.covers_{act.param.text}_{covers.bin:g}",
             stmt.claim_id,
             env,
-            kind="coverage",
             text=f"expect {family} {activation_text(act)}",
             subjects=(family,),
-            args={
-                "subject": family,
-                "test": "covers",
-                "param": act.param.text,
-                "bin": float(evaluate(act.value, env)),
-                "stimulus": stimulus,
-                "read": act.read,
-            },
-            thresholds=self.thresholds("covers", stmt.options),
+            payload=covers,
+            thresholds=self.thresholds(covers, stmt.options),
             span=stmt.span,
             origin=origin,
         )
 
-    def edit(self, edit: ast.Edit, env: Env) -> dict[str, Any]:
-        data: dict[str, Any] = {"kind": edit.kind, "part": edit.part}
-        if edit.target is not None:
-            data["target"] = self.node(edit.target, env)
-        if edit.edge is not None:
-            data["edge"] = (self.node(edit.edge[0], env), self.node(edit.edge[1], env))
-        if edit.factor is not None:
-            data["factor"] = float(edit.factor.value)
-        return data
+    def edit(self, edit: ast.Edit, env: Env) -> k.Edit:
+        return k.Edit(
+            edit.kind,
+            edit.part,
+            self.node(edit.target, env) if edit.target is not None else None,
+            (self.node(edit.edge[0], env), self.node(edit.edge[1], env))
+            if edit.edge is not None
+            else None,
+            float(edit.factor.value) if edit.factor is not None else None,
+        )
 
 
-def _size(size: ast.ChangeSize | None) -> dict[str, Any] | None:
+def _size(size: ast.ChangeSize | None) -> k.ChangeSize | None:
     """A change's size as data: percentages become fractions (`20%` -> 0.2)."""
     if size is None:
         return None
     value = float(size.value.value)
-    return {"kind": size.kind, "value": value / 100 if size.value.unit == "%" else value}
+    return k.ChangeSize(size.kind, value / 100 if size.value.unit == "%" else value)
 
 
 def _finite(value: float, span: Span) -> float:
@@ -533,31 +505,15 @@ def _finite(value: float, span: Span) -> float:
     )
 
 
-def _region(region: ast.Region) -> dict[str, Any]:
+def _region(region: ast.Region) -> k.Region:
     if region.name is not None:
-        return {"name": region.name.text}
+        return k.Region(name=region.name.text)
     assert region.rows is not None
     rows = (int(float(region.rows[0].value)), int(float(region.rows[1].value)))
-    out: dict[str, Any] = {"rows": rows}
+    cols = None
     if region.cols is not None:
-        out["cols"] = (int(float(region.cols[0].value)), int(float(region.cols[1].value)))
-    return out
-
-
-def _region_slug(region: dict[str, Any]) -> str:
-    if "name" in region:
-        return str(region["name"])
-    slug = "rows{}-{}".format(*region["rows"])
-    if "cols" in region:
-        slug += "_cols{}-{}".format(*region["cols"])
-    return slug
-
-
-def _edit_slug(edit: dict[str, Any]) -> str:
-    if edit["kind"] == "ablate":
-        return f"ablate_{edit['target']}"
-    part = "" if edit["part"] == "all" else f"{edit['part']}_"
-    return f"{edit['kind']}_{part}{edit['edge'][0]}->{edit['edge'][1]}"
+        cols = (int(float(region.cols[0].value)), int(float(region.cols[1].value)))
+    return k.Region(rows=rows, cols=cols)
 
 
 def compile_circuit(resolved: Resolved, *, max_instances: int = MAX_INSTANCES) -> ir.Circuit:

@@ -56,7 +56,7 @@ def to_networkx(circuit: ir.Circuit) -> nx.MultiDiGraph:
             "claim": c.id,
             "kind": c.kind,
             "text": c.text,
-            "args": ir._jsonable(c.args),
+            "args": ir._jsonable(c.payload.to_dict()),
             "thresholds": [[t.stat, t.op, t.value] for t in c.thresholds],
             "source": c.span.location if c.span else "",
         }

@@ -5,27 +5,10 @@ back end (bind -> check -> render). Everything here is plain data: frozen
 dataclasses that serialise to JSON (`circuitdsl.language.graph` builds the networkx view
 and the JSON / GraphML / DOT forms).
 
-Claim kinds and their arguments (`Claim.args`):
-
-=============  ====================================================================
-kind           args
-=============  ====================================================================
-sign           sign: "excites" | "inhibits" | "weak"
-region         sign, region: Region as dict ({"name": "top"} or {"rows": [r0, r1],
-               "cols": [c0, c1]}, inclusive kernel indices)
-strongest      sign ("excites"), region
-rank           k: int, polarity: "any" | "excitatory" | "inhibitory"
-compare        measure: "norm"; edges[0] is claimed stronger than edges[1]
-shape          sign, shape: "line" | "arc", orientation: degrees
-union          sign; one edge per member, all into the same target
-equivariance   transform: "rotation" | "reflection" | "scale", param: name,
-               period: degrees or None; the single edge joins two families
-within         branch: layer name; `subjects` holds the feature or family
-banding        layer: layer name, direction: "horizontal" | "vertical"
-activation     subject, test ("responds" | "prefers" | "no_echo" | "invariant"),
-               stimulus {"name", "args"}, and the test's own fields
-prediction     edits [...], activation {...}, change: "increases" | ...
-=============  ====================================================================
+Each claim kind has a typed payload (`Claim.payload`, one frozen dataclass per kind in
+`circuitdsl.language.kinds`, registered in `circuitdsl.language.claims.KINDS`): a sign
+claim's `SignClaim(sign)`, a region claim's `RegionClaim(sign, region)`, and so on. The
+JSON form writes it as the claim's `args` object (`payload.to_dict()`).
 
 Every claim carries its effective thresholds (registry defaults, overridden by the
 spec's `threshold` lines, overridden by the claim's own `( ... )` options).
@@ -39,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from circuitdsl.language.diagnostics import Span
+from circuitdsl.language.kinds import Payload
 
 PARAM_TYPES = ("angle", "number", "label")
 
@@ -132,14 +116,14 @@ class Threshold:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One checkable statement. `edges` are (source, target) node names."""
+    """One checkable statement. `edges` are (source, target) node names; `payload` is
+    what the claim says, typed by its kind (`circuitdsl.language.kinds`)."""
 
     id: str
     kind: str
     text: str
     edges: tuple[tuple[str, str], ...] = ()
     subjects: tuple[str, ...] = ()
-    args: Mapping[str, Any] = field(default_factory=dict)
     thresholds: tuple[Threshold, ...] = ()
     span: Span | None = None
     origin: Span | None = None  # the `for` statement a quantified claim came from
@@ -148,6 +132,19 @@ class Claim:
     # and `alpha` its significance level (None: the default, 0.01).
     line: str | None = None
     alpha: float | None = None
+    payload: Payload = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.payload.kind != self.kind:  # a hand-built claim with the wrong payload
+            raise TypeError(
+                f"claim `{self.id}` of kind `{self.kind}` has a"
+                f" {type(self.payload).__name__} payload (kind `{self.payload.kind}`)"
+            )
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The payload as the IR JSON's `args` object (code reads `payload` instead)."""
+        return self.payload.to_dict()
 
     @property
     def source(self) -> str | None:
@@ -306,7 +303,7 @@ def _claim_to_dict(c: Claim) -> dict[str, Any]:
             "text": c.text,
             "edges": [list(e) for e in c.edges],
             "subjects": list(c.subjects),
-            "args": _jsonable(c.args),
+            "args": _jsonable(c.payload.to_dict()),
             "thresholds": [[t.stat, t.op, t.value] for t in c.thresholds],
             "span": _span(c.span),
             "origin": _span(c.origin),
@@ -317,13 +314,15 @@ def _claim_to_dict(c: Claim) -> dict[str, Any]:
 
 
 def _claim_from_dict(d: Mapping[str, Any]) -> Claim:
+    from circuitdsl.language.claims import payload_from_dict  # claims imports this module
+
     return Claim(
         id=d["id"],
         kind=d["kind"],
         text=d["text"],
         edges=tuple((s, t) for s, t in d["edges"]),
         subjects=tuple(d["subjects"]),
-        args=_frozen(d["args"]),
+        payload=payload_from_dict(d["kind"], _frozen(d["args"])),
         thresholds=tuple(Threshold(s, o, float(v)) for s, o, v in d["thresholds"]),
         span=_unspan(d["span"]),
         origin=_unspan(d["origin"]),

@@ -15,8 +15,9 @@ from typing import cast
 
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language import ir
-from circuitdsl.language.claims import ACTIVATION_RULE_WORDS, NAMED_REGIONS, RULES, TRANSFORMS
+from circuitdsl.language.claims import NAMED_REGIONS, RULES, TRANSFORMS
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError, Span, did_you_mean
+from circuitdsl.language.kinds import ACTIVATION_RULE_WORDS, CompareClaim
 from circuitdsl.language.loader import Program
 from circuitdsl.language.stimuli import CATALOGUE
 from circuitdsl.language.syntax import ast
@@ -494,7 +495,7 @@ class _Resolver:
                 return
             for ref in (*stmt.stronger, *stmt.weaker):
                 self.ref(ref, scope, variables)
-            self.check_options(compare_word(stmt.measure), stmt.options)
+            self.check_options(CompareClaim.word_of(stmt.measure), stmt.options)
         elif isinstance(stmt, ast.WithinStmt):
             self.ref(stmt.subject, scope, variables)
             self.check_options("within", stmt.options)
@@ -1016,11 +1017,6 @@ def resolve(program: Program) -> Resolved:
         alpha=alpha,
         preprocess=preprocess,
     )
-
-
-def compare_word(measure: str) -> str:
-    """The registry word of a comparison with this measure."""
-    return {"norm": "stronger", "excites": "more", "inhibits": "more"}.get(measure, measure)
 
 
 def _word_of(body: ast.ClaimBody) -> str:
