@@ -282,7 +282,7 @@ def report_rows(report: Report, checkpoint: str, step: int | None) -> list[dict[
         for stat, value in c.measured.items():
             row[stat] = float(value)
         for stat, want in c.expected.items():
-            row[f"{stat}_expected"] = want
+            row[f"{stat}_expected"] = str(want)
         rows.append(row)
     # Aggregate verdicts (one per quantified line) where the Report has them: their
     # numbers (passed, of, base rate, p value, ...) become statistic columns.

@@ -34,6 +34,14 @@ import torch
 
 from circuitdsl.check.common import Outcome, Unmeasurable, fmt
 from circuitdsl.language.ir import Claim, Threshold
+from circuitdsl.language.kinds import (
+    ActivationClaim,
+    ActivationTest,
+    ChangeSize,
+    CoverageClaim,
+    Edit,
+    PredictionClaim,
+)
 from circuitdsl.measure.responses import (
     Plan,
     Source,
@@ -52,7 +60,6 @@ from circuitdsl.models.probe import runner_for
 if TYPE_CHECKING:
     from circuitdsl.check.context import Context
 
-KINDS = ("activation", "prediction", "coverage")
 
 PREFERS_STEP = 5.0  # degrees between orientations of a tuning sweep
 UNCHANGED_EFFECT = 0.1  # |effect| up to which a prediction of `unchanged` holds
@@ -64,10 +71,21 @@ PRIMARY = {"responds": "activation", "prefers": "error", "no_echo": "echo_ratio"
 # ---- the tests ----------------------------------------------------------------------------
 
 
-def _responds(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
-    stim = act["stimulus"]
-    a = float(src.one(feature, stim["name"], stim["args"])[0])
-    ref = _reference(src, feature, stim["name"], stim["args"])
+Grid = tuple[float, ...] | None  # an `over P` selector's grid, when a claim would be circular
+
+
+def _num(x: float | None, what: str) -> float:
+    if x is None:
+        raise Unmeasurable(f"the claim gives no {what}")
+    return float(x)
+
+
+def _responds(
+    feature: Any, act: ActivationTest, src: Source, grid: Grid
+) -> tuple[dict[str, float], str]:
+    stim = act.stimulus
+    a = float(src.one(feature, stim.name, stim.kwargs)[0])
+    ref = _reference(src, feature, stim.name, stim.kwargs)
     mean, sd = float(ref.mean()), float(ref.std(unbiased=False))
     z = (a - mean) / sd if sd > 1e-12 else float("nan")
     detail = (
@@ -95,13 +113,14 @@ def _sweep_values(
     return [lo + (value + 3 * tol - lo) * k / 36 for k in range(37)], None
 
 
-def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
-    stim, param = act["stimulus"], str(act["param"])
-    if param not in get_stimulus(stim["name"]).param_names:
-        raise Unmeasurable(f"stimulus `{stim['name']}` has no parameter `{param}` to sweep")
-    value, tol = float(act["value"]), float(act["tolerance"])
-    values, period = _sweep_values(stim["name"], param, value, tol)
-    grid = act.get("selector_grid")
+def _prefers(
+    feature: Any, act: ActivationTest, src: Source, grid: Grid
+) -> tuple[dict[str, float], str]:
+    stim, param = act.stimulus, str(act.param)
+    if param not in get_stimulus(stim.name).param_names:
+        raise Unmeasurable(f"stimulus `{stim.name}` has no parameter `{param}` to sweep")
+    value, tol = _num(act.value, "value"), _num(act.tolerance, "tolerance")
+    values, period = _sweep_values(stim.name, param, value, tol)
     if grid:
         # The claimed value is where an `over P` selector found this unit's best response
         # to the same stimulus: measuring on the selector's grid would return it by
@@ -110,7 +129,7 @@ def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
         values = [v + step / 2 for v in grid]
         if period is not None:
             values = [v % period for v in values]
-    r = src.sweep(feature, stim["name"], stim["args"], param, values)
+    r = src.sweep(feature, stim.name, stim.kwargs, param, values)
     k = int(torch.argmax(r))
     preferred, peak = values[k], float(r[k])
     out = {"preferred": preferred, "peak": peak, "circular": 1.0 if grid else 0.0}
@@ -142,9 +161,10 @@ def _prefers(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
     return out, detail
 
 
-def _no_echo(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
-    stim = act["stimulus"]
-    name, args = stim["name"], dict(stim["args"])
+def _no_echo(
+    feature: Any, act: ActivationTest, src: Source, grid: Grid
+) -> tuple[dict[str, float], str]:
+    name, args = act.stimulus.name, act.stimulus.kwargs
     period = _period(name, "orientation")
     if period is None:
         raise Unmeasurable(f"stimulus `{name}` has no orientation, so it has no echo")
@@ -191,14 +211,16 @@ def _no_echo(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[st
     }, detail
 
 
-def _invariant(feature: Any, act: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
-    stim = act["stimulus"]
-    aspect = ASPECTS.get(str(act["param"]))
+def _invariant(
+    feature: Any, act: ActivationTest, src: Source, grid: Grid
+) -> tuple[dict[str, float], str]:
+    stim = act.stimulus
+    aspect = ASPECTS.get(str(act.param))
     if aspect is None:
         raise Unmeasurable(
-            f"invariance to `{act['param']}` is not measured; aspects: colour, brightness"
+            f"invariance to `{act.param}` is not measured; aspects: colour, brightness"
         )
-    r = src.variants(feature, stim["name"], stim["args"], aspect)
+    r = src.variants(feature, stim.name, stim.kwargs, aspect)
     mean, sd = float(r.mean()), float(r.std(unbiased=False))
     cv = sd / mean if mean > 1e-12 else float("nan")
     detail = (
@@ -213,18 +235,18 @@ TESTS = {"responds": _responds, "prefers": _prefers, "no_echo": _no_echo, "invar
 
 
 def measure_test(
-    feature: Any, act: Mapping[str, Any], src: Source
+    feature: Any, act: ActivationTest, src: Source, grid: Grid = None
 ) -> tuple[dict[str, float], str, tuple[Threshold, ...]]:
     """One activation test: statistics, a sentence, and the thresholds it implies."""
-    fn = TESTS.get(str(act["test"]))
+    fn = TESTS.get(act.test)
     if fn is None:
-        raise Unmeasurable(f"unknown activation test `{act['test']}`")
-    src = src.reading(act.get("read") == "pre")
-    stats, detail = fn(feature, act, src)
+        raise Unmeasurable(f"unknown activation test `{act.test}`")
+    src = src.reading(act.pre)
+    stats, detail = fn(feature, act, src, grid)
     implied: tuple[Threshold, ...] = ()
-    if act["test"] == "prefers":
-        implied = (Threshold("error", "<=", float(act["tolerance"])),)
-    if act["test"] == "responds":
+    if act.test == "prefers":
+        implied = (Threshold("error", "<=", _num(act.tolerance, "tolerance")),)
+    if act.test == "responds":
         # `responds` means a positive response, whatever the z: part of the claim's
         # meaning, so it holds alongside the spec's thresholds on z.
         implied = (Threshold("activation", ">", 0.0),)
@@ -250,50 +272,50 @@ def _selection(ctx: Any, family: str | None) -> Any:
     return chosen.get(family) if family is not None else None
 
 
-def _annotated(ctx: Any, claim: Claim, act: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`act`, with the selector's grid when a `prefers` claim would be circular.
+def _selector_grid(ctx: Any, subject: str, act: ActivationTest) -> Grid:
+    """The selector's grid when a `prefers` claim would be circular, else None.
 
     Circular: the subject's family was chosen by `top K of L by S over P` with the same
     stimulus S, and the claimed value is the one the selector assigned the member.
     """
-    if act.get("test") != "prefers":
-        return act
-    feature = _feature(ctx, claim.args["subject"])
+    if act.test != "prefers":
+        return None
+    feature = _feature(ctx, subject)
     fam = getattr(getattr(feature, "feature", None), "family", None)
     sel = _selection(ctx, fam)
-    if sel is None or sel.over != act["param"] or sel.stimulus != act["stimulus"]["name"]:
-        return act
+    if sel is None or sel.over != act.param or sel.stimulus != act.stimulus.name:
+        return None
     try:
-        assigned = float(feature.feature.param(str(act["param"])))
+        assigned = float(feature.feature.param(str(act.param)))
     except (KeyError, TypeError, ValueError):
-        return act
-    period = _period(str(act["stimulus"]["name"]), str(act["param"]))
-    gap = abs(assigned - float(act["value"]))
+        return None
+    period = _period(act.stimulus.name, str(act.param))
+    gap = abs(assigned - _num(act.value, "value"))
     if period is not None:
-        gap = _circ_dist(assigned, float(act["value"]), period)
+        gap = _circ_dist(assigned, _num(act.value, "value"), period)
     if gap > 1e-6:
-        return act
-    return {**act, "selector_grid": list(sel.grid)}
+        return None
+    return tuple(sel.grid)
 
 
-def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, float], str]:
+def _covers(ctx: Any, claim: CoverageClaim, src: Source) -> tuple[dict[str, float], str]:
     """`expect F covers P in W bins [on S]`: which bins of P the members' preferences fill.
 
     Each member's preferred P is the argmax of its response over a 5-degree sweep of S
     (read after the nonlinearity unless `pre`); a member whose peak is not positive
     prefers nothing. Bins are centred on multiples of W (0, 45, ... for 45deg bins).
     """
-    family, param, width = str(args["subject"]), str(args["param"]), float(args["bin"])
-    stim = args.get("stimulus")
+    family, param, width = claim.subject, claim.param, float(claim.bin)
     sel = _selection(ctx, family)
-    if stim is None:
-        if sel is None:
-            raise Unmeasurable(
-                f"`{family}` was not chosen by a selector: say which stimulus, e.g."
-                f" `covers {param} in {width:g}deg bins on curve()`"
-            )
-        stim = {"name": sel.stimulus, "args": dict(sel.stimulus_args)}
-    name = str(stim["name"])
+    if claim.stimulus is not None:
+        name, stim_args = claim.stimulus.name, claim.stimulus.kwargs
+    elif sel is None:
+        raise Unmeasurable(
+            f"`{family}` was not chosen by a selector: say which stimulus, e.g."
+            f" `covers {param} in {width:g}deg bins on curve()`"
+        )
+    else:
+        name, stim_args = str(sel.stimulus), dict(sel.stimulus_args)
     if param not in get_stimulus(name).param_names:
         raise Unmeasurable(f"stimulus `{name}` has no parameter `{param}` to sweep")
     period = _period(name, param)
@@ -307,10 +329,10 @@ def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, f
     except (KeyError, AttributeError):
         raise Unmeasurable(f"`{family}` is not a family bound to a model") from None
     values = _orientations(period, PREFERS_STEP)
-    src = src.reading(args.get("read") == "pre")
+    src = src.reading(claim.pre)
     owners: list[list[str]] = [[] for _ in range(n)]
     for m in members:
-        r = src.sweep(m, name, stim["args"], param, values)
+        r = src.sweep(m, name, stim_args, param, values)
         k = int(torch.argmax(r))
         if float(r[k]) <= 0:
             continue
@@ -331,10 +353,10 @@ def _covers(ctx: Any, args: Mapping[str, Any], src: Source) -> tuple[dict[str, f
     return stats, detail
 
 
-def _implied_change(change: str, size: Mapping[str, Any] | None = None) -> tuple[Threshold, ...]:
+def _implied_change(change: str, size: ChangeSize | None = None) -> tuple[Threshold, ...]:
     """The verdict a predicted change implies (docs/claims.md, `predict`)."""
     if size is not None:
-        kind, v = str(size["kind"]), float(size["value"])
+        kind, v = size.kind, float(size.value)
         if kind == "by_at_least":
             sign = 1.0 if change == "increases" else -1.0
             return (Threshold("relative_change", ">=" if sign > 0 else "<=", sign * v),)
@@ -366,11 +388,11 @@ def _relative(before: float, after: float) -> tuple[float, float]:
     return rel, (after / before if before > 0 else float("nan"))
 
 
-def _effect_scale(test: str, act: Mapping[str, Any], before: Mapping[str, float]) -> float:
+def _effect_scale(test: str, act: ActivationTest, before: Mapping[str, float]) -> float:
     if test == "responds":
         return before.get("ref_sd", 1.0) or 1.0
     if test == "prefers":
-        return float(act["tolerance"]) or 1.0
+        return _num(act.tolerance, "tolerance") or 1.0
     return 1.0
 
 
@@ -412,13 +434,14 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     # 1. plan: every claim renders the images it needs (deduplicated across claims)
     planned: dict[int, Source | Exception] = {}
     for i, c in enumerate(claims):
-        act = c.args["activation"] if c.kind == "prediction" else c.args
+        p = c.payload
         mine = source()
         try:
-            if c.kind == "coverage":
-                _covers(ctx, c.args, mine)
+            if isinstance(p, CoverageClaim):
+                _covers(ctx, p, mine)
             else:
-                measure_test(_feature(ctx, c.args["subject"]), _annotated(ctx, c, act), mine)
+                subject, act = _test_of(c)
+                measure_test(_feature(ctx, subject), act, mine, _selector_grid(ctx, subject, act))
             planned[i] = mine
         except Unmeasurable as exc:
             planned[i] = exc
@@ -430,11 +453,13 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     base = src.view(plan.run(runner)) if plan.count else src
 
     # 2. one edited copy (and one run) per distinct edit set
-    edited: dict[str, tuple[Source, list[str]] | Exception] = {}
+    # keyed by the edit tuple itself: payloads are frozen and hashable
+    edited: dict[tuple[Edit, ...], tuple[Source, list[str]] | Exception] = {}
     for i, c in enumerate(claims):
-        if c.kind != "prediction" or not isinstance(planned[i], Source):
+        p = c.payload
+        if not isinstance(p, PredictionClaim) or not isinstance(planned[i], Source):
             continue
-        key = repr(c.args["edits"])
+        key = p.edits
         if key in edited:
             continue
         rows = sorted(
@@ -442,14 +467,14 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
                 *(
                     planned[j].rows  # type: ignore[union-attr]
                     for j, d in enumerate(claims)
-                    if d.kind == "prediction"
-                    and repr(d.args["edits"]) == key
+                    if isinstance(d.payload, PredictionClaim)
+                    and d.payload.edits == key
                     and isinstance(planned[j], Source)
                 )
             )
         )
         try:
-            model = edited_copy(adapter, ctx.bound, c.args["edits"])
+            model = edited_copy(adapter, ctx.bound, p.edits)
             r = runner_for(adapter, model.gm, device=device, ablate=model.ablate)
             # only the images its claims read
             edited[key] = (src.view(plan.run(r, rows)), model.notes)
@@ -459,33 +484,35 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     # 3. measure
     outs = []
     for i, c in enumerate(claims):
-        p = planned[i]
-        if isinstance(p, Exception):
-            outs.append(Outcome({}, str(p), status="error"))
+        plan_i = planned[i]
+        if isinstance(plan_i, Exception):
+            outs.append(Outcome({}, str(plan_i), status="error"))
             continue
-        if c.kind == "coverage":
-            stats, detail = _covers(ctx, c.args, base)
+        p = c.payload
+        if isinstance(p, CoverageClaim):
+            stats, detail = _covers(ctx, p, base)
             outs.append(Outcome(stats, detail))
             continue
-        feature = _feature(ctx, c.args["subject"])
-        if c.kind == "activation":
-            stats, detail, implied = measure_test(feature, _annotated(ctx, c, c.args), base)
+        subject, act = _test_of(c)
+        feature = _feature(ctx, subject)
+        if not isinstance(p, PredictionClaim):
+            grid = _selector_grid(ctx, subject, act)
+            stats, detail, implied = measure_test(feature, act, base, grid)
             outs.append(Outcome(stats, detail, implied=implied))
             continue
-        e = edited[repr(c.args["edits"])]
+        e = edited[p.edits]
         if isinstance(e, Exception):
             from circuitdsl.check.context import describe_exception
 
             outs.append(Outcome({}, describe_exception(e), status="error"))
             continue
         after_src, edit_notes = e
-        act = c.args["activation"]
-        primary = PRIMARY[str(act["test"])]
+        primary = PRIMARY[act.test]
         s0, _, _ = measure_test(feature, act, base)
         s1, _, _ = measure_test(feature, act, after_src)
         before, after = s0[primary], s1[primary]
         change = after - before
-        scale = _effect_scale(str(act["test"]), act, s0)
+        scale = _effect_scale(act.test, act, s0)
         effect = change / scale
         rel, ratio = _relative(before, after)
         measured = {
@@ -498,16 +525,16 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             "effect": effect,
             "abs_effect": abs(effect),
         }
-        size = c.args.get("size")
-        predicted = str(c.args["change"])
+        size = p.size
+        predicted = p.change
         if size is not None:
-            v = float(size["value"])
+            v = float(size.value)
             predicted += {
                 "by_at_least": f" by at least {100 * v:g}%",
                 "to_above": f" to above {v:g} of before",
                 "to_below": f" to below {v:g} of before",
                 "within": f" within {100 * v:g}%",
-            }[str(size["kind"])]
+            }[size.kind]
         detail = (
             f"{primary} {fmt(before)} -> {fmt(after)} (change {change:+.3g}, relative"
             f" {rel:+.1%}, {effect:+.3g} in units of {fmt(scale)}), predicted {predicted};"
@@ -516,6 +543,16 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
         implied = _implied_change(predicted.split()[0], size)
         outs.append(Outcome(measured, detail, implied=implied))
     return outs
+
+
+def _test_of(c: Claim) -> tuple[str, ActivationTest]:
+    """(subject, test) of an `activation` or `prediction` claim."""
+    p = c.payload
+    if isinstance(p, ActivationClaim):
+        return p.subject, p.activation
+    if isinstance(p, PredictionClaim):
+        return p.subject, p.activation
+    raise Unmeasurable(f"a {c.kind} claim carries a {type(p).__name__}, not an activation test")
 
 
 def edges(claim: Claim, circuit: Any) -> list[tuple[Any, Any]]:

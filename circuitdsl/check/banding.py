@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import torch
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt, payload_of
 from circuitdsl.check.context import Context
 from circuitdsl.language.ir import Claim, Feature
-
-KINDS = ("banding",)
+from circuitdsl.language.kinds import BandingClaim
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -83,7 +82,8 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
 def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
-        layer, direction = str(c.args["layer"]), str(c.args.get("direction", "horizontal"))
+        p = payload_of(c, BandingClaim)
+        layer, direction = p.layer, p.direction
         if direction not in ("horizontal", "vertical"):
             raise Unmeasurable(f"unknown banding direction `{direction}`")
         # several claims on one layer read its kernels and measure them once
@@ -95,7 +95,7 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             ctx.memo[key] = (k, banding(k, direction))
         k, b = ctx.memo[key]
         h, w = k.shape[-2:]
-        than = c.args.get("than")
+        than = p.than
         if than is not None:
             other_key = ("banding", layer, str(than))
             if other_key not in ctx.memo:

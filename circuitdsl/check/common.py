@@ -14,15 +14,19 @@ Conventions used by every claim kind (docs/claims.md states them for users):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from circuitdsl.language.diagnostics import Unmeasurable as Unmeasurable  # re-exported
 from circuitdsl.language.ir import Circuit, Claim, Feature, Threshold
+from circuitdsl.language.kinds import Payload, Region
+from circuitdsl.report.model import Expected
+
+_P = TypeVar("_P", bound=Payload)
 
 
 @dataclass(slots=True)
@@ -47,6 +51,15 @@ def unmeasurable(exc: Exception) -> Outcome:
     return Outcome({}, str(exc), status="error")
 
 
+def payload_of(claim: Claim, cls: type[_P]) -> _P:
+    """The claim's payload as `cls` (a handler gets only the kinds it is registered for;
+    a hand-built claim that is not one is unmeasurable, not a crash)."""
+    p = claim.payload
+    if not isinstance(p, cls):
+        raise Unmeasurable(f"a {claim.kind} claim carries a {type(p).__name__}, not {cls.__name__}")
+    return p
+
+
 def each(claims: Sequence[Claim], fn: Any) -> list[Outcome]:
     """Apply a one-claim measure to each claim; an Unmeasurable claim becomes an error."""
     out = []
@@ -58,12 +71,12 @@ def each(claims: Sequence[Claim], fn: Any) -> list[Outcome]:
     return out
 
 
-_RULES_CACHE: dict[tuple[Any, ...], tuple[dict[str, Threshold], dict[str, str]]] = {}
+_RULES_CACHE: dict[tuple[Any, ...], tuple[dict[str, Threshold], dict[str, Expected]]] = {}
 
 
-def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[str, str]]:
+def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[str, Expected]]:
     # thousands of claims share a handful of threshold sets: build each one once
-    key = (claim.thresholds, outcome.implied)
+    key = (claim.thresholds, outcome.implied, claim.payload.is_negated())
     hit = _RULES_CACHE.get(key)
     if hit is None:
         # the claim's own thresholds first (the first is the primary statistic, the one
@@ -71,7 +84,8 @@ def _rules(claim: Claim, outcome: Outcome) -> tuple[dict[str, Threshold], dict[s
         by_stat = {t.stat: t for t in claim.thresholds}
         for t in outcome.implied:
             by_stat.setdefault(t.stat, t)
-        hit = (by_stat, {s: str(t) for s, t in by_stat.items()})
+        negated = claim.payload.is_negated()  # `not F within L`, `not banded D`
+        hit = (by_stat, {s: Expected(t, negated) for s, t in by_stat.items()})
         if len(_RULES_CACHE) < 10_000:
             _RULES_CACHE[key] = hit
     return hit
@@ -154,7 +168,7 @@ def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
     return out
 
 
-def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
+def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, Expected], str]:
     """Status, expected-text and detail of a claim from its measured statistics.
 
     A claim passes when every threshold (the claim's own, else the implied ones) holds;
@@ -175,9 +189,7 @@ def verdict(claim: Claim, outcome: Outcome) -> tuple[str, dict[str, str], str]:
                 expected,
                 f"statistic {', '.join(missing)} is not measured for a {claim.kind} claim",
             )
-    negated = bool(claim.args.get("negated"))  # `not F within L`, `not banded D`
-    if negated:
-        expected = {s: f"not {t}" for s, t in expected.items()}
+    negated = claim.payload.is_negated()  # `not F within L`, `not banded D`
     for s, t in by_stat.items():
         value = measured[s]
         if value != value:  # NaN: the statistic is undefined (so is its negation)
@@ -200,7 +212,7 @@ def fmt(x: float) -> str:
 # ---- regions -------------------------------------------------------------------------
 
 
-def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
+def region_mask(region: Region, kh: int, kw: int) -> torch.Tensor:
     """Boolean [kh, kw] mask of a named or explicit region of a kernel.
 
     Named regions are relative to the centre line of the kernel: `top` = rows strictly
@@ -212,8 +224,8 @@ def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
     rows = torch.arange(kh, dtype=torch.float32)[:, None].expand(kh, kw)
     cols = torch.arange(kw, dtype=torch.float32)[None, :].expand(kh, kw)
     mr, mc = (kh - 1) / 2, (kw - 1) / 2
-    if "name" in region:
-        name = str(region["name"])
+    if region.name is not None:
+        name = region.name
         if kh == 1 and kw == 1:
             raise Unmeasurable(f"a 1x1 kernel has no `{name}` region (it has no spatial extent)")
         top, bottom = rows < mr, rows > mr
@@ -235,9 +247,10 @@ def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
         mask = masks[name]
         label = name
     else:
-        r0, r1 = (int(v) for v in region["rows"])
+        assert region.rows is not None
+        r0, r1 = (int(v) for v in region.rows)
         # `rows r0..r1` alone spans every column
-        c0, c1 = (int(v) for v in region.get("cols", (0, kw - 1)))
+        c0, c1 = (int(v) for v in region.cols or (0, kw - 1))
         if not (0 <= r0 <= r1 < kh and 0 <= c0 <= c1 < kw):
             raise Unmeasurable(
                 f"region rows {r0}..{r1} cols {c0}..{c1} lies outside the {kh}x{kw} kernel"
@@ -249,14 +262,15 @@ def region_mask(region: Mapping[str, Any], kh: int, kw: int) -> torch.Tensor:
     return mask
 
 
-def region_label(region: Mapping[str, Any]) -> str:
+def region_label(region: Region) -> str:
     """How a region reads in a sentence."""
-    if "name" in region:
-        return str(region["name"]).replace("_", " ")
-    r0, r1 = region["rows"]
-    if "cols" not in region:
+    if region.name is not None:
+        return region.name.replace("_", " ")
+    assert region.rows is not None
+    r0, r1 = region.rows
+    if region.cols is None:
         return f"rows {r0}..{r1}"
-    c0, c1 = region["cols"]
+    c0, c1 = region.cols
     return f"rows {r0}..{r1} cols {c0}..{c1}"
 
 

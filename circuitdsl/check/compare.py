@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import torch
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, crop, each, fmt
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    crop,
+    each,
+    fmt,
+    payload_of,
+)
 from circuitdsl.check.context import Context, Group
 from circuitdsl.language.ir import Claim, Feature
+from circuitdsl.language.kinds import CompareClaim
 
-KINDS = ("compare",)
 MEASURES = ("norm", "excites", "inhibits", "similar", "opposite")
 
 
@@ -47,7 +55,7 @@ def _z(g: Group, i: int) -> float:
 def _one(c: Claim, ctx: Context) -> Outcome:
     if len(c.edges) != 2:
         raise Unmeasurable("a comparison needs exactly two connections")
-    how = str(c.args.get("measure", "norm"))
+    how = payload_of(c, CompareClaim).measure
     if how not in MEASURES:
         raise Unmeasurable(f"unknown comparison measure `{how}` (known: {', '.join(MEASURES)})")
     (g0, i0), (g1, i1) = ctx.edge(*c.edges[0]), ctx.edge(*c.edges[1])

@@ -17,26 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from circuitdsl.check import (
-    activation,
-    banding,
-    compare,
-    equivariance,
-    proportion,
-    rank,
-    region,
-    shape,
-    sign,
-    union,
-    within,
-)
 from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, null_summary, verdict
 from circuitdsl.check.context import Context, describe_exception
+from circuitdsl.language.claims import KINDS
 from circuitdsl.language.ir import Circuit, Claim, Feature
 from circuitdsl.models.base import ModelAdapter
 from circuitdsl.models.bind import Bound
@@ -55,23 +44,18 @@ class _Kind:
         self.edges = edges or (lambda claim, circuit: [])
 
 
+def _registered(kind: str) -> _Kind | None:
+    """The handler the claim-kind registry names for `kind` (its module's `measure`
+    and `edges`), or None for a kind the registry does not know."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        return None
+    mod = importlib.import_module(spec.handler)
+    return _Kind(mod.measure, getattr(mod, "edges", None))
+
+
+# handlers given with `register_handler`, which take precedence over the registry's
 _HANDLERS: dict[str, _Kind] = {}
-_BUILTIN = (
-    sign,
-    region,
-    rank,
-    compare,
-    shape,
-    union,
-    equivariance,
-    within,
-    banding,
-    proportion,
-    activation,
-)
-for _mod in _BUILTIN:
-    for _kind in _mod.KINDS:
-        _HANDLERS[_kind] = _Kind(_mod.measure, _mod.edges)
 
 NOT_MEASURED: dict[str, str] = {}  # kinds without a handler yet, and why
 
@@ -111,11 +95,13 @@ def register_handler(
 
 
 def unregister_handler(kind: str) -> None:
-    """Forget a handler registered with `register_handler` (built-in kinds stay)."""
+    """Forget a handler registered with `register_handler` (registry kinds stay)."""
     _HANDLERS.pop(kind, None)
-    for mod in _BUILTIN:
-        if kind in mod.KINDS:
-            _HANDLERS[kind] = _Kind(mod.measure, mod.edges)
+
+
+def handler_of(kind: str) -> _Kind | None:
+    """The handler that measures claims of `kind`: a registered one, else the registry's."""
+    return _HANDLERS.get(kind) or _registered(kind)
 
 
 def check(
@@ -177,8 +163,11 @@ def _check(
     from circuitdsl.check.controls import ControlBound
 
     under_control = bound.kind if isinstance(bound, ControlBound) else None
+    handlers: dict[str, _Kind | None] = {}
     for c in circuit.claims:
-        h = _HANDLERS.get(c.kind)
+        if c.kind not in handlers:
+            handlers[c.kind] = handler_of(c.kind)
+        h = handlers[c.kind]
         if under_control and c.kind in ("activation", "prediction"):
             msg = f"not measured under --control {under_control}: the control changes weights"
             results[c.id] = _result(c, circuit, Outcome({}, msg + " only", status="error"))
@@ -230,6 +219,8 @@ def _measure_kinds(
         progress(done, total)
 
     for kind, claims in by_kind.items():
+        h = handler_of(kind)
+        assert h is not None  # `_check` only groups claims that have a handler
         if not ctx.group_errors and not ctx.edge_errors:
             ready = claims  # the common case: no per-claim lookups
         else:
@@ -240,7 +231,7 @@ def _measure_kinds(
                     ready.append(c)
                 else:
                     results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
-        for c, outcome in _measure(_HANDLERS[kind].measure, ready, ctx):
+        for c, outcome in _measure(h.measure, ready, ctx):
             results[c.id] = _result(c, circuit, outcome)
         done += len(claims)
         if progress is not None:

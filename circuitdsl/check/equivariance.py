@@ -41,12 +41,12 @@ from circuitdsl.check.common import (
     each,
     fmt,
     nodes_of,
+    payload_of,
     pearson,
 )
 from circuitdsl.check.context import Context
 from circuitdsl.language.ir import Claim, Feature
-
-KINDS = ("equivariance",)
+from circuitdsl.language.kinds import EquivarianceClaim
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -157,9 +157,9 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
 
 
 def _one(c: Claim, ctx: Context) -> Outcome:
-    transform = str(c.args.get("transform", "rotation"))
-    param = str(c.args.get("param", ""))
-    period = float(c.args.get("period") or 360.0)
+    p = payload_of(c, EquivarianceClaim)
+    transform, param = p.transform, p.param
+    period = float(p.period or 360.0)
     src_name, dst_name = c.edges[0]
     A, B = nodes_of(ctx.index, src_name), nodes_of(ctx.index, dst_name)
     # each comparison: (a, b, a2, b2) as member indices, and the transform's amount

@@ -14,11 +14,10 @@ from __future__ import annotations
 import torch
 
 from circuitdsl.check.aggregate import upper_tail
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt, payload_of
 from circuitdsl.check.context import Context
 from circuitdsl.language.ir import Claim, Feature
-
-KINDS = ("proportion",)
+from circuitdsl.language.kinds import ProportionClaim
 
 
 def _source(layer: str) -> Feature:
@@ -28,7 +27,8 @@ def _source(layer: str) -> Feature:
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """One edge from the source layer into the target: its group holds every input."""
-    return [(_source(str(claim.args["layer"])), circuit.feature(claim.subjects[0]))]
+    layer = payload_of(claim, ProportionClaim).layer
+    return [(_source(layer), circuit.feature(claim.subjects[0]))]
 
 
 def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
@@ -37,7 +37,8 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
 
 
 def _one(c: Claim, ctx: Context) -> Outcome:
-    layer, k, sign = str(c.args["layer"]), int(c.args["k"]), str(c.args["sign"])
+    claim = payload_of(c, ProportionClaim)
+    layer, k, sign = claim.layer, int(claim.k), claim.sign
     target = c.subjects[0]
     g, i = ctx.edge(f"{layer}:*", target)
     inputs = g.inputs[int(g.t_idx[i])]  # [C_src, kh, kw]

@@ -14,11 +14,10 @@ import math
 
 import torch
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, payload_of
 from circuitdsl.check.context import Context, Group
 from circuitdsl.language.ir import Claim, Feature, Threshold
-
-KINDS = ("rank",)
+from circuitdsl.language.kinds import RankClaim
 
 _POLARITIES = ("any", "excitatory", "inhibitory")
 
@@ -34,7 +33,7 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     for c in claims:
         if ctx.problem(*c.edges[0]) is None:
             g, i = ctx.edge(*c.edges[0])
-            pol = str(c.args.get("polarity", "any"))
+            pol = payload_of(c, RankClaim).polarity
             wanted.setdefault((id(g), pol), (g, []))[1].append(i)
     for (_, pol), (g, positions) in wanted.items():
         if pol in _POLARITIES:
@@ -46,10 +45,11 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     out = []
     for c in claims:
         src, dst = c.edges[0]
-        polarity = str(c.args.get("polarity", "any"))
+        p = payload_of(c, RankClaim)
+        polarity = p.polarity
         if polarity not in _POLARITIES:
             raise Unmeasurable(f"unknown polarity `{polarity}`")
-        k = int(c.args["k"])
+        k = int(p.k)
         g, i = ctx.edge(src, dst)
         rank, strength = g.ranks([i], polarity)[i]
         if math.isnan(strength):

@@ -19,6 +19,7 @@ from circuitdsl.check.common import Unmeasurable, region_mask
 from circuitdsl.check.shape import template
 from circuitdsl.language.claims import NAMED_REGIONS
 from circuitdsl.language.ir import Claim
+from circuitdsl.language.kinds import Region
 
 
 def _pair(bound: Any, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
@@ -41,24 +42,25 @@ def _z(kernel: np.ndarray, inputs: np.ndarray, mask: np.ndarray | None = None) -
 
 def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
     """The main statistic(s) of one weight claim, computed from scratch."""
-    kind, args = claim.kind, claim.args
+    kind = claim.kind
+    p: Any = claim.payload  # the kind's payload (language/kinds.py)
     if kind == "sign":
         k, inp = _pair(bound, *claim.edges[0])
         z = _z(k, inp)
         return {"z": z, "total": float(k.sum()), "abs_z": abs(z)}
     if kind == "region":
         k, inp = _pair(bound, *claim.edges[0])
-        mask = region_mask(args["region"], *k.shape).numpy()
+        mask = region_mask(p.region, *k.shape).numpy()
         z = _z(k, inp, mask)
         return {"z": z, "total": float((k * mask).sum())}
     if kind == "strongest":
         k, _ = _pair(bound, *claim.edges[0])
-        w = -k if args.get("sign") == "inhibits" else k
-        own = region_mask(args["region"], *k.shape).numpy()
+        w = -k if p.sign == "inhibits" else k
+        own = region_mask(p.region, *k.shape).numpy()
         others = []
         for name in NAMED_REGIONS:
             try:
-                m = region_mask({"name": name}, *k.shape).numpy()
+                m = region_mask(Region(name=name), *k.shape).numpy()
             except Unmeasurable:
                 continue
             if not (m & own).any():
@@ -71,7 +73,7 @@ def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
     if kind == "rank":
         src, dst = claim.edges[0]
         k, inp = _pair(bound, src, dst)
-        pol = args.get("polarity", "any")
+        pol = p.polarity
         if pol == "any":
             row, val = np.linalg.norm(inp.reshape(len(inp), -1), axis=1), np.linalg.norm(k)
         else:
@@ -84,20 +86,14 @@ def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
         return {"ratio": float(np.linalg.norm(k0) / np.linalg.norm(k1))}
     if kind == "shape":
         k, _ = _pair(bound, *claim.edges[0])
-        radius = args.get("radius")
-        t = template(
-            str(args["shape"]),
-            float(args["orientation"]),
-            *k.shape,
-            None if radius is None else float(radius),
-        ).numpy()
-        part = np.clip(-k if args.get("sign") == "inhibits" else k, 0, None)
+        t = template(p.shape, float(p.orientation), *k.shape, p.radius).numpy()
+        part = np.clip(-k if p.sign == "inhibits" else k, 0, None)
         a, b = part - part.mean(), t - t.mean()
         den = np.linalg.norm(a) * np.linalg.norm(b)
         return {"correlation": float((a * b).sum() / den) if den > 1e-12 else float("nan")}
     if kind == "union":
         zs = [_z(*_pair(bound, s, d)) for s, d in claim.edges]
-        sign = args.get("sign", "excites")
+        sign = p.sign
         z = max(zs) if sign == "inhibits" else min(zs)
         return {"z": z}
     if kind == "within":
@@ -107,6 +103,6 @@ def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
                 for ch in f.channels:
                     total += 1
                     where = bound.adapter.branch_of(f.layer, ch)
-                    inside += where is not None and where[0] == args["branch"]
+                    inside += where is not None and where[0] == p.branch
         return {"fraction": inside / total}
     raise Unmeasurable(f"no reference statistic for `{kind}`")

@@ -21,7 +21,6 @@ where Q runs over the named regions disjoint from R (w negated for `inhibits`), 
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import torch
 
@@ -38,8 +37,7 @@ from circuitdsl.check.common import (
 from circuitdsl.check.context import Context, Group
 from circuitdsl.language.claims import NAMED_REGIONS
 from circuitdsl.language.ir import Claim, Feature
-
-KINDS = ("region", "strongest")
+from circuitdsl.language.kinds import Region, RegionClaim, StrongestClaim
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -47,25 +45,33 @@ def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     return [(circuit.feature(s), circuit.feature(d)) for s, d in claim.edges[:1]]
 
 
-def _key(region: Any) -> str:
+def _payload(c: Claim) -> RegionClaim | StrongestClaim:
+    p = c.payload
+    if not isinstance(p, (RegionClaim, StrongestClaim)):
+        raise Unmeasurable(f"a {c.kind} claim carries a {type(p).__name__}, not a region claim")
+    return p
+
+
+def _key(region: Region) -> str:
     """A hashable spelling of a region (`name:top`, `rows:0:1:0:4`) for caches."""
-    if "name" in region:
-        return f"name:{region['name']}"
-    (r0, r1) = region["rows"]
-    if "cols" not in region:  # every column, whatever the kernel's width
+    if region.name is not None:
+        return f"name:{region.name}"
+    assert region.rows is not None
+    (r0, r1) = region.rows
+    if region.cols is None:  # every column, whatever the kernel's width
         return f"rows:{int(r0)}:{int(r1)}"
-    (c0, c1) = region["cols"]
+    (c0, c1) = region.cols
     return f"rows:{int(r0)}:{int(r1)}:{int(c0)}:{int(c1)}"
 
 
-def _unkey(key: str) -> dict[str, Any]:
+def _unkey(key: str) -> Region:
     kind, *rest = key.split(":")
     if kind == "name":
-        return {"name": rest[0]}
+        return Region(name=rest[0])
     if len(rest) == 2:
-        return {"rows": [int(rest[0]), int(rest[1])]}
+        return Region(rows=(int(rest[0]), int(rest[1])))
     r0, r1, c0, c1 = (int(v) for v in rest)
-    return {"rows": [r0, r1], "cols": [c0, c1]}
+    return Region(rows=(r0, r1), cols=(c0, c1))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -105,7 +111,7 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
                     f"{c.edges[0][0]} -> {c.edges[0][1]} is a 1x1 connection: it has no "
                     "spatial regions"
                 )
-            rkey = _key(c.args["region"])
+            rkey = _key(_payload(c).region)
             _mask(rkey, eh, ew, g.kh, g.kw)  # an empty region fails here, for this claim
             buckets.setdefault((g.key, rkey, (eh, ew), c.kind), []).append(n)
         except Unmeasurable as exc:
@@ -178,9 +184,7 @@ def _bucket(
     kern = g.kern[idx]
     mask = _mask(rkey, eh, ew, g.kh, g.kw)
     names, comp = _competitors(rkey, eh, ew, g.kh, g.kw)
-    sign = torch.tensor(
-        [-1.0 if claims[n].args.get("sign") == "inhibits" else 1.0 for n in members]
-    )
+    sign = torch.tensor([-1.0 if _payload(claims[n]).sign == "inhibits" else 1.0 for n in members])
     w = kern.flatten(1) * sign[:, None]
     m = mask.flatten()
     own = w[:, m].mean(dim=1)
@@ -207,9 +211,10 @@ def _bucket(
             results[n] = unmeasurable(Unmeasurable(f"the kernel {src} -> {dst} is all zeros"))
             continue
         margin = (o - b) / r
-        word = "inhibition" if c.args.get("sign") == "inhibits" else "excitation"
+        p = _payload(c)
+        word = "inhibition" if p.sign == "inhibits" else "excitation"
         detail = (
-            f"{src} -> {dst}: mean {word} at {region_label(c.args['region'])} is "
+            f"{src} -> {dst}: mean {word} at {region_label(p.region)} is "
             f"{fmt(margin)} kernel-RMS above the strongest other region ({names[wi]})"
         )
         results[n] = Outcome(
@@ -235,7 +240,7 @@ def _strongest_null(
 
 def _region_outcome(c: Claim, g: Group, i: int, total: float, rms: float) -> Outcome:
     src, dst = c.edges[0]
-    where = region_label(c.args["region"])
+    where = region_label(_payload(c).region)
     if rms <= 0:
         raise Unmeasurable(
             f"every input into {dst} sums to zero at {where}; the region z is undefined"

@@ -33,13 +33,13 @@ from circuitdsl.check.common import (
     Unmeasurable,
     crop,
     fmt,
+    payload_of,
     pearson,
     unmeasurable,
 )
 from circuitdsl.check.context import Context, Group
 from circuitdsl.language.ir import Claim, Feature, Threshold
-
-KINDS = ("shape",)
+from circuitdsl.language.kinds import ShapeClaim
 
 #: `excites along S` implies `z >= ALONG_Z` (`inhibits along`: `z <= -ALONG_Z`): clearly
 #: excitatory (inhibitory), without claiming the strength an `excites` claim does
@@ -83,14 +83,8 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             eh, ew = g.stat("eff")[i]
             if eh == 1 and ew == 1:
                 raise Unmeasurable(f"{c.edges[0][0]} -> {c.edges[0][1]} is 1x1: it has no shape")
-            radius = c.args.get("radius")
-            tmpl = template(
-                str(c.args["shape"]),
-                float(c.args["orientation"]),
-                eh,
-                ew,
-                None if radius is None else float(radius),
-            )
+            p = payload_of(c, ShapeClaim)
+            tmpl = template(p.shape, float(p.orientation), eh, ew, p.radius)
         except Unmeasurable as exc:
             results[n] = unmeasurable(exc)
             continue
@@ -99,7 +93,7 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
     for (_gk, eh, ew), members in buckets.items():
         g = located[members[0]][0]
         idx = torch.tensor([located[n][1] for n in members])
-        neg = torch.tensor([claims[n].args.get("sign") == "inhibits" for n in members])
+        neg = torch.tensor([payload_of(claims[n], ShapeClaim).sign == "inhibits" for n in members])
         k = crop(g.kern[idx], eh, ew)
         part = torch.where(neg[:, None, None], -k, k).clamp_min(0)
         tmpl = torch.stack([located[n][2] for n in members])
@@ -107,17 +101,18 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
         klists = g.kernel_lists()
         for n, r in zip(members, corr.tolist(), strict=True):
             c = claims[n]
+            p = payload_of(c, ShapeClaim)
             src, dst = c.edges[0]
-            what = "negative" if c.args.get("sign") == "inhibits" else "positive"
+            what = "negative" if p.sign == "inhibits" else "positive"
             if math.isnan(r):
                 detail = f"{src} -> {dst}: the kernel has no {what} weights to correlate"
             else:
                 detail = (
                     f"{src} -> {dst}: {what} weights correlate {fmt(r)} with a "
-                    f"{c.args['shape']} at {float(c.args['orientation']):g} deg"
+                    f"{p.shape} at {float(p.orientation):g} deg"
                 )
             i = located[n][1]
-            inhibits = c.args.get("sign") == "inhibits"
+            inhibits = p.sign == "inhibits"
             sign = -1.0 if inhibits else 1.0
             null_k = g.null_kernels(i)
             null_part = (sign * crop(null_k, eh, ew)).clamp_min(0)

@@ -14,8 +14,6 @@ from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, unmeasu
 from circuitdsl.check.context import Context
 from circuitdsl.language.ir import Claim, Feature
 
-KINDS = ("sign",)
-
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
     """The one edge of a sign claim."""

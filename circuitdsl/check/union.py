@@ -8,12 +8,11 @@ holds for each member; every member's own value is reported as `z[member]`.
 
 from __future__ import annotations
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt
+from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, fmt, payload_of
 from circuitdsl.check.context import Context
 from circuitdsl.check.sign import edge_z
 from circuitdsl.language.ir import Claim, Feature
-
-KINDS = ("union",)
+from circuitdsl.language.kinds import UnionClaim
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -31,7 +30,7 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     for c in claims:
         if not c.edges:
             raise Unmeasurable("a union needs at least one member")
-        sign = str(c.args.get("sign", "excites"))
+        sign = payload_of(c, UnionClaim).sign
         zs: dict[str, float] = {}
         totals: dict[str, float] = {}
         kernels = {}

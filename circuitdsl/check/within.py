@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, each, nodes_of
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    each,
+    nodes_of,
+    payload_of,
+)
 from circuitdsl.check.context import Context
 from circuitdsl.language.ir import Claim, Feature
-
-KINDS = ("within",)
+from circuitdsl.language.kinds import WithinClaim
 
 
 def edges(claim: Claim, circuit: CircuitIndex) -> list[tuple[Feature, Feature]]:
@@ -35,7 +41,7 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
     branch_of = _branch_of(ctx)
     out = []
     for c in claims:
-        branch = str(c.args["branch"])
+        branch = payload_of(c, WithinClaim).branch
         feats = [f for s in (c.subjects or ()) for f in nodes_of(ctx.index, s)]
         if not feats:
             raise Unmeasurable("the claim names no feature")

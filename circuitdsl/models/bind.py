@@ -33,6 +33,7 @@ from circuitdsl.language.diagnostics import (
     Span,
 )
 from circuitdsl.language.ir import Circuit, Feature
+from circuitdsl.language.kinds import BandingClaim, WithinClaim
 from circuitdsl.language.syntax.parser import gc_paused
 from circuitdsl.models.base import ModelAdapter, unknown_layer
 from circuitdsl.models.weights import Block, reduce_block
@@ -236,10 +237,9 @@ def _bind(circuit: Circuit, adapter: ModelAdapter) -> BoundCircuit:
     checked: set[tuple[str, str, Span | None]] = set()
     upstream: dict[tuple[str, str], bool] = {}
     for claim in circuit.claims:
-        for key in ("branch", "layer"):
-            value = claim.args.get(key) if claim.kind in ("within", "banding") else None
-            if isinstance(value, str):
-                check_layer(value, claim.span)
+        p = claim.payload
+        if isinstance(p, (WithinClaim, BandingClaim)):
+            check_layer(p.branch if isinstance(p, WithinClaim) else p.layer, claim.span)
         for s, t in claim.edges:
             missing = [n for n in (s, t) if n not in nodes]
             for n in missing:
@@ -301,13 +301,13 @@ def _missing_parameter_diags(circuit: Circuit, adapter: ModelAdapter) -> list[Di
                 ls, lt = _layer(circuit, s), _layer(circuit, t)
                 needed |= up_to(lt) - up_to(ls)
         layers = [n for n in claim.subjects if n in nodes]
-        subject = claim.args.get("subject")
-        if isinstance(subject, str) and subject in nodes:
+        subject = claim.payload.subject_name()
+        if subject is not None and subject in nodes:
             layers.append(subject)
         for n in layers:
             needed |= up_to(_layer(circuit, n))
-        if claim.kind == "banding" and isinstance(claim.args.get("layer"), str):
-            needed |= up_to(str(claim.args["layer"]))
+        if isinstance(claim.payload, BandingClaim):
+            needed |= up_to(claim.payload.layer)
         lacking = sorted(needed & missing)
         if lacking:
             shown = ", ".join(f"`{p}`" for p in lacking[:6])

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from circuitdsl.language.diagnostics import Unmeasurable
+from circuitdsl.language.kinds import Edit
 from circuitdsl.models.weights import Block, NotLinearisable, expanded_weights
 
 # LinOp kinds that map channel i of their input to channel i of their output.
@@ -452,15 +453,19 @@ def _edge_edit(
     gm: fx.GraphModule,
     adapter: Any,
     graph: Any,
-    edit: Mapping[str, Any],
+    edit: Edit,
     ls: str,
     ld: str,
     src_members: list[Any],
     dst_members: list[Any],
 ) -> AppliedEdit:
-    kind = edit["kind"]
-    factor = 0.0 if kind == "remove" else float(edit["factor"])
-    part = str(edit.get("part", "all"))
+    kind = edit.kind
+    factor = 0.0
+    if kind != "remove":
+        if edit.factor is None:
+            raise EditError(f"a `{kind}` edit needs a factor")
+        factor = float(edit.factor)
+    part = edit.part
     verb = "removed" if kind == "remove" else f"scaled by {factor:g}"
     what = "" if part == "all" else f"{part} "
     s_node, t_node = adapter.node(ls), adapter.node(ld)
@@ -544,17 +549,20 @@ def _linearisation(adapter: Any, gm: fx.GraphModule) -> Any:
 
 
 def apply_edits(
-    gm: fx.GraphModule, adapter: Any, bound: Any, edits: Sequence[Mapping[str, Any]]
+    gm: fx.GraphModule, adapter: Any, bound: Any, edits: Sequence[Edit | Mapping[str, Any]]
 ) -> EditedModel:
-    """Apply `edits` (the IR's edit dicts), in order, to `gm` (a copy of the adapter's)."""
+    """Apply `edits` (the IR's `Edit`s, or their JSON dicts), in order, to `gm` (a copy
+    of the adapter's)."""
     out = EditedModel(gm)
     graph = adapter.graph  # the linearisation the next edit is computed on
     touched: set[str] = set()  # nodes changed since `graph` was built
-    for e in edits:
-        if e["kind"] == "ablate":
-            recs = _ablate(gm, adapter, bound, e["target"])
+    for e in (e if isinstance(e, Edit) else Edit.from_dict(e) for e in edits):
+        if e.kind == "ablate":
+            recs = _ablate(gm, adapter, bound, str(e.target))
         else:
-            src_members, dst_members = _members(bound, e["edge"][0]), _members(bound, e["edge"][1])
+            if e.edge is None:
+                raise EditError(f"a `{e.kind}` edit names no connection")
+            src_members, dst_members = _members(bound, e.edge[0]), _members(bound, e.edge[1])
             recs = []
             for ls, ld in sorted({(s.layer, d.layer) for s in src_members for d in dst_members}):
                 path = set(adapter.graph.path_nodes(adapter.node(ls), adapter.node(ld)))
@@ -574,7 +582,7 @@ def apply_edits(
     return out
 
 
-def edited_copy(adapter: Any, bound: Any, edits: Sequence[Mapping[str, Any]]) -> EditedModel:
+def edited_copy(adapter: Any, bound: Any, edits: Sequence[Edit | Mapping[str, Any]]) -> EditedModel:
     """Apply `edits` to a deep copy of `adapter`'s graph module (see `apply_edits`)."""
     return apply_edits(copy.deepcopy(adapter.graph.gm), adapter, bound, edits)
 

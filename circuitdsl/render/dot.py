@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 import re
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,32 +243,20 @@ def _wrap_h(text: str, width: int = 64) -> str:
     return '<BR ALIGN="LEFT"/>'.join(_h(p) for p in parts)
 
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-}
-
-
 def _member_view(result: ClaimResult, member: str) -> tuple[str, str] | None:
     """A union claim's verdict on one member's edge, from its own statistic `z[member]`.
 
     A union fails as a whole when its weakest member does; on the diagram each
-    member's edge shows that member's number and whether it alone meets the threshold.
+    member's edge shows that member's number and whether it alone meets the threshold
+    (`Expected.holds`: the report's threshold objects, never their text).
     """
     if result.status == "error":
         return None
     for stat, want in result.expected.items():
         value = result.measured.get(f"{stat}[{member}]")
-        parts = str(want).split()
-        if not isinstance(value, (int, float)) or len(parts) != 2 or parts[0] not in _OPS:
+        if not isinstance(value, (int, float)):
             continue
-        try:
-            threshold = float(parts[1])
-        except ValueError:
-            continue
-        ok = _OPS[parts[0]](float(value), threshold)
+        ok = want.holds(float(value))
         return ("pass" if ok else "fail"), f"{stat}={format_number(value)}"
     return None
 
@@ -433,8 +420,8 @@ class _DotWriter:
 
     def _subject(self, claim: Claim) -> str | None:
         candidates = list(claim.subjects)
-        subject = claim.args.get("subject") if claim.args else None
-        if isinstance(subject, str):
+        subject = claim.payload.subject_name()
+        if subject is not None:
             candidates.append(subject)
         for name in candidates:
             if name in self.member_of:
@@ -448,7 +435,7 @@ class _DotWriter:
     def _generic_text(self, claim: Claim) -> str:
         """The claim's text with its member subject replaced by the family's name."""
         text = " ".join(claim.text.split())
-        subject = claim.args.get("subject") if claim.args else None
+        subject = claim.payload.subject_name()
         for name in (*claim.subjects, subject):
             if isinstance(name, str) and name in self.member_of:
                 text = text.replace(name, self.member_of[name][0].name)
@@ -459,8 +446,8 @@ class _DotWriter:
         used: set[str] = set()
         for claim in self.c.claims:
             names = [n for edge in claim.edges for n in edge] + list(claim.subjects)
-            subject = claim.args.get("subject") if claim.args else None
-            if isinstance(subject, str):
+            subject = claim.payload.subject_name()
+            if subject is not None:
                 names.append(subject)
             for name in names:
                 used.add(name)

@@ -76,7 +76,7 @@ def rows(reports: Sequence[Report]) -> list[dict[str, Any]]:
             for stat, value in c.measured.items():
                 row[stat] = float(value)
             for stat, want in c.expected.items():
-                row[f"{stat}_expected"] = want
+                row[f"{stat}_expected"] = str(want)
             out.append(row)
     return out
 

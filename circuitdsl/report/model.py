@@ -19,9 +19,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from circuitdsl.language.ir import Threshold
 from circuitdsl.report.evidence import HEADLINE, STATUSES, evidence_text
 
-__all__ = ["HEADLINE", "STATUSES", "ClaimResult", "Report", "evidence_text"]
+__all__ = ["HEADLINE", "STATUSES", "ClaimResult", "Expected", "Report", "evidence_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What a claim's verdict needs of one statistic: a threshold, possibly negated.
+
+    Reports carry these, so whatever re-judges a number (the diagram's per-member view
+    of a union) calls `holds` instead of reading threshold text. The JSON report writes
+    `str(expected)` (`">= 2"`, `"not >= 0.5"`), the text it has always had; `parse`
+    reads it back.
+    """
+
+    threshold: Threshold
+    negated: bool = False  # `not F within L`, `not banded D`: the claim is the opposite
+
+    def holds(self, measured: float) -> bool:
+        """Whether `measured` meets this expectation (NaN meets none)."""
+        if measured != measured:
+            return False
+        return self.threshold.holds(measured) != self.negated
+
+    def __str__(self) -> str:
+        return f"not {self.threshold}" if self.negated else str(self.threshold)
+
+    @classmethod
+    def parse(cls, stat: str, text: str) -> Expected:
+        """Inverse of `str()` for a report read back from JSON: `">= 2"`, `"not < 0.1"`."""
+        parts = text.split()
+        negated = parts[:1] == ["not"]
+        if negated:
+            parts = parts[1:]
+        if len(parts) != 2:
+            raise ValueError(f"`{text}` is not a threshold (`OP VALUE`, e.g. `>= 2`)")
+        return cls(Threshold(stat, parts[0], float(parts[1])), negated)
+
 
 SCHEMA_VERSION = "2.0"
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
@@ -32,9 +68,9 @@ class ClaimResult:
     """The verdict on one claim.
 
     `measured` maps statistic names to numbers; `expected` maps the same names to
-    the threshold text (`">= 1"`). `kernels` maps `"source->target"` to the 2-D
-    weight kernel (nested lists, row 0 = top) the claim was measured on, for
-    rendering; it is left out of the JSON report unless asked for. `evidence` holds
+    what the verdict needs of them (`Expected`, written `">= 1"` in the JSON). `kernels`
+    maps `"source->target"` to the 2-D weight kernel (nested lists, row 0 = top) the
+    claim was measured on, for rendering; it is left out of the JSON report unless asked for. `evidence` holds
     structured data beyond single numbers (e.g. an edit's values before and after),
     written to the JSON report as is.
     """
@@ -44,7 +80,7 @@ class ClaimResult:
     text: str
     source: str  # `file:line`
     measured: dict[str, float] = field(default_factory=dict)
-    expected: dict[str, str] = field(default_factory=dict)
+    expected: dict[str, Expected] = field(default_factory=dict)
     detail: str = ""
     kind: str = ""
     edges: tuple[tuple[str, str], ...] = ()
@@ -69,6 +105,10 @@ class ClaimResult:
                 return stat, self.measured[stat]
         return None
 
+    def expected_text(self) -> dict[str, str]:
+        """`expected` as the report writes it: `{"z": ">= 2"}`."""
+        return {s: str(e) for s, e in self.expected.items()}
+
     def to_dict(self, *, with_kernels: bool = False) -> dict[str, Any]:
         """The claim's JSON object (see report.schema.json, `claim`)."""
         data: dict[str, Any] = {
@@ -80,7 +120,7 @@ class ClaimResult:
             "kind": self.kind,
             "status": self.status,
             "measured": {k: _finite(v) for k, v in self.measured.items()},
-            "expected": self.expected,
+            "expected": self.expected_text(),
             "detail": self.detail,
             "edges": [list(e) for e in self.edges],
         }
@@ -101,7 +141,7 @@ class ClaimResult:
             measured={
                 k: float("nan") if v is None else float(v) for k, v in data["measured"].items()
             },
-            expected=dict(data["expected"]),
+            expected={s: Expected.parse(s, str(t)) for s, t in data["expected"].items()},
             detail=data.get("detail", ""),
             kind=data.get("kind", ""),
             edges=tuple((str(e[0]), str(e[1])) for e in data.get("edges", ())),

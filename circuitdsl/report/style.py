@@ -64,15 +64,7 @@ def kernel_scale(kernels: Iterable[Sequence[Sequence[float]]]) -> float:
 
 def claim_sign(claim: Claim) -> str | None:
     """`"excites"`, `"inhibits"` or None (a claim about something other than a sign)."""
-    sign = claim.args.get("sign") if claim.args else None
-    if sign in (EXCITES, INHIBITS):
-        return str(sign)
-    polarity = claim.args.get("polarity") if claim.args else None
-    if polarity == "excitatory":
-        return EXCITES
-    if polarity == "inhibitory":
-        return INHIBITS
-    return None
+    return claim.payload.drawn_sign
 
 
 def claim_phrase(claim: Claim) -> str:

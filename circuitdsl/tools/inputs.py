@@ -48,6 +48,7 @@ from circuitdsl.language.diagnostics import (
     DiagnosticError,
 )
 from circuitdsl.language.ir import Feature
+from circuitdsl.language.kinds import Region
 from circuitdsl.models.base import ModelAdapter
 
 # Graph-node kinds whose output counts as a unit's "output" for the default source.
@@ -257,7 +258,7 @@ def region_margins(kernel: torch.Tensor) -> dict[str, float]:
     masks: dict[str, torch.Tensor] = {}
     for name in NAMED_REGIONS:
         try:
-            masks[name] = region_mask({"name": name}, kh, kw)
+            masks[name] = region_mask(Region(name=name), kh, kw)
         except Unmeasurable:
             continue
     means = {n: float(w[m].mean()) for n, m in masks.items()}

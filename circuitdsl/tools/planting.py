@@ -58,14 +58,17 @@ def claim(
     text: str | None = None,
     **args: Any,
 ) -> Claim:
-    """A claim with registry-default thresholds for its kind (pass `thresholds` to override)."""
-    from circuitdsl.language.claims import RULES, rule_word
+    """A claim with registry-default thresholds for its kind (pass `thresholds` to override).
 
+    `args` are the payload's fields as the IR JSON writes them (`sign="excites"`,
+    `region={"name": "top"}`).
+    """
+    from circuitdsl.language.claims import RULES, payload_from_dict
+
+    payload = payload_from_dict(kind, args)
     if thresholds is None:
-        try:
-            ts = RULES[rule_word(kind, args)].defaults
-        except KeyError:
-            ts = ()
+        rule = RULES.get(payload.rule_word())
+        ts = rule.defaults if rule is not None else ()
     else:
         ts = tuple(Threshold(s, o, float(v)) for s, o, v in thresholds)
     edges = tuple(edges)
@@ -75,7 +78,7 @@ def claim(
         text=text or f"{cid} ({kind})",
         edges=edges,
         subjects=tuple(subjects),
-        args=dict(args),
+        payload=payload,
         thresholds=ts,
     )
 
