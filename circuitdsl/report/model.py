@@ -70,9 +70,9 @@ class ClaimResult:
     `measured` maps statistic names to numbers; `expected` maps the same names to
     what the verdict needs of them (`Expected`, written `">= 1"` in the JSON). `kernels`
     maps `"source->target"` to the 2-D weight kernel (nested lists, row 0 = top) the
-    claim was measured on, for rendering; it is left out of the JSON report unless asked for. `evidence` holds
-    structured data beyond single numbers (e.g. an edit's values before and after),
-    written to the JSON report as is.
+    claim was measured on, for rendering; it is left out of the JSON report unless
+    asked for. `evidence` holds structured data beyond single numbers (e.g. an edit's
+    values before and after), written to the JSON report as is.
     """
 
     id: str

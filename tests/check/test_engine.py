@@ -23,6 +23,15 @@ FEATS = [
 ]
 
 
+_RESPONDS = {"subject": "car", "test": "responds", "stimulus": {"name": "curve"}}
+_PREDICT = {
+    "subject": "car",
+    "edits": [{"kind": "ablate", "target": "body"}],
+    "activation": _RESPONDS,
+    "change": "decreases",
+}
+
+
 def test_one_fetch_per_layer_pair(small: Small) -> None:
     claims = [
         claim(f"c{i}", "sign", [("windows" if i % 2 else "body", "car")], sign="excites")
@@ -35,8 +44,8 @@ def test_one_fetch_per_layer_pair(small: Small) -> None:
 
 def test_activation_and_unknown_pairs_are_errors(small: Small) -> None:
     claims = [
-        claim("act", "activation", subjects=["car"], test="responds"),
-        claim("pred", "prediction", subjects=["car"]),
+        claim("act", "activation", subjects=["car"], **_RESPONDS),
+        claim("pred", "prediction", subjects=["car"], **_PREDICT),
         claim("ghost", "sign", [("nowhere", "car")], sign="excites"),
         claim("range", "sign", [("body", "big")], sign="excites"),
         claim("ok", "sign", [("body", "car")], sign="excites"),
@@ -60,9 +69,11 @@ def test_register_handler(small: Small) -> None:
 
     register_handler("activation", responds)
     try:
-        c = claim("act", "activation", subjects=["car"], test="responds")
+        c = claim("act", "activation", subjects=["car"], **_RESPONDS)
         r = check(circuit(FEATS, [c]), small.bound).result("act")
-        assert r.status == "pass" and r.measured == {"z": 2.5} and r.expected == {"z": ">= 2"}
+        assert (
+            r.status == "pass" and r.measured == {"z": 2.5} and r.expected_text() == {"z": ">= 2"}
+        )
     finally:
         unregister_handler("activation")
     r = check(circuit(FEATS, [c]), small.bound).result("act")
@@ -75,7 +86,7 @@ def test_handler_crash_is_an_error(small: Small) -> None:
 
     register_handler("activation", boom)
     try:
-        c = claim("act", "activation", subjects=["car"], test="responds")
+        c = claim("act", "activation", subjects=["car"], **_RESPONDS)
         r = check(circuit(FEATS, [c]), small.bound).result("act")
         assert r.status == "error" and "ZeroDivisionError" in r.detail
     finally:
@@ -105,7 +116,7 @@ def test_report_forms(small: Small) -> None:
 def test_thresholds_from_claim(small: Small) -> None:
     c = claim("strict", "sign", [("body", "car")], sign="excites", thresholds=[("z", ">=", 1e6)])
     r = check(circuit(FEATS, [c]), small.bound).result("strict")
-    assert r.status == "fail" and r.expected == {"z": ">= 1e+06"}
+    assert r.status == "fail" and r.expected_text() == {"z": ">= 1e+06"}
 
 
 def test_group_error_names_the_pair(small: Small) -> None:
@@ -137,7 +148,7 @@ def test_registered_handler_numbers_become_floats(small: Small) -> None:
 
     register_handler("activation", lambda c, ctx: ({"z": np.float32(3.0)}, "numpy"))
     try:
-        c = claim("act", "activation", subjects=["car"], test="responds")
+        c = claim("act", "activation", subjects=["car"], **_RESPONDS)
         r = check(circuit(FEATS, [c]), small.bound).result("act")
         assert type(r.measured["z"]) is float and r.status == "pass"
     finally:

@@ -263,7 +263,14 @@ def test_check_spec_end_to_end(planted, tmp_path) -> None:  # type: ignore[no-un
         FEATS,
         [
             claim("top", "region", [("windows", "car")], sign="excites", region={"name": "top"}),
-            claim("act", "activation", subjects=["car"], test="responds"),
+            claim(  # a stimulus no catalogue has: unmeasurable
+                "act",
+                "activation",
+                subjects=["car"],
+                subject="car",
+                test="responds",
+                stimulus={"name": "no_such_stimulus"},
+            ),
         ],
         model="inceptionv1",
     )

@@ -41,7 +41,7 @@ def test_sign_true_and_false(small: Small) -> None:
     assert r["body_inhibits"].status == "fail"
     assert r["windows_weak"].status == "pass" and r["windows_weak"].measured["abs_z"] <= 0.5
     assert r["windows_excites"].status == "fail"
-    assert r["body_excites"].expected == {"z": ">= 2"}
+    assert r["body_excites"].expected_text() == {"z": ">= 2"}
     assert "body->car" in r["body_excites"].kernels
 
 
@@ -126,7 +126,7 @@ def test_rank(small: Small) -> None:
     assert r["windows_top2"].status == "pass"
     assert r["silent_top3"].status == "fail" and r["silent_top3"].measured["rank"] == 16
     assert r["body_inh"].status == "fail" and r["body_inh"].measured["rank"] == 16
-    assert r["body_top1"].expected == {"rank": "<= 1"}
+    assert r["body_top1"].expected_text() == {"rank": "<= 1"}
 
 
 def test_compare(small: Small) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from circuitdsl.check import TensorBound, check
 from circuitdsl.check.banding import banding
 from circuitdsl.check.common import region_mask
+from circuitdsl.language.kinds import Region
 from circuitdsl.tools.planting import circuit, claim, feature
 
 
@@ -71,11 +72,11 @@ def test_rank_by_hand() -> None:
 
 
 def test_region_masks() -> None:
-    top = region_mask({"name": "top"}, 5, 5)
+    top = region_mask(Region(name="top"), 5, 5)
     assert top[:2].all() and not top[2:].any()
-    assert region_mask({"name": "center"}, 3, 3).sum() == 1
-    assert region_mask({"name": "bottom_left"}, 3, 3).nonzero().tolist() == [[2, 0]]
-    assert region_mask({"rows": [0, 0], "cols": [1, 2]}, 3, 3).sum() == 2
+    assert region_mask(Region(name="center"), 3, 3).sum() == 1
+    assert region_mask(Region(name="bottom_left"), 3, 3).nonzero().tolist() == [[2, 0]]
+    assert region_mask(Region(rows=(0, 0), cols=(1, 2)), 3, 3).sum() == 2
 
 
 @settings(max_examples=25, deadline=None)
@@ -120,15 +121,15 @@ def test_statistics_are_scale_invariant(scale: float, seed: int) -> None:
 @given(h=st.integers(2, 9), w=st.integers(2, 9))
 def test_named_regions_are_consistent(h: int, w: int) -> None:
     """top/bottom and left/right are mirror images, disjoint, and never cross the centre."""
-    top, bottom = region_mask({"name": "top"}, h, w), region_mask({"name": "bottom"}, h, w)
-    left, right = region_mask({"name": "left"}, h, w), region_mask({"name": "right"}, h, w)
+    top, bottom = region_mask(Region(name="top"), h, w), region_mask(Region(name="bottom"), h, w)
+    left, right = region_mask(Region(name="left"), h, w), region_mask(Region(name="right"), h, w)
     assert not (top & bottom).any() and not (left & right).any()
     assert torch.equal(torch.flip(top, [0]), bottom)
     assert torch.equal(torch.flip(left, [1]), right)
     assert top.sum() == (h // 2) * w  # rows strictly above the centre line
-    corner = region_mask({"name": "top_left"}, h, w)
+    corner = region_mask(Region(name="top_left"), h, w)
     assert torch.equal(corner, top & left)
-    centre = region_mask({"name": "center"}, h, w)
+    centre = region_mask(Region(name="center"), h, w)
     assert centre.sum() == (1 + (h % 2 == 0)) * (1 + (w % 2 == 0))
     if h % 2:  # an even kernel's 2x2 centre straddles the centre line (docs/claims.md)
         assert not (centre & top).any()

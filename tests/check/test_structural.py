@@ -31,7 +31,7 @@ def test_relative_banding_and_negation(small: Small) -> None:
     assert r["band.banded_vertical_more_than_horizontal"].status == "fail"
     assert r["band.not_banded_vertical"].status == "pass"
     assert r["band.not_banded_horizontal"].status == "fail"
-    assert r["band.not_banded_vertical"].expected == {"banding": "not >= 0.5"}
+    assert r["band.not_banded_vertical"].expected_text() == {"banding": "not >= 0.5"}
     assert r["car.not_within_mixed_1x1"].status == "pass"  # car is in the 5x5 branch
     assert r["one.not_within_mixed_1x1"].status == "fail"
 

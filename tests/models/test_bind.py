@@ -8,6 +8,7 @@ from torch import nn
 
 from circuitdsl.language.diagnostics import DiagnosticError, Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
+from circuitdsl.language.kinds import WithinClaim
 from circuitdsl.models.base import TracedAdapter
 from circuitdsl.models.bind import bind
 from tests.models.factories import small_cnn
@@ -108,7 +109,9 @@ def test_family_with_unknown_layer_reported_once(adapter) -> None:  # type: igno
 def test_within_and_banding_layers_checked(adapter) -> None:  # type: ignore[no-untyped-def]
     c = circuit(
         [feat("a", "features.0", [3])],
-        claims=[Claim("w", "within", "a within x", subjects=("a",), args={"branch": "featurs.0"})],
+        claims=[
+            Claim("w", "within", "a within x", subjects=("a",), payload=WithinClaim("featurs.0"))
+        ],
     )
     with pytest.raises(DiagnosticError) as err:
         bind(c, adapter)

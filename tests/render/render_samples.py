@@ -11,7 +11,16 @@ import math
 
 from circuitdsl.language.diagnostics import Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param, Threshold
-from circuitdsl.report.model import ClaimResult, Report
+from circuitdsl.language.kinds import (
+    EquivarianceClaim,
+    RankClaim,
+    Region,
+    RegionClaim,
+    SignClaim,
+    StrongestClaim,
+    WithinClaim,
+)
+from circuitdsl.report.model import ClaimResult, Expected, Report
 
 CAR_PATH = "specs/car.circ"
 CAR_SOURCE = """\
@@ -41,8 +50,8 @@ def _feature(name: str, layer: str, ch: int, label: str | None = None, line: int
     return Feature(name, layer, (ch,), (1.0,), label=label, span=_span(line) if line else None)
 
 
-def _region(sign: str, region: str) -> dict[str, object]:
-    return {"sign": sign, "region": {"name": region}}
+def _region(sign: str, region: str) -> RegionClaim:
+    return RegionClaim(sign, Region(name=region))
 
 
 def car_circuit() -> Circuit:
@@ -55,7 +64,7 @@ def car_circuit() -> Circuit:
             "region",
             "windows -> car : excites at top",
             (("windows", "car"),),
-            args=_region("excites", "top"),
+            payload=_region("excites", "top"),
             thresholds=z_up,
             span=_span(11, 19),
         ),
@@ -64,7 +73,7 @@ def car_circuit() -> Circuit:
             "region",
             "windows -> car : inhibits at bottom",
             (("windows", "car"),),
-            args=_region("inhibits", "bottom"),
+            payload=_region("inhibits", "bottom"),
             thresholds=z_down,
             span=_span(11, 38),
         ),
@@ -73,7 +82,7 @@ def car_circuit() -> Circuit:
             "sign",
             "car_body -> car : excites",
             (("car_body", "car"),),
-            args={"sign": "excites"},
+            payload=SignClaim("excites"),
             thresholds=z_up,
             span=_span(12, 19),
         ),
@@ -82,7 +91,7 @@ def car_circuit() -> Circuit:
             "strongest",
             "car_body -> car : strongest at bottom",
             (("car_body", "car"),),
-            args=_region("excites", "bottom"),
+            payload=StrongestClaim("excites", Region(name="bottom")),
             thresholds=(Threshold("margin", ">", 0.0),),
             span=_span(12, 38),
         ),
@@ -91,7 +100,7 @@ def car_circuit() -> Circuit:
             "region",
             "wheels -> car : excites at bottom",
             (("wheels", "car"),),
-            args=_region("excites", "bottom"),
+            payload=_region("excites", "bottom"),
             thresholds=z_up,
             span=_span(13, 19),
         ),
@@ -100,7 +109,7 @@ def car_circuit() -> Circuit:
             "region",
             "wheels -> car : inhibits at top",
             (("wheels", "car"),),
-            args=_region("inhibits", "top"),
+            payload=_region("inhibits", "top"),
             thresholds=z_down,
             span=_span(13, 38),
         ),
@@ -109,7 +118,7 @@ def car_circuit() -> Circuit:
             "rank",
             "wheels -> car : among top 10 inputs",
             (("wheels", "car"),),
-            args={"k": 10, "polarity": "any"},
+            payload=RankClaim(10, "any"),
             span=_span(14, 19),
         ),
         Claim(
@@ -118,7 +127,7 @@ def car_circuit() -> Circuit:
             "car within mixed4c_5x5",
             (),
             ("car",),
-            args={"branch": "mixed4c_5x5"},
+            payload=WithinClaim("mixed4c_5x5"),
             thresholds=(Threshold("fraction", ">=", 1.0),),
             span=_span(15),
         ),
@@ -163,7 +172,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
         edge: tuple[str, str] | None,
         kernel,
         measured: dict[str, float],
-        expected: dict[str, str],
+        expected: dict[str, Expected],
         line: int,
     ) -> ClaimResult:
         kernels = {f"{edge[0]}->{edge[1]}": kernel} if edge else {}
@@ -188,7 +197,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("windows", "car"),
             k_windows,
             {"z": 2.41, "total": 1.2},
-            {"z": ">= 1"},
+            {"z": Expected.parse("z", ">= 1")},
             11,
         ),
         res(
@@ -198,7 +207,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("windows", "car"),
             k_windows,
             {"z": -1.3, "total": -0.5},
-            {"z": "<= -1"},
+            {"z": Expected.parse("z", "<= -1")},
             11,
         ),
         res(
@@ -208,7 +217,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("car_body", "car"),
             k_body,
             {"z": 3.1, "total": 2.0},
-            {"z": ">= 1"},
+            {"z": Expected.parse("z", ">= 1")},
             12,
         ),
         res(
@@ -218,7 +227,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("car_body", "car"),
             k_body,
             {"margin": 0.2, "share": 0.6},
-            {"margin": "> 0"},
+            {"margin": Expected.parse("margin", "> 0")},
             12,
         ),
         res(
@@ -228,7 +237,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("wheels", "car"),
             k_wheels,
             {"z": 2.9, "total": 2.4},
-            {"z": ">= 1"},
+            {"z": Expected.parse("z", ">= 1")},
             13,
         ),
         res(
@@ -238,7 +247,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("wheels", "car"),
             k_wheels,
             {"z": 0.4, "total": 0.3},
-            {"z": "<= -1"},
+            {"z": Expected.parse("z", "<= -1")},
             13,
         ),
         res(
@@ -248,7 +257,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             ("wheels", "car"),
             k_wheels,
             {"rank": 3, "strength": 2.4},
-            {"rank": "<= 10"},
+            {"rank": Expected.parse("rank", "<= 10")},
             14,
         ),
         res(
@@ -258,7 +267,7 @@ def car_report(*, fail_wheels_top: bool = True) -> Report:
             None,
             None,
             {"fraction": 1.0},
-            {"fraction": ">= 1"},
+            {"fraction": Expected.parse("fraction", ">= 1")},
             15,
         ),
     )
@@ -340,7 +349,7 @@ def curve_circuit() -> Circuit:
                     "sign",
                     f"{a.name} -> {b.name} : {sign}",
                     ((a.name, b.name),),
-                    args={"sign": sign},
+                    payload=SignClaim(sign),
                     thresholds=(
                         Threshold(
                             "z",
@@ -358,7 +367,7 @@ def curve_circuit() -> Circuit:
             "equivariance",
             "early_curve -> curve : equivariant under rotation(orientation)",
             (("early_curve", "curve"),),
-            args={"transform": "rotation", "param": "orientation", "period": None},
+            payload=EquivarianceClaim("rotation", "orientation", None),
             thresholds=(Threshold("correlation", ">=", 0.5),),
             span=Span("specs/curves.circ", 22, 1, 22, 60),
         )
@@ -407,7 +416,8 @@ def curve_report(*, failing: int = 2) -> Report:
     for claim in circuit.claims:
         if claim.kind == "sign":
             src, dst = claim.edges[0]
-            sign = claim.args["sign"]
+            assert isinstance(claim.payload, SignClaim)
+            sign = claim.payload.sign
             status = "pass"
             if sign == "inhibits" and n_fail < failing:
                 status, n_fail = "fail", n_fail + 1
@@ -433,7 +443,7 @@ def curve_report(*, failing: int = 2) -> Report:
                     claim.text,
                     "specs/curves.circ:22",
                     {"correlation": 0.82, "pairs": 90},
-                    {"correlation": ">= 0.5"},
+                    {"correlation": Expected.parse("correlation", ">= 0.5")},
                     edges=claim.edges,
                     kind="equivariance",
                     kernels=kernels_all,
@@ -461,7 +471,7 @@ def small_family_report() -> tuple[Circuit, Report]:
                 "sign",
                 f"{a.name} -> {b.name} : {sign}",
                 ((a.name, b.name),),
-                args={"sign": sign},
+                payload=SignClaim(sign),
             )
             claims.append(claim)
             kernel = oriented_kernel(
@@ -475,7 +485,7 @@ def small_family_report() -> tuple[Circuit, Report]:
                     claim.text,
                     "x:1",
                     {"z": 1.5 if i == j else -1.5},
-                    {"z": ">= 1"},
+                    {"z": Expected.parse("z", ">= 1")},
                     kernels={f"{a.name}->{b.name}": kernel},
                 )
             )

@@ -11,11 +11,21 @@ from render_samples import car_report, oriented_kernel, small_family_report, top
 
 from circuitdsl.language.diagnostics import Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
+from circuitdsl.language.kinds import (
+    ActivationClaim,
+    RankClaim,
+    SignClaim,
+    StimulusRef,
+    UnionClaim,
+)
 from circuitdsl.render import kernel_table, layer_order, to_dot
-from circuitdsl.report.model import ClaimResult, Report
+from circuitdsl.report.model import ClaimResult, Expected, Report
 from circuitdsl.report.style import NEG_HEX, POS_HEX, weight_hex
 
 Golden = Callable[[str, str], None]
+
+
+_CURVE_180 = StimulusRef("curve", (("orientation", 180.0),))
 
 
 def _edge_line(dot: str, src: str, dst: str) -> str:
@@ -80,8 +90,12 @@ def test_layer_order_follows_claims_not_declaration() -> None:
         Feature("mid", "mixed3b", (3,), (1.0,)),
     )
     claims = (
-        Claim("a", "sign", "early -> mid : excites", (("early", "mid"),), args={"sign": "excites"}),
-        Claim("b", "sign", "mid -> late : excites", (("mid", "late"),), args={"sign": "excites"}),
+        Claim(
+            "a", "sign", "early -> mid : excites", (("early", "mid"),), payload=SignClaim("excites")
+        ),
+        Claim(
+            "b", "sign", "mid -> late : excites", (("mid", "late"),), payload=SignClaim("excites")
+        ),
     )
     c = Circuit("order", None, (), None, feats, (), claims)
     assert layer_order(c) == ["mixed3a", "mixed3b", "mixed4c"]
@@ -110,7 +124,7 @@ def test_sign_colours_without_report(car: Circuit) -> None:
 
 def test_inhibitory_edge_is_blue_with_tee() -> None:
     feats = (Feature("a", "l1", (0,), (1.0,)), Feature("b", "l2", (0,), (1.0,)))
-    claim = Claim("x", "sign", "a -> b : inhibits", (("a", "b"),), args={"sign": "inhibits"})
+    claim = Claim("x", "sign", "a -> b : inhibits", (("a", "b"),), payload=SignClaim("inhibits"))
     dot = to_dot(Circuit("c", None, (), None, feats, (), (claim,)))
     line = _edge_line(dot, "a", "b")
     assert 'color="#3182bd"' in line and 'arrowhead="tee"' in line
@@ -118,9 +132,7 @@ def test_inhibitory_edge_is_blue_with_tee() -> None:
 
 def test_non_sign_claim_is_grey() -> None:
     feats = (Feature("a", "l1", (0,), (1.0,)), Feature("b", "l2", (0,), (1.0,)))
-    claim = Claim(
-        "x", "rank", "a -> b : among top 5 inputs", (("a", "b"),), args={"k": 5, "polarity": "any"}
-    )
+    claim = Claim("x", "rank", "a -> b : among top 5 inputs", (("a", "b"),), payload=RankClaim(5))
     line = _edge_line(to_dot(Circuit("c", None, (), None, feats, (), (claim,))), "a", "b")
     assert 'color="#8c8c8c"' in line
 
@@ -137,7 +149,7 @@ def test_names_with_quotes_and_markup_are_escaped() -> None:
         Feature("x\\y", "l2", (0,), (1.0,)),
     )
     claim = Claim(
-        "q", "sign", 'we"ird -> x\\y : excites', (('we"ird', "x\\y"),), args={"sign": "excites"}
+        "q", "sign", 'we"ird -> x\\y : excites', (('we"ird', "x\\y"),), payload=SignClaim("excites")
     )
     dot = to_dot(Circuit('na"me', "d <i>", (), None, feats, (), (claim,)))
     assert '"f:we\\"ird" -> "f:x\\\\y"' in dot
@@ -265,7 +277,7 @@ def test_family_level_claim_with_kernels_but_no_pairs_gets_a_grid(curves: Circui
         eq.claims[0].text,
         "x:1",
         {"correlation": 0.1},
-        {"correlation": ">= 0.5"},
+        {"correlation": Expected.parse("correlation", ">= 0.5")},
         kernels=kernels,
     )
     dot = to_dot(eq, Report("x", "m", None, (res,)))
@@ -289,7 +301,7 @@ def test_member_notes_merge_into_one_family_note(curves: Circuit) -> None:
             f"expect {m} no echo on curve(orientation = 180deg)",
             (),
             (m,),
-            args={"subject": m, "test": "no_echo"},
+            payload=ActivationClaim(m, "no_echo", _CURVE_180),
         )
         for m in members
     )
@@ -323,7 +335,7 @@ def test_same_layer_member_edges_avoid_ports(curves: Circuit) -> None:
         "sign",
         "curve[379] -> hub : excites",
         (("curve[379]", "hub"),),
-        args={"sign": "excites"},
+        payload=SignClaim("excites"),
     )
     dot = to_dot(replace(curves, features=(*curves.features, extra), claims=(claim,)))
     line = next(ln for ln in dot.splitlines() if '-> "f:hub"' in ln)
@@ -334,7 +346,14 @@ def test_same_layer_member_edges_avoid_ports(curves: Circuit) -> None:
 def test_long_note_lines_wrap() -> None:
     feat = Feature("a", "l", (0,), (1.0,))
     text = "expect a responds to " + " ".join(f"word{i}" for i in range(30))
-    claim = Claim("long", "activation", text, (), ("a",), args={"subject": "a"})
+    claim = Claim(
+        "long",
+        "activation",
+        text,
+        (),
+        ("a",),
+        payload=ActivationClaim("a", "responds", StimulusRef("word0")),
+    )
     dot = to_dot(Circuit("w", None, (), None, (feat,), (), (claim,)))
     note = next(ln for ln in dot.splitlines() if ln.strip().startswith('"N:a"'))
     assert note.count('<BR ALIGN="LEFT"/>') >= 3
@@ -346,7 +365,7 @@ def test_member_to_family_claim_is_listed_under_the_grid(curves: Circuit) -> Non
         "rank",
         "early_curve[147] -> curve : among top 3 inputs",
         (("early_curve[147]", "curve"),),
-        args={"k": 3, "polarity": "any"},
+        payload=RankClaim(3),
     )
     dot = to_dot(replace(curves, claims=(*curves.claims, mixed)))
     grid = next(ln for ln in dot.splitlines() if ln.strip().startswith('"G:'))
@@ -365,7 +384,7 @@ def test_intra_family_claims_are_self_loops_without_ports() -> None:
         "sign",
         "s[347] -> s[327] : inhibits",
         (("s[347]", "s[327]"),),
-        args={"sign": "inhibits"},
+        payload=SignClaim("inhibits"),
     )
     dot = to_dot(Circuit("r", None, (), None, members, (fam,), (claim,)))
     assert '"F:s" -> "F:s"' in dot and "s[347] → s[327]" in dot
@@ -378,10 +397,19 @@ def test_union_edges_show_each_members_own_verdict() -> None:
         Feature("t", "l2", (0,), (1.0,)),
     )
     union = Claim(
-        "u", "union", "{a, b} -> t : excites", (("a", "t"), ("b", "t")), args={"sign": "excites"}
+        "u",
+        "union",
+        "{a, b} -> t : excites",
+        (("a", "t"), ("b", "t")),
+        payload=UnionClaim("excites"),
     )
     result = ClaimResult(
-        "u", "fail", union.text, "x:1", {"z": 0.2, "z[a]": 3.0, "z[b]": 0.2}, {"z": ">= 1"}
+        "u",
+        "fail",
+        union.text,
+        "x:1",
+        {"z": 0.2, "z[a]": 3.0, "z[b]": 0.2},
+        {"z": Expected.parse("z", ">= 1")},
     )
     dot = to_dot(
         Circuit("u", None, (), None, feats, (), (union,)), Report("x", "m", None, (result,))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from circuitdsl.report.model import ClaimResult, Report
+from circuitdsl.language.ir import Threshold
+from circuitdsl.report.model import ClaimResult, Expected, Report
 
 PROVENANCE = {
     "package": "circuitdsl 0.1.0",
@@ -23,7 +24,7 @@ def claim(cid: str, status: str, z: float, line: int, **extra: object) -> ClaimR
         text=f"{cid.split('.')[0]} : excites",
         source=f"specs/demo.circ:{line}",
         measured={"z": z, "total": 2 * z},
-        expected={"z": ">= 1"},
+        expected={"z": Expected(Threshold("z", ">=", 1.0))},
         detail=f"weight sum is {z} RMS" if status != "error" else "no such layer `conv9`",
         kind="sign",
         edges=(("a", "b"),),

@@ -16,6 +16,7 @@ from planted_nets import BOTTOM, CENTER, FACTORY, MIXED, TOP, UNIT
 from circuitdsl.check.common import region_mask
 from circuitdsl.cli import main
 from circuitdsl.language.diagnostics import DiagnosticError
+from circuitdsl.language.kinds import Region
 from circuitdsl.tools.inputs import (
     NEG_RAMP,
     POS_RAMP,
@@ -74,7 +75,7 @@ def test_default_source_rule(planted_adapter: Any) -> None:
 def test_region_follows_cross_correlation_convention() -> None:
     k = torch.zeros(5, 5)
     k[0] = 1.0  # kernel row 0 = the input row above the unit
-    assert region_mask({"name": "top"}, 5, 5)[0].all()
+    assert region_mask(Region(name="top"), 5, 5)[0].all()
     assert dominant_region(k)[0] == "top"
     assert dominant_region(k.flip(0))[0] == "bottom"
     assert dominant_region(k.T)[0] == "left"
