@@ -23,7 +23,14 @@ from typing import Any
 
 import torch
 
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, null_summary, verdict
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    null_summaries,
+    null_summary,
+    verdict,
+)
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.language.claims import KINDS
 from circuitdsl.language.ir import Circuit, Claim, Feature
@@ -231,7 +238,13 @@ def _measure_kinds(
                     ready.append(c)
                 else:
                     results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
-        for c, outcome in _measure(h.measure, ready, ctx):
+        pairs = _measure(h.measure, ready, ctx)
+        with_null = [(c, o) for c, o in pairs if o.null is not None and o.status is None]
+        summaries = null_summaries([c for c, _ in with_null], [o for _, o in with_null])
+        for (_, o), summary in zip(with_null, summaries, strict=True):
+            o.measured.update(summary)
+            o.null = None  # the tensors are not kept past the verdict
+        for c, outcome in pairs:
             results[c.id] = _result(c, circuit, outcome)
         done += len(claims)
         if progress is not None:
