@@ -378,14 +378,6 @@ def unregister_kind(name: str) -> None:
             RULES.pop(w, None)
 
 
-def payload_from_dict(kind: str, args: dict[str, object]) -> k.Payload:
-    """The payload of a claim of `kind` from the IR JSON's `args` object."""
-    spec = KINDS.get(kind)
-    if spec is None:
-        raise ValueError(f"unknown claim kind `{kind}`; known: {', '.join(KINDS)}")
-    return spec.payload.from_dict(args)
-
-
 def effective_thresholds(
     word: str,
     spec_level: dict[str, tuple[Threshold, ...]],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from circuitdsl.language.diagnostics import Span
-from circuitdsl.language.kinds import Payload
+from circuitdsl.language.kinds import Payload, payload_from_dict
 
 PARAM_TYPES = ("angle", "number", "label")
 
@@ -314,8 +314,6 @@ def _claim_to_dict(c: Claim) -> dict[str, Any]:
 
 
 def _claim_from_dict(d: Mapping[str, Any]) -> Claim:
-    from circuitdsl.language.claims import payload_from_dict  # claims imports this module
-
     return Claim(
         id=d["id"],
         kind=d["kind"],

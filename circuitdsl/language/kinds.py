@@ -178,12 +178,29 @@ class ActivationTest(Part):
 
 # ---- payloads -----------------------------------------------------------------------
 
+_BY_KIND: dict[str, type[Payload]] = {}
+
+
+def payload_from_dict(kind: str, args: Mapping[str, Any]) -> Payload:
+    """The payload of a claim of `kind` from the IR JSON's `args` object."""
+    cls = _BY_KIND.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown claim kind `{kind}`; known: {', '.join(_BY_KIND)}")
+    return cls.from_dict(args)
+
 
 class Payload(Part):
-    """What one claim kind states. Subclasses are frozen, slotted dataclasses."""
+    """What one claim kind states. Subclasses are frozen, slotted dataclasses; each
+    names its kind (`kind`), which is how the IR JSON's `args` are read back."""
 
     __slots__ = ()
     kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if isinstance(kind, str):  # the slotted class `dataclass` makes replaces the first
+            _BY_KIND[kind] = cls
 
     def rule_word(self) -> str:
         """The registry word (`RULES`) whose default thresholds govern this claim."""

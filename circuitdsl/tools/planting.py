@@ -63,7 +63,8 @@ def claim(
     `args` are the payload's fields as the IR JSON writes them (`sign="excites"`,
     `region={"name": "top"}`).
     """
-    from circuitdsl.language.claims import RULES, payload_from_dict
+    from circuitdsl.language.claims import RULES
+    from circuitdsl.language.kinds import payload_from_dict
 
     payload = payload_from_dict(kind, args)
     if thresholds is None:

@@ -26,12 +26,11 @@ from circuitdsl.language.claims import (
     RULES,
     ClaimKind,
     Rule,
-    payload_from_dict,
     register_kind,
     unregister_kind,
 )
 from circuitdsl.language.ir import Circuit, Claim, Feature, Threshold
-from circuitdsl.language.kinds import Payload, SignClaim, UnionClaim
+from circuitdsl.language.kinds import Payload, SignClaim, UnionClaim, payload_from_dict
 from circuitdsl.language.syntax.parser import grammar_text, keywords
 from circuitdsl.render import to_dot
 from circuitdsl.report.model import ClaimResult, Expected, Report
