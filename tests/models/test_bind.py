@@ -8,10 +8,12 @@ from torch import nn
 
 from circuitdsl.language.diagnostics import DiagnosticError, Span
 from circuitdsl.language.ir import Circuit, Claim, Family, Feature, Param
-from circuitdsl.language.kinds import WithinClaim
+from circuitdsl.language.kinds import SignClaim, WithinClaim
 from circuitdsl.models.base import TracedAdapter
 from circuitdsl.models.bind import bind
 from tests.models.factories import small_cnn
+
+_EXC = SignClaim("excites")
 
 
 def span(line: int) -> Span:
@@ -57,8 +59,8 @@ def test_bind_and_kernels(adapter) -> None:  # type: ignore[no-untyped-def]
         ],
         [Family("fam", "features.0", (("angle", "angle"),), ("fam[1]", "fam[2]"), span=span(2))],
         [
-            Claim("c1", "sign", "a -> b", edges=(("a", "b"),), span=span(5)),
-            Claim("c2", "sign", "fam -> d", edges=(("fam", "d"),), span=span(6)),
+            Claim("c1", "sign", "a -> b", edges=(("a", "b"),), span=span(5), payload=_EXC),
+            Claim("c2", "sign", "fam -> d", edges=(("fam", "d"),), span=span(6), payload=_EXC),
         ],
     )
     bound = bind(c, adapter)
@@ -85,7 +87,7 @@ def test_all_binding_errors_at_once(adapter) -> None:  # type: ignore[no-untyped
             feat("c", "features.3", [16], line=3),
             feat("e", "features.3", [2], line=4),
         ],
-        claims=[Claim("back", "sign", "e -> a", edges=(("e", "a"),), span=span(9))],
+        claims=[Claim("back", "sign", "e -> a", edges=(("e", "a"),), span=span(9), payload=_EXC)],
     )
     with pytest.raises(DiagnosticError) as err:
         bind(c, adapter)
