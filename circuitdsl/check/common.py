@@ -94,17 +94,21 @@ def _holds_all(t: Threshold, values: np.ndarray) -> np.ndarray:
     return out & ~np.isnan(values) if t.op == "!=" else out
 
 
-def _percentiles(values: torch.Tensor | np.ndarray, higher: bool) -> torch.Tensor:
-    """Each null value's own percentile among the null values (for `percentile` thresholds)."""
-    v = np.asarray(values, dtype=np.float64)
-    # an undefined null value (a zero kernel) is beaten by every defined one; sorting
-    # makes this O(N log N) (every null value of every claim gets a percentile)
-    nan = np.isnan(v)
-    w = v if higher else -v
-    ordered = np.sort(w[~nan])
-    below = np.searchsorted(ordered, w, side="right")  # defined values <= each one
-    pct = 100.0 * (below + nan.sum()) / len(v)
-    return torch.from_numpy(np.where(nan, 100.0 * nan.sum() / len(v), pct))
+def _row_percentiles(w: np.ndarray) -> np.ndarray:
+    """``[k, n]``: each value's percentile within its own row (higher is better).
+
+    A defined value's percentile counts the defined values of its row that it matches
+    or beats, plus the row's undefined (NaN) ones, which every defined value beats; an
+    undefined value gets the share of undefined values. Sorting makes this O(n log n)
+    per row (every null value of every claim gets a percentile).
+    """
+    nan = np.isnan(w)
+    n = w.shape[1]
+    filled = torch.from_numpy(np.where(nan, np.inf, w))
+    ordered, _ = filled.sort(dim=1)
+    below = torch.searchsorted(ordered, filled, right=True).numpy()  # defined values <= it
+    nans = nan.sum(axis=1, keepdims=True)
+    return np.where(nan, 100.0 * nans / n, 100.0 * (below + nans) / n)
 
 
 def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
@@ -116,41 +120,72 @@ def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
     as beaten); `base_rate` = the share of the null for which every threshold holds,
     i.e. how often the claim would pass for a source drawn at random among the
     target's inputs. Empty without a null, or when a threshold's statistic has no null
-    values. Computed with numpy: thousands of claims each do a few small array ops.
+    values. `null_summaries` computes the same for many claims at once.
     """
-    null = outcome.null
-    if not null:
-        return {}
-    by_stat, _ = _rules(claim, outcome)
-    primary = next((s for s in by_stat if s in null), None)
-    if primary is None or primary not in outcome.measured:
-        return {}
-    arrays = {k: np.asarray(v.detach().cpu(), dtype=np.float64) for k, v in null.items()}
-    t = by_stat[primary]
-    higher = t.op in (">=", ">")
-    nv = arrays[primary]
-    n = len(nv)
-    v = outcome.measured[primary]
-    out: dict[str, float] = {}
-    if v == v and n:
-        # the claim's own source is in its null, computed by another float32 reduction:
-        # compare within a rounding tolerance so it never "beats" itself
-        with np.errstate(invalid="ignore"):
-            finite = np.abs(nv[np.isfinite(nv)])
-            scale = max(abs(v), float(finite.max()) if len(finite) else 0.0)
-            tol = 1e-5 * scale
-            beaten = ((nv <= v + tol) if higher else (nv >= v - tol)) | np.isnan(nv)
-        out["percentile"] = 100.0 * float(beaten.mean())
-    ok = np.ones(n, dtype=bool)
-    for s, th in by_stat.items():
-        if s == "percentile":
-            ok &= _holds_all(th, _percentiles(nv, higher).numpy())
-        elif s in arrays:
-            ok &= _holds_all(th, arrays[s])
-        elif s != "base_rate":
-            return out  # a threshold the null cannot evaluate: no base rate
-    if n:
-        out["base_rate"] = float(ok.mean())
+    return null_summaries([claim], [outcome])[0]
+
+
+def null_summaries(claims: Sequence[Claim], outcomes: Sequence[Outcome]) -> list[dict[str, float]]:
+    """`null_summary` of each (claim, outcome), computed in batch.
+
+    Thousands of claims each have a null of a few hundred values: the claims with the
+    same thresholds, the same null statistics and the same null size are stacked into
+    one ``[claims, n]`` array per statistic, so the work is a few array ops per group
+    instead of a few per claim.
+    """
+    out: list[dict[str, float]] = [{} for _ in claims]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for j, (claim, outcome) in enumerate(zip(claims, outcomes, strict=True)):
+        null = outcome.null
+        if not null:
+            continue
+        by_stat, _ = _rules(claim, outcome)
+        primary = next((s for s in by_stat if s in null), None)
+        if primary is None or primary not in outcome.measured:
+            continue
+        n = len(null[primary])
+        key = (claim.thresholds, outcome.implied, primary, n, tuple(null))
+        groups.setdefault(key, []).append(j)
+    for (_, _, primary, n, stats), members in groups.items():
+        first = members[0]
+        by_stat, _ = _rules(claims[first], outcomes[first])
+        arrays = {
+            s: torch.stack([outcomes[j].null[s].detach().cpu() for j in members])  # type: ignore[index]
+            .to(torch.float64)
+            .numpy()
+            for s in stats
+        }
+        t = by_stat[primary]
+        higher = t.op in (">=", ">")
+        nv = arrays[primary]  # [k, n]
+        v = np.array([outcomes[j].measured[primary] for j in members], dtype=np.float64)
+        if n:
+            # the claim's own source is in its null, computed by another float32
+            # reduction: compare within a rounding tolerance so it never "beats" itself
+            with np.errstate(invalid="ignore"):
+                finite_abs = np.where(np.isfinite(nv), np.abs(nv), 0.0)
+                scale = np.maximum(np.abs(v), finite_abs.max(axis=1))
+                tol = (1e-5 * scale)[:, None]
+                vv = v[:, None]
+                beaten = ((nv <= vv + tol) if higher else (nv >= vv - tol)) | np.isnan(nv)
+            percentile = 100.0 * beaten.mean(axis=1)
+            for row, j in enumerate(members):
+                if v[row] == v[row]:
+                    out[j]["percentile"] = float(percentile[row])
+        ok = np.ones(nv.shape, dtype=bool)
+        evaluable = True
+        for s, th in by_stat.items():
+            if s == "percentile":
+                ok &= _holds_all(th, _row_percentiles(nv if higher else -nv))
+            elif s in arrays:
+                ok &= _holds_all(th, arrays[s])
+            elif s != "base_rate":
+                evaluable = False  # a threshold the null cannot evaluate: no base rate
+                break
+        if evaluable and n:
+            base = ok.mean(axis=1)
+            for row, j in enumerate(members):
+                out[j]["base_rate"] = float(base[row])
     return out
 
 
@@ -359,7 +394,20 @@ class PairData:
     # are read once for all of them.
     def totals(self) -> torch.Tensor:
         """[T, C_src] signed weight sums."""
-        return self.masked_totals_many([torch.ones(self.kh, self.kw, dtype=torch.bool)])[0]
+        if "totals" not in self._cache:  # asked once per claim: skip building the mask key
+            whole = torch.ones(self.kh, self.kw, dtype=torch.bool)
+            self._cache["totals"] = self.masked_totals_many([whole])[0]
+        return self._cache["totals"]
+
+    def totals_z(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[T, C_src] weight sums, their z (in RMS over the target's inputs) and |z|: the
+        null of a sign claim is one row of each, shared by every claim into the target."""
+        if "totals_z" not in self._cache:
+            totals = self.totals()
+            zs = totals / totals.pow(2).mean(dim=1, keepdim=True).sqrt()
+            self._cache["totals_z"] = torch.stack([totals, zs, zs.abs()])
+        both = self._cache["totals_z"]
+        return both[0], both[1], both[2]
 
     def norms(self) -> torch.Tensor:
         """[T, C_src] kernel L2 norms."""

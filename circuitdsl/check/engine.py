@@ -35,7 +35,14 @@ from circuitdsl.check import (
     union,
     within,
 )
-from circuitdsl.check.common import CircuitIndex, Outcome, Unmeasurable, null_summary, verdict
+from circuitdsl.check.common import (
+    CircuitIndex,
+    Outcome,
+    Unmeasurable,
+    null_summaries,
+    null_summary,
+    verdict,
+)
 from circuitdsl.check.context import Context, describe_exception
 from circuitdsl.language.ir import Circuit, Claim, Feature
 from circuitdsl.models.base import ModelAdapter
@@ -240,7 +247,13 @@ def _measure_kinds(
                     ready.append(c)
                 else:
                     results[c.id] = _result(c, circuit, Outcome({}, bad, status="error"))
-        for c, outcome in _measure(_HANDLERS[kind].measure, ready, ctx):
+        pairs = _measure(_HANDLERS[kind].measure, ready, ctx)
+        with_null = [(c, o) for c, o in pairs if o.null is not None and o.status is None]
+        summaries = null_summaries([c for c, _ in with_null], [o for _, o in with_null])
+        for (_, o), summary in zip(with_null, summaries, strict=True):
+            o.measured.update(summary)
+            o.null = None  # the tensors are not kept past the verdict
+        for c, outcome in pairs:
             results[c.id] = _result(c, circuit, outcome)
         done += len(claims)
         if progress is not None:

@@ -6,6 +6,11 @@ numpy and the bound circuit's per-feature API (`BoundCircuit.kernel`,
 region and template definitions. Two uses: the tests cross-check the engine against
 it on random claims, and `bench/check.py` times it as the naive baseline (it fetches
 and reduces the weights anew for every claim).
+
+`null_one` and `null_stats` recompute the null (docs/claims.md, "The null") the same
+way: the claim's statistic for every input of its target, then `percentile` and
+`base_rate` from their definitions. Only channel sources: a direction source's null is
+drawn at random, which only the engine's seeded draw reproduces.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from circuitdsl.check.common import Unmeasurable, region_mask
-from circuitdsl.check.shape import template
+from circuitdsl.check.shape import ALONG_Z, template
 from circuitdsl.language.claims import NAMED_REGIONS
-from circuitdsl.language.ir import Claim
+from circuitdsl.language.ir import Claim, Threshold
 
 
 def _pair(bound: Any, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +115,116 @@ def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
                     inside += where is not None and where[0] == args["branch"]
         return {"fraction": inside / total}
     raise Unmeasurable(f"no reference statistic for `{kind}`")
+
+
+def _thresholds(claim: Claim) -> list[Threshold]:
+    """The claim's thresholds, then those its words imply for statistics it leaves open."""
+    implied: list[Threshold] = []
+    if claim.kind == "rank":
+        implied.append(Threshold("rank", "<=", float(claim.args["k"])))
+    if claim.kind == "shape":
+        down = claim.args.get("sign") == "inhibits"
+        implied.append(Threshold("z", "<=", -ALONG_Z) if down else Threshold("z", ">=", ALONG_Z))
+    own = {t.stat for t in claim.thresholds}
+    return list(claim.thresholds) + [t for t in implied if t.stat not in own]
+
+
+def null_one(claim: Claim, bound: Any) -> dict[str, np.ndarray]:
+    """The claim's statistics with its source replaced by each input of its target (the
+    kinds that have a null, channel sources only; else empty)."""
+    kind, args = claim.kind, claim.args
+    if kind not in ("sign", "region", "strongest", "rank", "compare", "shape"):
+        return {}
+    if not bound.features[claim.edges[0][0]].feature.is_channel:
+        return {}
+    if kind == "compare" and args.get("measure", "norm") != "norm":
+        return {}
+    k, inp = _pair(bound, *claim.edges[0])
+    n = len(inp)
+    totals = inp.sum(axis=(1, 2))
+    if kind == "sign":
+        z = totals / math.sqrt(float(np.mean(totals**2)))
+        return {"z": z, "total": totals, "abs_z": np.abs(z)}
+    if kind == "region":
+        mask = region_mask(args["region"], *k.shape).numpy()
+        sums = (inp * mask).sum(axis=(1, 2))
+        z = sums / math.sqrt(float(np.mean(sums**2)))
+        return {"z": z, "total": sums, "abs_z": np.abs(z)}
+    if kind == "rank":
+        return {"rank": np.arange(1, n + 1, dtype=np.float64)}
+    if kind == "compare":
+        k1, _ = _pair(bound, *claim.edges[1])
+        return {"ratio": np.linalg.norm(inp.reshape(n, -1), axis=1) / np.linalg.norm(k1)}
+    if kind == "strongest":
+        w = -inp if args.get("sign") == "inhibits" else inp  # [n, h, w]
+        own = region_mask(args["region"], *k.shape).numpy()
+        others = []
+        for name in NAMED_REGIONS:
+            try:
+                m = region_mask({"name": name}, *k.shape).numpy()
+            except Unmeasurable:
+                continue
+            if not (m & own).any():
+                others.append(w[:, m].mean(axis=1))
+        rms = np.sqrt((w**2).mean(axis=(1, 2)))
+        pos = np.clip(w, 0, None)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a zero kernel: NaN
+            margin = (w[:, own].mean(axis=1) - np.max(others, axis=0)) / rms
+            share = pos[:, own].sum(axis=1) / pos.sum(axis=(1, 2))
+        return {"margin": np.where(rms > 0, margin, np.nan), "share": share}
+    # shape: each input's part of the claimed sign, correlated with the template
+    radius = args.get("radius")
+    t = template(
+        str(args["shape"]),
+        float(args["orientation"]),
+        *k.shape,
+        None if radius is None else float(radius),
+    ).numpy()
+    part = np.clip(-inp if args.get("sign") == "inhibits" else inp, 0, None).reshape(n, -1)
+    a = part - part.mean(axis=1, keepdims=True)
+    b = (t - t.mean()).reshape(-1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(den > 1e-12, (a @ b) / den, np.nan)
+    z = totals / math.sqrt(float(np.mean(totals**2)))
+    return {"correlation": corr, "z": z}
+
+
+def null_stats(
+    claim: Claim, measured: dict[str, float], null: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """`percentile` and `base_rate` from their definitions (docs/claims.md, "The null").
+
+    The primary statistic is the first thresholded one the null has; `percentile` is
+    100 x the share of null values the measured one matches or beats in its threshold's
+    direction (undefined null values count as beaten); `base_rate` the share of null
+    sources for which every threshold holds.
+    """
+    rules = _thresholds(claim)
+    primary = next((t for t in rules if t.stat in null), None)
+    if primary is None or primary.stat not in measured:
+        return {}
+    values = null[primary.stat]
+    v = measured[primary.stat]
+    higher = primary.op in (">=", ">")
+    out: dict[str, float] = {}
+    finite = np.abs(values[np.isfinite(values)])
+    scale = max(abs(v), float(finite.max()) if len(finite) else 0.0)
+    tol = 1e-5 * scale  # the claim's own source is in the null, from another reduction
+    beaten = [(x != x) or (x <= v + tol if higher else x >= v - tol) for x in values.tolist()]
+    out["percentile"] = 100.0 * sum(beaten) / len(values)
+    holds = np.ones(len(values), dtype=bool)
+    for t in rules:
+        if t.stat == "percentile":
+            w = values if higher else -values
+            nan = np.isnan(w)
+            ordered = np.sort(w[~nan])
+            counts = np.searchsorted(ordered, np.where(nan, 0.0, w), side="right")
+            own = np.where(nan, nan.sum(), counts + nan.sum()) * 100.0 / len(w)
+            holds &= np.array([t.holds(float(p)) for p in own])
+        elif t.stat in null:
+            holds &= np.array([x == x and t.holds(float(x)) for x in null[t.stat].tolist()])
+        else:
+            return out
+    out["base_rate"] = float(holds.mean())
+    return out

@@ -143,13 +143,22 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
         rms_all = sums.pow(2).mean(dim=1).sqrt()  # [targets, masks]
         tot = (g.kern[idx].flatten(1) * cols[which]).sum(dim=1)
         rms = rms_all[inv, which]
+        # a channel source's null is every input: its rows are views of these, computed
+        # once for all claims (a direction source's null is drawn per claim)
+        sums_z = sums / rms_all[:, None, :]
+        sums_abs_z = sums_z.abs()
         rows = zip(items, tot.tolist(), rms.tolist(), inv.tolist(), which.tolist(), strict=True)
         for (n, _), t, r, u, w in rows:
             try:
-                out = _region_outcome(claims[n], g, located[n][1], t, r)
-                null_total = g.null_values(located[n][1], sums[u, :, w])
-                null_z = null_total / r
-                out.null = {"z": null_z, "total": null_total, "abs_z": null_z.abs()}
+                i = located[n][1]
+                out = _region_outcome(claims[n], g, i, t, r)
+                if g.null_draws(i) is None:
+                    out.null = {"z": sums_z[u, :, w], "total": sums[u, :, w]}
+                    out.null["abs_z"] = sums_abs_z[u, :, w]
+                else:
+                    null_total = g.null_values(i, sums[u, :, w])
+                    null_z = null_total / r
+                    out.null = {"z": null_z, "total": null_total, "abs_z": null_z.abs()}
                 results[n] = out
             except Unmeasurable as exc:
                 results[n] = unmeasurable(exc)
@@ -200,10 +209,11 @@ def _bucket(
         share.tolist(),
         strict=True,
     )
-    for n, o, b, wi, r, s in rows:
+    nulls = _strongest_nulls(g, [located[n][1] for n in members], m, comp, eh * ew, sign)
+    for pos_, (n, o, b, wi, r, s) in enumerate(rows):
         c = claims[n]
         src, dst = c.edges[0]
-        null = _strongest_null(g, located[n][1], m, comp, eh * ew, float(sign[members.index(n)]))
+        null = nulls[pos_]
         if r <= 0:
             results[n] = unmeasurable(Unmeasurable(f"the kernel {src} -> {dst} is all zeros"))
             continue
@@ -221,17 +231,43 @@ def _bucket(
         )
 
 
-def _strongest_null(
-    g: Group, i: int, m: torch.Tensor, comp: torch.Tensor, cells: int, sign: float
-) -> dict[str, torch.Tensor]:
-    """`margin` and `share` of every null source's kernel into edge i's target."""
-    w = g.null_kernels(i).flatten(1) * sign
-    own = w[:, m].mean(dim=1)
-    best = ((w @ comp) / comp.sum(dim=0)).max(dim=1).values
-    rms = w.pow(2).sum(dim=1).div(cells).sqrt()
+_CHUNK = 128  # claims per batched null: [128, C_src, kh * kw] floats at most
+
+
+def _strongest_nulls(
+    g: Group, edges: list[int], m: torch.Tensor, comp: torch.Tensor, cells: int, sign: torch.Tensor
+) -> list[dict[str, torch.Tensor]]:
+    """`margin` and `share` of every null source's kernel into each edge's target.
+
+    A channel source's null sources are every input of its target: those edges are
+    stacked and measured in one batch (chunked); a direction source's drawn null one by
+    one."""
+    out: list[dict[str, torch.Tensor] | None] = [None] * len(edges)
+    batched = [p for p, i in enumerate(edges) if g.null_draws(i) is None]
+    drawn = set(range(len(edges))) - set(batched)
+    for p in sorted(drawn):
+        kernels = g.null_kernels(edges[p]).flatten(1)[None] * sign[p]
+        out[p] = _null_stats(kernels, m, comp, cells)[0]
+    for lo in range(0, len(batched), _CHUNK):
+        chunk = batched[lo : lo + _CHUNK]
+        rows = g.t_idx[torch.tensor([edges[p] for p in chunk])]
+        w = g.inputs[rows].flatten(2) * sign[chunk][:, None, None]  # [k, C_src, cells]
+        for p, stats in zip(chunk, _null_stats(w, m, comp, cells), strict=True):
+            out[p] = stats
+    return [o for o in out if o is not None]
+
+
+def _null_stats(
+    w: torch.Tensor, m: torch.Tensor, comp: torch.Tensor, cells: int
+) -> list[dict[str, torch.Tensor]]:
+    """Per claim (dim 0) the margin and share of each null kernel (dim 1) in `w`."""
+    own = w[..., m].mean(dim=-1)
+    best = ((w @ comp) / comp.sum(dim=0)).max(dim=-1).values
+    rms = w.pow(2).sum(dim=-1).div(cells).sqrt()
     pos = w.clamp_min(0)
     margin = torch.where(rms > 0, (own - best) / rms.clamp_min(1e-30), torch.nan)
-    return {"margin": margin, "share": pos[:, m].sum(dim=1) / pos.sum(dim=1)}
+    share = pos[..., m].sum(dim=-1) / pos.sum(dim=-1)
+    return [{"margin": margin[k], "share": share[k]} for k in range(len(w))]
 
 
 def _region_outcome(c: Claim, g: Group, i: int, total: float, rms: float) -> Outcome:

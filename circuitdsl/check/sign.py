@@ -3,7 +3,8 @@
 Statistic: `z = total(a->b) / RMS_i total(i->b)`, where `total` is the sum of the
 kernel's weights and i runs over every channel of a's layer: the connection's net
 effect in units of the typical net effect of an input into b. `abs_z = |z|`.
-Defaults: excites `z >= 1`, inhibits `z <= -1`, weak `abs_z <= 0.5`.
+Defaults: excites `z >= 2`, inhibits `z <= -2`, weak `abs_z <= 0.5` (docs/claims.md,
+"Calibration").
 """
 
 from __future__ import annotations
@@ -46,8 +47,13 @@ def measure(claims: list[Claim], ctx: Context) -> list[Outcome]:
             f"{n} inputs from {g.key[0]}"
         )
         kernels = {f"{src}->{dst}": g.kernel_lists()[i]}
-        null_total = g.null_values(i, g.totals()[int(g.t_idx[i])])
-        null_z = null_total / g.stat("rms_total")[i]
-        null = {"z": null_z, "total": null_total, "abs_z": null_z.abs()}
+        t = int(g.t_idx[i])
+        if g.null_draws(i) is None:  # every input of the target: rows of shared tensors
+            totals, zs, abs_zs = g.totals_z()
+            null = {"z": zs[t], "total": totals[t], "abs_z": abs_zs[t]}
+        else:
+            null_total = g.null_values(i, g.totals()[t])
+            null_z = null_total / g.stat("rms_total")[i]
+            null = {"z": null_z, "total": null_total, "abs_z": null_z.abs()}
         out.append(Outcome({"z": z, "total": total, "abs_z": abs(z)}, detail, kernels, null=null))
     return out

@@ -286,7 +286,7 @@ def test_engine_matches_reference(planted) -> None:  # type: ignore[no-untyped-d
     """Random claims on InceptionV1: the batched engine equals the per-claim reference."""
     import random
 
-    from circuitdsl.check.reference import measure_one
+    from circuitdsl.check.reference import measure_one, null_one, null_stats
     from circuitdsl.models.bind import bind
 
     _, adapter = planted
@@ -317,14 +317,22 @@ def test_engine_matches_reference(planted) -> None:  # type: ignore[no-untyped-d
     cir = circuit(feats, claims)
     bound = bind(cir, adapter)
     rep = check(cir, bound)
-    compared = 0
+    compared = nulls = 0
     for c in claims:
         got = rep.result(c.id)
         ref = measure_one(c, bound)
         for stat, value in ref.items():
             assert got.measured[stat] == pytest.approx(value, rel=1e-4, abs=1e-6), (c.id, stat)
             compared += 1
+        # the null, recomputed input by input from its definition; one input of 512 may
+        # land on the other side of a threshold through float32 vs float64 rounding
+        ref_null = null_stats(c, {**got.measured, **ref}, null_one(c, bound))
+        assert set(ref_null) <= set(got.measured), c.id
+        for stat, value in ref_null.items():
+            assert got.measured[stat] == pytest.approx(value, abs=1.01 * 100 / 512), (c.id, stat)
+            nulls += 1
     assert compared >= 6 * 30
+    assert nulls >= 2 * 6 * 30  # percentile and base rate of every claim
 
 
 QUANTIFIED = """

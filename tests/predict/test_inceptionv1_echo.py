@@ -8,6 +8,10 @@ family): the two that answer the unit's preferred curve (243 deg) more than its 
 and removing the negative early-curve -> curve weights -- an edit through mixed3b's
 bottleneck and concatenation, i.e. a linear-path correction -- must make the echo
 appear. The response after the edit is also computed by hand from mixed3a's maps.
+
+The tuning is planted where the checker measures: stimuli drawn on mixed3b's
+receptive-field canvas (`models.geometry.canvas`), anchored on the centre unit's field,
+and the units read there (`geometry.unit_at`), not at a full-size image's centre.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from predict_models import random_inceptionv1
 
 import circuitdsl
 from circuitdsl.check.api import check_spec
-from circuitdsl.measure.stimuli import get_stimulus
+from circuitdsl.measure.stimuli.registry import draw
+from circuitdsl.models.geometry import Canvas, canvas, unit_at
 from circuitdsl.models.probe import centre
 
 SPECS = Path(__file__).parents[2] / "specs" / "inceptionv1"
@@ -32,32 +37,57 @@ PREF, ECHO = 243.0, 63.0
 SIZE = 96
 
 
-def _stimulus(orientation: float) -> torch.Tensor:
-    return get_stimulus("curve")(size=(SIZE, SIZE), orientation=orientation)
+def _canvas(adapter) -> tuple[Canvas, tuple[int, int, int, int]]:  # type: ignore[no-untyped-def]
+    """mixed3b's canvas and its centre units (mixed3a has the same grid: a 'same' conv)."""
+    node = adapter.node("mixed3b")
+    cv = canvas(adapter.graph, node)
+    unit = unit_at(adapter.graph, node, cv)
+    assert unit is not None
+    return cv, unit
+
+
+def _stimulus(adapter, orientation: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    return draw("curve", _canvas(adapter)[0], orientation=orientation)
+
+
+def _window_means(adapter, orientation: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """What each early curve gives the planted unit through a 1x1 copy and a 5x5 mean:
+    the mean of its mixed3a map over the 5x5 window around the centre units."""
+    x = adapter.preprocess(_stimulus(adapter, orientation))
+    maps = adapter.activations(x, ["mixed3a"])["mixed3a"][:, list(EARLY)]
+    means = F.conv2d(maps, torch.ones(len(EARLY), 1, 5, 5) / 25, padding=2, groups=len(EARLY))
+    return centre(means, _canvas(adapter)[1])[0]  # [11]
 
 
 @pytest.fixture(scope="module")
 def planted():  # type: ignore[no-untyped-def]
     adapter = random_inceptionv1(SIZE, seed=1)
     mods = dict(adapter.module.named_modules())
-    x = adapter.preprocess(torch.cat([_stimulus(PREF), _stimulus(ECHO)]))
-    maps = adapter.activations(x, ["mixed3a"])["mixed3a"]
-    c = centre(maps)[:, list(EARLY)]  # [2, 11]
-    diff = c[0] - c[1]  # preferred minus echo
-    order = diff.argsort()
-    opposing = [EARLY[int(k)] for k in order[:2]]
-    same = [EARLY[int(k)] for k in order[-2:]]
-    assert float(diff[order[1]]) < 0 < float(diff[order[-2]])
+    pref, echo = _window_means(adapter, PREF), _window_means(adapter, ECHO)
+    # On random weights no early curve is selective: each answers the curve and its echo
+    # within a few percent. The planted unit is built from those small differences.
+    # Exciters: the two (of those responding at all) early curves with the highest
+    # preferred-to-echo ratio; inhibitors: the two with the lowest. The inhibitors' weight
+    # puts the echo's pre-activation below zero with a 20 % margin (a rectified zero),
+    # and the preferred curve's must stay above zero (asserted: a unit that responds).
+    responding = [k for k in range(len(EARLY)) if float(pref[k]) > 0.02 * float(pref.max())]
+    by_ratio = sorted(responding, key=lambda k: float(pref[k] / echo[k]))
+    inh, exc = by_ratio[:2], by_ratio[-2:]
+    opposing = [EARLY[k] for k in inh]
+    same = [EARLY[k] for k in exc]
+    weight = 1.2 * float(echo[exc].sum()) / float(echo[inh].sum())
+    assert float(pref[exc].sum()) - weight * float(pref[inh].sum()) > 0.1
     bottleneck = mods["mixed3b_5x5_bottleneck_pre_relu_conv"]
     conv = mods["mixed3b_5x5_pre_relu_conv"]
     window = torch.ones(5, 5)
     with torch.no_grad():
         conv.weight[UNIT] = 0.0
-        for b, (src, sign) in enumerate([(s, 1.0) for s in same] + [(o, -1.0) for o in opposing]):
+        copies = [(s, 1.0) for s in same] + [(o, -weight) for o in opposing]
+        for b, (src, w) in enumerate(copies):
             bottleneck.weight[b] = 0.0
             bottleneck.weight[b, src] = 1.0
             bottleneck.bias[b] = 0.0
-            conv.weight[UNIT, b] = sign * window / 25
+            conv.weight[UNIT, b] = w * window / 25
         conv.bias[UNIT] = 0.0
     return adapter, same, opposing
 
@@ -78,13 +108,6 @@ def test_the_planted_unit_has_no_echo(planted) -> None:  # type: ignore[no-untyp
     assert r.status == "pass" and r.measured["peak"] > 0, r.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edits x receptive-field canvas (merged last): the planted circuit and the hand "
-    "computation draw stimuli at the image centre of a 96 px input; the checker now draws "
-    "them on the 101 px canvas anchored at the centre units' field (1 px away), where the "
-    "planted tuning does not hold. Re-plant on `models.geometry.canvas`.",
-)
 def test_removing_negative_early_curve_weights_makes_the_echo_appear(planted) -> None:  # type: ignore[no-untyped-def]
     adapter, same, _ = planted
     state = {k: v.clone() for k, v in adapter.module.state_dict().items()}
@@ -109,9 +132,11 @@ def test_removing_negative_early_curve_weights_makes_the_echo_appear(planted) ->
     assert responds.measured["relative_change"] > 0.2
     # by hand: after the edit unit 379 is relu(sum over the exciting early curves of
     # their 5x5 mean), read at the map centre
-    maps = adapter.activations(adapter.preprocess(_stimulus(ECHO)), ["mixed3a"])["mixed3a"]
+    x = adapter.preprocess(_stimulus(adapter, ECHO))
+    maps = adapter.activations(x, ["mixed3a"])["mixed3a"]
     kernel = torch.ones(1, 2, 5, 5) / 25
-    expected = centre(F.relu(F.conv2d(maps[:, same], kernel, padding=2)))[0, 0]
+    unit = _canvas(adapter)[1]
+    expected = centre(F.relu(F.conv2d(maps[:, same], kernel, padding=2)), unit)[0, 0]
     assert responds.measured["after"] == pytest.approx(float(expected), rel=1e-4)
     # the shipped curve_circuit.circ states the same prediction; on these weights it holds
     circuit = _predictions(SPECS / "curve_circuit.circ", lambda c: c.subjects == ("curve[379]",))
@@ -121,13 +146,6 @@ def test_removing_negative_early_curve_weights_makes_the_echo_appear(planted) ->
         assert torch.equal(v, state[k]), k
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edits x receptive-field canvas (merged last): the planted circuit and the hand "
-    "computation draw stimuli at the image centre of a 96 px input; the checker now draws "
-    "them on the 101 px canvas anchored at the centre units' field (1 px away), where the "
-    "planted tuning does not hold. Re-plant on `models.geometry.canvas`.",
-)
 def test_excitation_and_ablation(planted) -> None:  # type: ignore[no-untyped-def]
     adapter, _, _ = planted
     src = """
@@ -143,4 +161,7 @@ predict ablate curve[385]: curve[379] responds to curve(orientation = 243deg) un
     positive, ablate, control = check_spec(spec.circuit, adapter).claims
     assert positive.status == "pass" and positive.measured["after"] == 0.0, positive.detail
     assert ablate.status == "pass" and ablate.measured["after"] == 0.0, ablate.detail
-    assert control.status == "pass" and control.measured["change"] == 0.0, control.detail
+    # a unit of the same layer is no input of 379: unchanged up to float32 rounding (the
+    # edited run pushes its own batch, whose convolutions may sum in another order)
+    assert control.status == "pass", control.detail
+    assert abs(control.measured["change"]) <= 1e-5 * control.measured["before"]
