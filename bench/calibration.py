@@ -1,6 +1,6 @@
 """Calibration of the default thresholds: false passes on null weights, passes on planted circuits.
 
-    python bench/calibration.py [--plants 16] [--strength 3] [--seed 0]
+    python bench/calibration.py [--plants 16] [--null 400] [--strength 3] [--seed 0]
 
 For every claim kind, random claims are checked on networks with nothing planted and
 true claims on circuits planted into the same random weights, in two formats:
@@ -14,7 +14,7 @@ true claims on circuits planted into the same random weights, in two formats:
   kernel is written into the conv weight itself.
 
 A planted kernel has `--strength` times the RMS kernel norm of all inputs of its target
-(3 by default: a strong but not overwhelming connection). Per kind the table gives the
+in the weights the claim reads (3 by default: a strong but not overwhelming connection). Per kind the table gives the
 per-claim false-pass rate on the null (random claims about random channel pairs), the
 pass rate of the true claims on the planted circuit, and for quantified lines (8 claims
 each) the aggregate verdict's false-pass and pass rates at alpha 0.01. A sweep of the
@@ -138,7 +138,7 @@ KINDS = [
     Kind(
         "strongest at bottom",
         "margin",
-        (0.0, 0.25, 0.5, 0.75),
+        (0.0, 0.25, 0.4, 0.5, 0.75),
         ">",
         lambda r: (
             torch.tensor([0.2, 0.2, 0.5, 1.0, 1.0])[:, None].expand(5, 5).clone(),
