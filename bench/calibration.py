@@ -14,8 +14,9 @@ true claims on circuits planted into the same random weights, in two formats:
   kernel is written into the conv weight itself.
 
 A planted kernel has `--strength` times the RMS kernel norm of all inputs of its target
-in the weights the claim reads (3 by default: a strong but not overwhelming connection). Per kind the table gives the
-per-claim false-pass rate on the null (random claims about random channel pairs), the
+in the weights the claim reads (3 by default: a strong but not overwhelming connection).
+Per kind the table gives the per-claim false-pass rate on the null (random claims
+about random channel pairs: sampled, and exact as the claims' mean base rate), the
 pass rate of the true claims on the planted circuit, and for quantified lines (8 claims
 each) the aggregate verdict's false-pass and pass rates at alpha 0.01. A sweep of the
 main statistic's threshold shows where the defaults come from. docs/claims.md,
