@@ -1,12 +1,13 @@
 """Comparisons of two connections `a -> c WORDS b -> d`.
 
 * `stronger than` (measure `norm`): `ratio = ||K(edge0)||_2 / ||K(edge1)||_2`; sign-blind
-  (a strongly inhibitory kernel is "stronger" too). Default `ratio >= 1.1`: a tie margin,
-  so two equal kernels, or a tie flipped by seed noise, do not pass.
+  (a strongly inhibitory kernel is "stronger" too). Default `ratio >= 1.6`: a tie margin
+  (two equal kernels, or a tie flipped by seed noise, do not pass), calibrated so that
+  chance passes stay under 5 % (docs/claims.md, "Calibration").
 * `excites more than` / `inhibits more than` (measures `excites` / `inhibits`):
   `difference = z(edge0) - z(edge1)` (`z(edge1) - z(edge0)` for inhibits), each z the
   connection's weight sum over the RMS of all inputs of its own target (as for sign
-  claims). Default `difference >= 0.5`.
+  claims). Default `difference >= 2.5`.
 * `similar to` / `opposite to`: `cosine` between the two kernels (uncentred, on the
   centred part both kernels have, the smaller effective size). Defaults `cosine >= 0.5` /
   `cosine <= -0.5`. A zero kernel is an error.
