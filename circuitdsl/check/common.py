@@ -122,8 +122,8 @@ def _row_percentiles(w: np.ndarray) -> np.ndarray:
     ordered, _ = filled.sort(dim=1)
     below = torch.searchsorted(ordered, filled, right=True).numpy()  # defined values <= it
     nans = nan.sum(axis=1, keepdims=True)
-    out: np.ndarray = np.where(nan, 100.0 * nans / n, 100.0 * (below + nans) / n)
-    return out
+    pct: np.ndarray = np.where(nan, 100.0 * nans / n, 100.0 * (below + nans) / n)
+    return pct
 
 
 def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:

@@ -152,7 +152,13 @@ def null_one(claim: Claim, bound: Any) -> dict[str, np.ndarray]:
         return {"rank": np.arange(1, n + 1, dtype=np.float64)}
     if kind == "compare":
         k1, _ = _pair(bound, *claim.edges[1])
-        return {"ratio": np.linalg.norm(inp.reshape(n, -1), axis=1) / np.linalg.norm(k1)}
+        (s0, d0), (s1, d1) = claim.edges[:2]
+        f0, f1 = bound.features[s0], bound.features[s1]
+        if d1 == d0 and f1.layer == f0.layer and f1.feature.is_channel:
+            # every input but the second connection's own source (compared with itself)
+            inp = np.delete(inp, f1.feature.channels[0], axis=0)
+        norms = np.linalg.norm(inp.reshape(len(inp), -1), axis=1)
+        return {"ratio": norms / np.linalg.norm(k1)}
     if kind == "strongest":
         w = -inp if p.sign == "inhibits" else inp  # [n, h, w]
         own = region_mask(p.region, *k.shape).numpy()

@@ -15,7 +15,8 @@ over every channel i of a's layer. Defaults as for sign claims.
 `strongest` claim (`strongest at R`): `margin = (mean_R w - max_Q mean_Q w) / RMS(w)`
 where Q runs over the named regions disjoint from R (w negated for `inhibits`), and
 `share = sum_R w+ / sum w+` (the region's part of the positive weight). Default
-`margin > 0`: R's mean signed weight beats every other region's.
+`margin > 0.4` (R's mean signed weight beats every other region's by 0.4 of the
+kernel's RMS) and `percentile >= 95` (docs/claims.md, "Calibration").
 """
 
 from __future__ import annotations

@@ -57,9 +57,9 @@ RULES: dict[str, Rule] = {
         Rule(
             "strongest",
             ("margin", "share", "percentile"),
-            (_t("margin", ">", 0.0), _t("percentile", ">=", 95.0)),
-            "the region's mean weight exceeds every other region's, by a margin in the top 5 %"
-            " of the target's inputs",
+            (_t("margin", ">", 0.4), _t("percentile", ">=", 95.0)),
+            "the region's mean weight exceeds every other region's by 0.4 of the kernel's"
+            " RMS, a margin in the top 5 % of the target's inputs",
         ),
         Rule(
             "among",
@@ -70,8 +70,8 @@ RULES: dict[str, Rule] = {
         Rule(
             "stronger",
             ("ratio", "percentile"),
-            (_t("ratio", ">=", 1.5),),
-            "the first connection's kernel norm is at least 1.5 times the second's",
+            (_t("ratio", ">=", 1.6),),
+            "the first connection's kernel norm is at least 1.6 times the second's",
         ),
         Rule(
             "more",
