@@ -142,11 +142,6 @@ class Claim:
             )
 
     @property
-    def args(self) -> dict[str, Any]:
-        """The payload as the IR JSON's `args` object (code reads `payload` instead)."""
-        return self.payload.to_dict()
-
-    @property
     def source(self) -> str | None:
         return self.edges[0][0] if self.edges else None
 

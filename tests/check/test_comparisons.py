@@ -82,7 +82,7 @@ def test_comparison_words_round_trip_through_fmt() -> None:
     out = fmt.format_spec(parser.parse(text, "c.circ"))
     assert out == text
     claims = circuitdsl.loads(text, "c.circ").circuit.claims
-    assert [c.args["measure"] for c in claims] == [
+    assert [c.payload.measure for c in claims] == [
         "excites",
         "inhibits",
         "similar",

@@ -58,7 +58,7 @@ def test_strongest_inhibition_and_rows_without_cols() -> None:
 def test_arc_radius_option_is_accepted_and_used() -> None:
     claims = circuitdsl.loads(SPEC, "agree.circ").circuit.claims
     arc = next(c for c in claims if c.id == "b->u.excites_along_arc")
-    assert arc.args["radius"] == 4.0 and all(t.stat != "radius" for t in arc.thresholds)
+    assert arc.payload.radius == 4.0 and all(t.stat != "radius" for t in arc.thresholds)
     text = SPEC.split("\n", 1)[1]
     assert "(radius = 4)" in fmt.format_spec(parser.parse(text, "a.circ"))
     with pytest.raises(circuitdsl.DiagnosticError) as err:

@@ -62,10 +62,10 @@ def test_graphml_parses_back() -> None:
 def test_quantified_claims_follow_the_condition() -> None:
     circuit = circuitdsl.load("specs/inceptionv1/curve_circuit.circ").circuit
     excites = {
-        c.edges[0] for c in circuit.claims if c.kind == "sign" and c.args["sign"] == "excites"
+        c.edges[0] for c in circuit.claims if c.kind == "sign" and c.payload.sign == "excites"
     }
     inhibits = {
-        c.edges[0] for c in circuit.claims if c.kind == "sign" and c.args["sign"] == "inhibits"
+        c.edges[0] for c in circuit.claims if c.kind == "sign" and c.payload.sign == "inhibits"
     }
     # 3a:147 (222.5deg) and 3b:379 (243deg) differ by 20.5deg; 3a:145 (41deg) is 158deg off 3b:379
     assert ("early_curve[147]", "curve[379]") in excites
