@@ -524,9 +524,7 @@ def _claim_thresholds(r: Any, swept: str) -> list[bool]:
     for stat, want in r.expected.items():
         if stat == swept:
             continue
-        op, value = want.split(" ", 1)
-        x = r.measured.get(stat, math.nan)
-        out.append(x == x and Threshold(stat, op, float(value)).holds(x))
+        out.append(want.holds(r.measured.get(stat, math.nan)))  # an `Expected`
     return out
 
 
