@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,18 @@ from typing import Any
 from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 from circuitdsl.language.ir import Circuit
-from circuitdsl.report.model import Report
+from circuitdsl.report.model import Expected, Report
 
 # The statistic a claim's verdict hinges on, by preference (as in the universality table).
 HEADLINE = ("change", "error", "echo_ratio", "cv", "z", "correlation", "ratio", "rank")
-_THRESHOLD = re.compile(r"^\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
+
+
+def _expected(stat: str, text: object) -> Expected | None:
+    """A sweep table's `<stat>_expected` cell (the report's threshold text) read back."""
+    try:
+        return Expected.parse(stat, str(text or ""))
+    except ValueError:
+        return None
 
 
 def headline(row: Mapping[str, Any]) -> str | None:
@@ -114,9 +120,9 @@ def figure(
         if isinstance(value, float) and math.isfinite(value):
             claims.setdefault(str(r["id"]), []).append((int(r["step"]), value))
             inhibitory[str(r["id"])] = "inhibit" in str(r.get("text", ""))
-        m = _THRESHOLD.match(str(r.get(f"{stat}_expected") or ""))
-        if m:
-            thresholds[m.group(1) + m.group(2)] = float(m.group(2))
+        want = _expected(stat, r.get(f"{stat}_expected"))
+        if want is not None and not want.negated:
+            thresholds[str(want)] = want.threshold.value
     info = formation(rows)
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
