@@ -45,6 +45,28 @@ def _z(kernel: np.ndarray, inputs: np.ndarray, mask: np.ndarray | None = None) -
     return float((kernel * mask).sum()) / rms
 
 
+def _strongest(kernels: np.ndarray, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """`margin` and `share` of each kernel in ``[n, h, w]`` for a `strongest` payload:
+    the region's mean minus the best non-overlapping named region's, in kernel RMS, and
+    the region's share of the positive weight (NaN for a zero kernel)."""
+    w = -kernels if p.sign == "inhibits" else kernels
+    own = region_mask(p.region, *kernels.shape[1:]).numpy()
+    others = []
+    for name in NAMED_REGIONS:
+        try:
+            m = region_mask(Region(name=name), *kernels.shape[1:]).numpy()
+        except Unmeasurable:
+            continue
+        if not (m & own).any():
+            others.append(w[:, m].mean(axis=1))
+    rms = np.sqrt((w**2).mean(axis=(1, 2)))
+    pos = np.clip(w, 0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero kernel: NaN
+        margin = (w[:, own].mean(axis=1) - np.max(others, axis=0)) / rms
+        share = pos[:, own].sum(axis=1) / pos.sum(axis=(1, 2))
+    return np.where(rms > 0, margin, np.nan), share
+
+
 def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
     """The main statistic(s) of one weight claim, computed from scratch."""
     kind = claim.kind
@@ -60,21 +82,8 @@ def measure_one(claim: Claim, bound: Any) -> dict[str, float]:
         return {"z": z, "total": float((k * mask).sum())}
     if kind == "strongest":
         k, _ = _pair(bound, *claim.edges[0])
-        w = -k if p.sign == "inhibits" else k
-        own = region_mask(p.region, *k.shape).numpy()
-        others = []
-        for name in NAMED_REGIONS:
-            try:
-                m = region_mask(Region(name=name), *k.shape).numpy()
-            except Unmeasurable:
-                continue
-            if not (m & own).any():
-                others.append(w[m].mean())
-        rms = math.sqrt(float((w**2).mean()))
-        pos = np.clip(w, 0, None)
-        with np.errstate(invalid="ignore", divide="ignore"):  # no positive weight: NaN share
-            share = pos[own].sum() / pos.sum()
-        return {"margin": (w[own].mean() - max(others)) / rms, "share": float(share)}
+        margin, share = _strongest(k[None], p)
+        return {"margin": float(margin[0]), "share": float(share[0])}
     if kind == "rank":
         src, dst = claim.edges[0]
         k, inp = _pair(bound, src, dst)
@@ -160,22 +169,8 @@ def null_one(claim: Claim, bound: Any) -> dict[str, np.ndarray]:
         norms = np.linalg.norm(inp.reshape(len(inp), -1), axis=1)
         return {"ratio": norms / np.linalg.norm(k1)}
     if kind == "strongest":
-        w = -inp if p.sign == "inhibits" else inp  # [n, h, w]
-        own = region_mask(p.region, *k.shape).numpy()
-        others = []
-        for name in NAMED_REGIONS:
-            try:
-                m = region_mask(Region(name=name), *k.shape).numpy()
-            except Unmeasurable:
-                continue
-            if not (m & own).any():
-                others.append(w[:, m].mean(axis=1))
-        rms = np.sqrt((w**2).mean(axis=(1, 2)))
-        pos = np.clip(w, 0, None)
-        with np.errstate(invalid="ignore", divide="ignore"):  # a zero kernel: NaN
-            margin = (w[:, own].mean(axis=1) - np.max(others, axis=0)) / rms
-            share = pos[:, own].sum(axis=1) / pos.sum(axis=(1, 2))
-        return {"margin": np.where(rms > 0, margin, np.nan), "share": share}
+        margin, share = _strongest(inp, p)
+        return {"margin": margin, "share": share}
     # shape: each input's part of the claimed sign, correlated with the template
     t = template(p.shape, float(p.orientation), *k.shape, p.radius).numpy()
     part = np.clip(-inp if p.sign == "inhibits" else inp, 0, None).reshape(n, -1)
