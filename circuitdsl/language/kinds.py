@@ -220,42 +220,39 @@ class Payload(Part):
         return False
 
 
-def _signed(sign: str) -> str | None:
-    return sign if sign in ("excites", "inhibits") else None
+class _Signed(Payload):
+    """A payload with a `sign` word (`excites`, `inhibits`, `weak`): its edge is drawn
+    with that sign, and by default the word also names its rules."""
+
+    __slots__ = ()
+    sign: str  # each subclass declares it as its dataclass field
+
+    def rule_word(self) -> str:
+        return self.sign
+
+    @property
+    def drawn_sign(self) -> str | None:
+        return self.sign if self.sign in ("excites", "inhibits") else None
 
 
 @dataclass(frozen=True, slots=True)
-class SignClaim(Payload):
+class SignClaim(_Signed):
     """`a -> b : excites` (or `inhibits`, `weak`): the sign of the summed weight."""
 
     kind: ClassVar[str] = "sign"
     sign: str
 
-    def rule_word(self) -> str:
-        return self.sign
-
-    @property
-    def drawn_sign(self) -> str | None:
-        return _signed(self.sign)
-
 
 @dataclass(frozen=True, slots=True)
-class UnionClaim(Payload):
+class UnionClaim(_Signed):
     """`{a, b} -> t : excites`: each member's edge has the sign."""
 
     kind: ClassVar[str] = "union"
     sign: str
 
-    def rule_word(self) -> str:
-        return self.sign
-
-    @property
-    def drawn_sign(self) -> str | None:
-        return _signed(self.sign)
-
 
 @dataclass(frozen=True, slots=True)
-class RegionClaim(Payload):
+class RegionClaim(_Signed):
     """`a -> b : excites at top`: the sign of the weights in one kernel region."""
 
     kind: ClassVar[str] = "region"
@@ -266,16 +263,9 @@ class RegionClaim(Payload):
     def from_dict(cls, data: Mapping[str, Any]) -> RegionClaim:
         return cls(str(data["sign"]), Region.from_dict(data["region"]))
 
-    def rule_word(self) -> str:
-        return self.sign
-
-    @property
-    def drawn_sign(self) -> str | None:
-        return _signed(self.sign)
-
 
 @dataclass(frozen=True, slots=True)
-class StrongestClaim(Payload):
+class StrongestClaim(_Signed):
     """`a -> b : strongest at bottom`: the region's mean weight beats every other's."""
 
     kind: ClassVar[str] = "strongest"
@@ -288,10 +278,6 @@ class StrongestClaim(Payload):
 
     def rule_word(self) -> str:
         return "strongest"
-
-    @property
-    def drawn_sign(self) -> str | None:
-        return _signed(self.sign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +317,7 @@ class CompareClaim(Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class ShapeClaim(Payload):
+class ShapeClaim(_Signed):
     """`a -> b : excites along arc 45deg (radius = 3)`."""
 
     kind: ClassVar[str] = "shape"
@@ -342,10 +328,6 @@ class ShapeClaim(Payload):
 
     def rule_word(self) -> str:
         return "along"
-
-    @property
-    def drawn_sign(self) -> str | None:
-        return _signed(self.sign)
 
 
 @dataclass(frozen=True, slots=True)
