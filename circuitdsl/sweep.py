@@ -59,6 +59,7 @@ from circuitdsl.language import diagnostics as d
 from circuitdsl.language.atomic import write_atomic
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 from circuitdsl.language.ir import Circuit
+from circuitdsl.report.frames import stat_columns
 
 if TYPE_CHECKING:
     from circuitdsl.report.model import Report
@@ -278,16 +279,13 @@ def report_rows(report: Report, checkpoint: str, step: int | None) -> list[dict[
             "text": c.text,
             "source": c.source,
             "detail": c.detail,
+            **stat_columns(c),
         }
-        for stat, value in c.measured.items():
-            row[stat] = float(value)
-        for stat, want in c.expected.items():
-            row[f"{stat}_expected"] = str(want)
         rows.append(row)
-    # Aggregate verdicts (one per quantified line) where the Report has them: their
-    # numbers (passed, of, base rate, p value, ...) become statistic columns.
-    for agg in getattr(report, "aggregates", ()) or ():
-        data = agg.to_dict() if hasattr(agg, "to_dict") else dict(vars(agg))
+    # Aggregate verdicts (one per quantified line): their numbers (passed, of, base
+    # rate, p value, ...) become statistic columns.
+    for agg in report.aggregates:
+        data = agg.to_dict()
         row = {
             **head,
             "id": f"aggregate:{data.get('source', '')}",

@@ -19,7 +19,7 @@ from circuitdsl.language import diagnostics as d
 from circuitdsl.language.diagnostics import Diagnostic, DiagnosticError
 
 if TYPE_CHECKING:
-    from circuitdsl.report.model import Report
+    from circuitdsl.report.model import ClaimResult, Report
 
 FRAME_SUFFIXES = (".csv", ".parquet")
 BASE_COLUMNS = (
@@ -72,13 +72,18 @@ def rows(reports: Sequence[Report]) -> list[dict[str, Any]]:
                 "file": c.file,
                 "line": c.line,
                 "detail": c.detail,
+                **stat_columns(c),
             }
-            for stat, value in c.measured.items():
-                row[stat] = float(value)
-            for stat, want in c.expected.items():
-                row[f"{stat}_expected"] = str(want)
             out.append(row)
     return out
+
+
+def stat_columns(claim: ClaimResult) -> dict[str, Any]:
+    """A claim's statistics as columns (floats), then each threshold as `<stat>_expected`
+    (its text): the part of a row every table of claims shares."""
+    cols: dict[str, Any] = {stat: float(value) for stat, value in claim.measured.items()}
+    cols.update({f"{stat}_expected": str(want) for stat, want in claim.expected.items()})
+    return cols
 
 
 def to_pandas(reports: Sequence[Report]) -> Any:
