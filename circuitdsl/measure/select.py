@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -351,14 +352,13 @@ def _concrete(
     return dataclasses.replace(stmt, members=tuple(members), select=None)
 
 
-def materialise(
-    program: Program, adapter: ModelAdapter, *, device: str = "cpu", progress: Any = None
-) -> tuple[Program, list[Selection]]:
-    """The program with every selector replaced by the channels chosen on `adapter`."""
-    from circuitdsl.models.progress import current
+Declaration = ast.FeatureDecl | ast.FamilyDecl
 
-    p = progress if progress is not None else current()
-    selections: list[Selection] = []
+
+def _rewrite_selectors(program: Program, pick: Callable[[Declaration], Selection]) -> Program:
+    """The program with every selector replaced by the channels `pick` gives for its
+    declaration. The diagnostics of every declaration `pick` cannot choose for are
+    raised together, after the whole program was seen."""
     errors: list[Diagnostic] = []
     modules: dict[str, ast.Spec] = {}
     for path, spec in program.modules.items():
@@ -367,23 +367,39 @@ def materialise(
             if not isinstance(stmt, (ast.FeatureDecl, ast.FamilyDecl)) or stmt.select is None:
                 statements.append(stmt)
                 continue
-            sel = stmt.select
-            p.note(f"selecting {stmt.name.text} = {selector_text(sel)}")
             try:
-                chosen = dataclasses.replace(
-                    choose(adapter, sel, device=device), name=stmt.name.text
-                )
+                chosen = pick(stmt)
             except DiagnosticError as exc:
                 errors.extend(exc.diagnostics)
                 statements.append(stmt)
                 continue
-            selections.append(chosen)
-            statements.append(_concrete(stmt, sel, chosen))
+            statements.append(_concrete(stmt, stmt.select, chosen))
         modules[path] = dataclasses.replace(spec, statements=tuple(statements))
     if errors:
         raise DiagnosticError(errors)
     main = modules.get(program.main.path, program.main)
-    return Program(main, modules, dict(program.targets)), selections
+    return Program(main, modules, dict(program.targets))
+
+
+def materialise(
+    program: Program, adapter: ModelAdapter, *, device: str = "cpu", progress: Any = None
+) -> tuple[Program, list[Selection]]:
+    """The program with every selector replaced by the channels chosen on `adapter`."""
+    from circuitdsl.models.progress import current
+
+    p = progress if progress is not None else current()
+    selections: list[Selection] = []
+
+    def pick(stmt: Declaration) -> Selection:
+        assert stmt.select is not None
+        p.note(f"selecting {stmt.name.text} = {selector_text(stmt.select)}")
+        chosen = dataclasses.replace(
+            choose(adapter, stmt.select, device=device), name=stmt.name.text
+        )
+        selections.append(chosen)
+        return chosen
+
+    return _rewrite_selectors(program, pick), selections
 
 
 def selections_from_data(entries: list[dict[str, Any]]) -> list[Selection]:
@@ -418,29 +434,21 @@ def apply_selections(program: Program, selections: list[Selection]) -> Program:
     a model: how a report's circuit is drawn again (`circ render --report`). A selector
     with no choice among `selections` is a diagnostic (E300)."""
     by_name = {s.name: s for s in selections}
-    missing: list[Diagnostic] = []
-    modules: dict[str, ast.Spec] = {}
-    for path, spec in program.modules.items():
-        statements: list[ast.Statement] = []
-        for stmt in spec.statements:
-            if not isinstance(stmt, (ast.FeatureDecl, ast.FamilyDecl)) or stmt.select is None:
-                statements.append(stmt)
-                continue
-            chosen = by_name.get(stmt.name.text)
-            if chosen is None:
-                missing.append(
+
+    def pick(stmt: Declaration) -> Selection:
+        chosen = by_name.get(stmt.name.text)
+        if chosen is None:
+            assert stmt.select is not None
+            raise DiagnosticError(
+                [
                     Diagnostic(
                         d.E_USAGE,
                         f"the report does not say which channels `{stmt.name.text}` chose",
                         stmt.select.span,
                         help="check the spec again (`circ check SPEC -o report.json`)",
                     )
-                )
-                statements.append(stmt)
-                continue
-            statements.append(_concrete(stmt, stmt.select, chosen))
-        modules[path] = dataclasses.replace(spec, statements=tuple(statements))
-    if missing:
-        raise DiagnosticError(missing)
-    main = modules.get(program.main.path, program.main)
-    return Program(main, modules, dict(program.targets))
+                ]
+            )
+        return chosen
+
+    return _rewrite_selectors(program, pick)

@@ -56,6 +56,23 @@ def test_a_report_without_the_choices_is_a_diagnostic() -> None:
         circuit_for_report(spec, old)
 
 
+def test_a_selector_without_its_choice_is_a_diagnostic_at_the_selector() -> None:
+    """`apply_selections` with choices for some selectors only: the others are E300,
+    each at its own selector, all reported together."""
+    from circuitdsl.measure.select import apply_selections, materialise
+
+    text = SPEC + "family more(orientation: angle) = top 2 of conv1 by line() over orientation\n"
+    spec = circuitdsl.loads(text, "s.circ")
+    program, selections = materialise(spec.program, tuned_adapter())
+    assert [s.name for s in selections] == ["lines", "more"]
+    assert apply_selections(spec.program, selections) == program  # the same rewrite
+    with pytest.raises(DiagnosticError) as err:
+        apply_selections(spec.program, [])
+    found = err.value.diagnostics
+    assert [x.span.line for x in found if x.span is not None] == [2, 4]
+    assert all("does not say which channels" in x.message for x in found)
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` not installed")
 def test_cli_check_render_and_render_from_the_report_agree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
