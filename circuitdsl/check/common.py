@@ -126,8 +126,9 @@ def _row_percentiles(w: np.ndarray) -> np.ndarray:
     return pct
 
 
-def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
-    """`percentile` and `base_rate` of a claim whose handler reported a null distribution.
+def null_summaries(claims: Sequence[Claim], outcomes: Sequence[Outcome]) -> list[dict[str, float]]:
+    """`percentile` and `base_rate` of each claim whose handler reported a null
+    distribution (empty for the others).
 
     `percentile` = 100 x the share of the null values that the measured primary
     statistic (the first one with a threshold) matches or beats in the threshold's
@@ -135,13 +136,7 @@ def null_summary(claim: Claim, outcome: Outcome) -> dict[str, float]:
     as beaten); `base_rate` = the share of the null for which every threshold holds,
     i.e. how often the claim would pass for a source drawn at random among the
     target's inputs. Empty without a null, or when a threshold's statistic has no null
-    values. `null_summaries` computes the same for many claims at once.
-    """
-    return null_summaries([claim], [outcome])[0]
-
-
-def null_summaries(claims: Sequence[Claim], outcomes: Sequence[Outcome]) -> list[dict[str, float]]:
-    """`null_summary` of each (claim, outcome), computed in batch.
+    values.
 
     Thousands of claims each have a null of a few hundred values: the claims with the
     same thresholds, the same null statistics and the same null size are stacked into

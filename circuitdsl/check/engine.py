@@ -28,7 +28,6 @@ from circuitdsl.check.common import (
     Outcome,
     Unmeasurable,
     null_summaries,
-    null_summary,
     verdict,
 )
 from circuitdsl.check.context import Context, describe_exception
@@ -286,9 +285,6 @@ def _source(c: Claim, circuit: Circuit) -> str:
 
 
 def _result(c: Claim, circuit: Circuit, outcome: Outcome) -> ClaimResult:
-    if outcome.null is not None and outcome.status is None:
-        outcome.measured.update(null_summary(c, outcome))
-        outcome.null = None  # the tensors are not kept past the verdict
     status, expected, detail = verdict(c, outcome)
     return ClaimResult(
         id=c.id,
