@@ -10,7 +10,7 @@ and handlers read them as plain Python numbers.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -92,6 +92,22 @@ class Group(PairData):
             return row
         idx, co = draws
         return (row[idx] * co.to(row.dtype)).sum(dim=-1)
+
+    #: claims per batch of `channel_null_batches`: [128, C_src, kh, kw] floats at most
+    NULL_CHUNK = 128
+
+    def channel_null_batches(
+        self, edges: Sequence[int]
+    ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """The nulls of the edges whose source is a channel, in batches: (positions in
+        `edges`, ``[k, C_src, kh, kw]`` kernels into each one's target from every source
+        channel), `NULL_CHUNK` edges at a time. A direction source's drawn null is not
+        here (`null_kernels`)."""
+        picked = [p for p, i in enumerate(edges) if self.null_draws(i) is None]
+        for lo in range(0, len(picked), self.NULL_CHUNK):
+            chunk = picked[lo : lo + self.NULL_CHUNK]
+            rows = self.t_idx[torch.tensor([edges[p] for p in chunk])]
+            yield chunk, self.inputs[rows]
 
     def null_kernels(self, i: int) -> torch.Tensor:
         """[N, kh, kw]: the kernels into edge i's target from each null source."""

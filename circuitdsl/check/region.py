@@ -236,9 +236,6 @@ def _bucket(
         )
 
 
-_CHUNK = 128  # claims per batched null: [128, C_src, kh * kw] floats at most
-
-
 def _strongest_nulls(
     g: Group, edges: list[int], m: torch.Tensor, comp: torch.Tensor, cells: int, sign: torch.Tensor
 ) -> list[dict[str, torch.Tensor]]:
@@ -248,17 +245,14 @@ def _strongest_nulls(
     stacked and measured in one batch (chunked); a direction source's drawn null one by
     one."""
     out: list[dict[str, torch.Tensor] | None] = [None] * len(edges)
-    batched = [p for p, i in enumerate(edges) if g.null_draws(i) is None]
-    drawn = set(range(len(edges))) - set(batched)
-    for p in sorted(drawn):
-        kernels = g.null_kernels(edges[p]).flatten(1)[None] * sign[p]
-        out[p] = _null_stats(kernels, m, comp, cells)[0]
-    for lo in range(0, len(batched), _CHUNK):
-        chunk = batched[lo : lo + _CHUNK]
-        rows = g.t_idx[torch.tensor([edges[p] for p in chunk])]
-        w = g.inputs[rows].flatten(2) * sign[chunk][:, None, None]  # [k, C_src, cells]
+    for chunk, kernels in g.channel_null_batches(edges):
+        w = kernels.flatten(2) * sign[chunk][:, None, None]  # [k, C_src, cells]
         for p, stats in zip(chunk, _null_stats(w, m, comp, cells), strict=True):
             out[p] = stats
+    for p, i in enumerate(edges):
+        if out[p] is None:  # a direction source: its drawn null, one by one
+            kernels = g.null_kernels(i).flatten(1)[None] * sign[p]
+            out[p] = _null_stats(kernels, m, comp, cells)[0]
     return [o for o in out if o is not None]
 
 

@@ -72,9 +72,6 @@ def template(
     return (1 - d).clamp_min(0).to(torch.float32)
 
 
-_CHUNK = 128  # claims per batched null: [128, C_src, kh, kw] floats at most
-
-
 def _channel_nulls(
     g: Group,
     edges: list[int],
@@ -86,12 +83,8 @@ def _channel_nulls(
     """Position in `edges` -> (null correlations, null weight sums) for each edge whose
     source is a channel, whose null is every input of its target: one batched pearson
     over all of them (chunked) instead of one small call per claim."""
-    picked = [p for p, i in enumerate(edges) if g.null_draws(i) is None]
     out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for lo in range(0, len(picked), _CHUNK):
-        chunk = picked[lo : lo + _CHUNK]
-        rows = g.t_idx[torch.tensor([edges[p] for p in chunk])]
-        kernels = g.inputs[rows]  # [m, C_src, kh, kw]
+    for chunk, kernels in g.channel_null_batches(edges):
         sign = torch.where(negative[chunk], -1.0, 1.0).to(kernels.dtype)[:, None, None, None]
         part = (sign * crop(kernels, eh, ew)).clamp_min(0)
         corr = pearson(part, templates[chunk][:, None].expand_as(part))
