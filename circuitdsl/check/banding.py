@@ -95,6 +95,7 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
             ctx.memo[key] = (k, banding(k, direction))
         k, b = ctx.memo[key]
         h, w = k.shape[-2:]
+        mean = {f"mean into {layer}": k.detach().float().mean(dim=(0, 1)).tolist()}
         than = p.than
         if than is not None:
             other_key = ("banding", layer, str(than))
@@ -106,24 +107,12 @@ def _measure_all(claims: list[Claim], ctx: Context) -> list[Outcome]:
                 f"{direction} bands explain {fmt(b)} of the kernel variance into {layer}, "
                 f"{than} bands {fmt(o)}: {fmt(ratio)}x"
             )
-            mean_k = k.detach().float().mean(dim=(0, 1))
-            out.append(
-                Outcome(
-                    {"ratio": ratio, "banding": b, "other": o},
-                    detail,
-                    {f"mean into {layer}": mean_k.tolist()},
-                )
-            )
+            out.append(Outcome({"ratio": ratio, "banding": b, "other": o}, detail, mean))
             continue
         chance = ((h if direction == "horizontal" else w) - 1) / (h * w - 1)
         detail = (
             f"{direction} bands explain {fmt(b)} of the variance of {k.shape[0] * k.shape[1]} "
             f"{h}x{w} kernels into {layer} (random kernels: {fmt(chance)})"
         )
-        mean_k = k.detach().float().mean(dim=(0, 1))
-        out.append(
-            Outcome(
-                {"banding": b, "chance": chance}, detail, {f"mean into {layer}": mean_k.tolist()}
-            )
-        )
+        out.append(Outcome({"banding": b, "chance": chance}, detail, mean))
     return out
